@@ -1,0 +1,7 @@
+"""Data: image sets, their sources and the X_v1 / X_v2 split."""
+
+from gmv.data.imageset import ImageSet, concat
+from gmv.data.sources import SOURCES, load_images
+from gmv.data.split import Split, split_imageset, stratified_split
+
+__all__ = ["ImageSet", "concat", "SOURCES", "load_images", "Split", "split_imageset", "stratified_split"]

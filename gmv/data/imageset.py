@@ -1,0 +1,106 @@
+"""ImageSet: the one in-memory form of every image collection gmv handles.
+
+Pixels are uint8, N×H×W×C (C = 1 or 3), labels int64 (−1 where unknown), exactly the
+layout of the shared `.npz` format, so a set round-trips through `save_npz`/`load_npz`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from gmv.errors import GmvError
+from gmv.io import save_npz
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # uint8 N×H×W×C
+    labels: np.ndarray  # int64 N, −1 where unknown
+    class_names: list[str] | None = None
+    attributes: np.ndarray | None = None  # uint8 N×A in {0, 1} (CelebA)
+    attr_names: list[str] | None = None
+    name: str = "images"
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # other per-image arrays (identity, …)
+
+    def __post_init__(self):
+        images = np.asarray(self.images)
+        if images.ndim == 3:  # N×H×W grey
+            images = images[..., None]
+        if images.ndim != 4 or images.shape[-1] not in (1, 3):
+            raise GmvError(
+                f"{self.name}: images must be N×H×W×C with C = 1 or 3, got shape {tuple(images.shape)}"
+            )
+        if len(images) == 0:
+            raise GmvError(f"{self.name}: the image set is empty")
+        if images.dtype != np.uint8:
+            raise GmvError(f"{self.name}: images must be uint8 pixels 0–255, got {images.dtype}")
+        self.images = images
+        labels = np.full(len(images), -1, np.int64) if self.labels is None else np.asarray(self.labels, np.int64)
+        if labels.shape != (len(images),):
+            raise GmvError(f"{self.name}: {len(labels)} labels for {len(images)} images")
+        self.labels = labels
+        if self.attributes is not None and len(self.attributes) != len(images):
+            raise GmvError(f"{self.name}: {len(self.attributes)} attribute rows for {len(images)} images")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, C)."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> "ImageSet":
+        index = np.asarray(index)
+        return replace(
+            self,
+            images=self.images[index],
+            labels=self.labels[index],
+            attributes=None if self.attributes is None else self.attributes[index],
+            extras={k: v[index] for k, v in self.extras.items()},
+            name=name or self.name,
+        )
+
+    def to_float(self) -> np.ndarray:
+        """float32 N×C×H×W in [−1, 1], the generators' input range."""
+        return self.images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+
+    @classmethod
+    def from_float(cls, x: np.ndarray, labels: np.ndarray | None = None, name: str = "generated") -> "ImageSet":
+        """From float N×C×H×W in [−1, 1] (a generator's output)."""
+        x = np.asarray(x, dtype=np.float32)
+        pixels = np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        return cls(pixels, labels, name=name)
+
+    def save_npz(self, path: str | Path) -> Path:
+        arrays = {"images": self.images, "labels": self.labels, **self.extras}
+        if self.class_names is not None:
+            arrays["class_names"] = np.asarray(self.class_names)
+        if self.attributes is not None:
+            arrays["attributes"] = self.attributes
+            arrays["attr_names"] = np.asarray(self.attr_names)
+        return save_npz(path, **arrays)
+
+
+def concat(sets: list[ImageSet], name: str) -> ImageSet:
+    """Stack image sets of one shape into one (attributes kept only when all have them)."""
+    shapes = {s.shape for s in sets}
+    if len(shapes) != 1:
+        raise GmvError(
+            f"cannot combine image sets of different shapes {sorted(shapes)}: "
+            "resize them to one size first (e.g. the data source's `image_size` option)"
+        )
+    attrs = None
+    if all(s.attributes is not None for s in sets):
+        attrs = np.concatenate([s.attributes for s in sets])
+    return ImageSet(
+        np.concatenate([s.images for s in sets]),
+        np.concatenate([s.labels for s in sets]),
+        class_names=sets[0].class_names,
+        attributes=attrs,
+        attr_names=sets[0].attr_names if attrs is not None else None,
+        name=name,
+    )
