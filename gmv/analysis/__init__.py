@@ -1,0 +1,40 @@
+"""The paper's three checks of a valuation (heavy libraries are imported only when used).
+
+* RA1 (:mod:`gmv.analysis.ra1`): generated data lie nearer the trained-on half X_v1
+  than the held-out half X_v2 — nearest-neighbour distances and a t-SNE map.
+* RA2 (:mod:`gmv.analysis.ra2`): values of X_v1 exceed those of X_v2 — one-sided
+  Welch t-test (the paper's Table 1) with AUROC, Mann–Whitney, Cohen's d, bootstrap CI.
+* RA3 (:mod:`gmv.analysis.ra3`): the highest-value training images look like their
+  matched generated images, the lowest-value ones do not — galleries and distances.
+"""
+
+from gmv.analysis.ra1 import exact_knn, nearest_neighbour_distances, tsne_figure
+from gmv.analysis.ra2 import (
+    bootstrap_diff_ci,
+    cohens_d,
+    format_table1,
+    membership_stats,
+    table1_rows,
+    value_histogram,
+    welch_one_sided,
+    write_table1,
+)
+from gmv.analysis.ra3 import extremes, gallery, nearest_generated, ra3_report
+
+__all__ = [
+    "bootstrap_diff_ci",
+    "cohens_d",
+    "exact_knn",
+    "extremes",
+    "format_table1",
+    "gallery",
+    "membership_stats",
+    "nearest_generated",
+    "nearest_neighbour_distances",
+    "ra3_report",
+    "table1_rows",
+    "tsne_figure",
+    "value_histogram",
+    "welch_one_sided",
+    "write_table1",
+]

@@ -1,0 +1,340 @@
+"""BigGAN as a Lightning module: hinge loss, n_dis discriminator updates per generator update,
+optional DiffAugment, an EMA copy of the generator for sampling.
+
+    module = BigGAN(n_classes=10, image_size=32, channels=3, preset="cifar10")
+
+Presets
+- `cifar10`: StudioGAN's CIFAR-10 BigGAN — G width 96 (three 384-channel up-blocks 4×4 → 32×32,
+  ≈ 9.4M parameters), D width 96 (four 192-channel blocks, ≈ 2.4M), z 80 in 4 chunks of 20, shared
+  class embedding 128, attention after G block 2 / D block 1, batch 64, Adam 2e-4 / 2e-4 with betas
+  (0.5, 0.999) and eps 1e-6, n_dis 5, EMA decay 0.9999 from generator iteration 1,000, 100k
+  generator iterations, no DiffAugment.
+- `tiny`: the same architecture with 32-channel blocks, z 60, n_dis 2, batch 32, EMA 0.99 from the
+  first iteration: CPU smoke runs (about 1–2 s per generator iteration on one core).
+
+Training (manual optimisation). Each `training_step` receives one real batch (x, y) and updates D
+once on it, with fakes from labels drawn uniformly at random; every n_dis-th step then updates G
+once, so one generator iteration consumes n_dis real batches, as in StudioGAN. After each G update
+the EMA generator is updated (before iteration `ema_start` it is a plain copy of G) and
+`self.iteration` advances. All randomness (z, fake labels, DiffAugment) comes from torch's global
+RNG, so a restored RNG state reproduces a run.
+
+BatchNorm statistics of the EMA generator. After every EMA update its buffers (BatchNorm running
+statistics, spectral-norm power-iteration vectors) are *copied* from G, as StudioGAN does. At
+sampling time `generate` then replaces the BatchNorm statistics by *standing statistics* (BigGAN
+paper, appendix): the EMA generator is run in training mode on `standing_stats` batches of
+`batch_size` samples (z and uniformly random labels from a private RNG with a fixed seed), and the
+running means/variances become the plain average over those batches. They are recomputed lazily,
+once after each EMA change, and are deterministic, so `generate` stays a pure function of the
+weights and the caller's `torch.Generator`. `standing_stats = 0` keeps the copied statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gmv.errors import GmvError
+from gmv.generators.base import GeneratorModule, resolve_preset
+from gmv.models.biggan import (
+    IMAGE_SIZES,
+    Discriminator,
+    Generator,
+    G_CHANNELS,
+    D_CHANNELS,
+    num_d_blocks,
+    num_g_blocks,
+)
+from gmv.models.diffaugment import diff_augment, parse_policy
+
+STANDING_STATS_SEED = 0  # seed of the private RNG that draws the standing-statistics samples
+GENERATE_CHUNK = 256  # images per forward pass in `generate`
+
+
+@dataclass(frozen=True)
+class BigGANConfig:
+    # architecture
+    g_width: int = 96  # G channel unit "ch" (32×32: every G block has 4·ch channels)
+    d_width: int = 96  # D channel unit (32×32: every D block has 2·ch channels)
+    z_dim: int = 80  # latent size; split into (number of G blocks + 1) equal chunks
+    shared_dim: int = 128  # shared class embedding, concatenated with each z chunk
+    g_attn_block: int = 2  # self-attention after this G block (1-based; 0 = none)
+    d_attn_block: int = 1  # self-attention after this D block (1-based; 0 = none)
+    # optimisation
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    adam_eps: float = 1e-6
+    n_dis: int = 5  # D updates (= real batches) per G update
+    batch_size: int = 64  # real batch size the data loader should use; fakes match the real batch
+    diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" = none
+    max_iterations: int = 100_000  # G iterations the preset is tuned for (the harness decides)
+    # EMA generator
+    ema_decay: float = 0.9999
+    ema_start: int = 1000  # G iterations before the EMA starts averaging (until then it copies G)
+    standing_stats: int = 16  # batches for the EMA G's standing BN statistics; 0 = copy G's
+
+
+PRESETS: dict[str, BigGANConfig] = {
+    "cifar10": BigGANConfig(),
+    "tiny": BigGANConfig(
+        g_width=8,  # 32 channels per G block at 32×32 (G ≈ 0.1M parameters)
+        d_width=16,  # 32 channels per D block at 32×32 (D ≈ 0.07M parameters)
+        z_dim=60,  # chunks divide evenly for 16–128 pixels (3–6 chunks)
+        shared_dim=64,
+        n_dis=2,
+        batch_size=32,
+        max_iterations=500,
+        ema_decay=0.99,
+        ema_start=0,
+        standing_stats=8,
+    ),
+}
+
+_INT_FIELDS = ("g_width", "d_width", "z_dim", "shared_dim", "g_attn_block", "d_attn_block", "n_dis",
+               "batch_size", "max_iterations", "ema_start", "standing_stats")
+_FLOAT_FIELDS = ("lr_g", "lr_d", "adam_eps", "ema_decay")
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers (Hydra passes ListConfig for `betas`) → plain Python values."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - hydra-core is a dependency
+        pass
+    return value
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise GmvError(f"BigGAN setting {name} must be an integer, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise GmvError(f"BigGAN setting {name} must be an integer, got {value!r}") from None
+    if not number.is_integer():
+        raise GmvError(f"BigGAN setting {name} must be an integer, got {value!r}")
+    return int(number)
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise GmvError(f"BigGAN setting {name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise GmvError(f"BigGAN setting {name} must be a number, got {value!r}") from None
+
+
+def check_config(cfg: BigGANConfig, image_size: int) -> BigGANConfig:
+    """Coerce types and reject settings the architecture or the training loop cannot use."""
+    changes: dict[str, Any] = {f: _as_int(f, getattr(cfg, f)) for f in _INT_FIELDS}
+    changes.update({f: _as_float(f, getattr(cfg, f)) for f in _FLOAT_FIELDS})
+    betas = cfg.betas
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+        raise GmvError(f"BigGAN setting betas must be two numbers (beta1, beta2), got {betas!r}")
+    changes["betas"] = tuple(_as_float("betas", b) for b in betas)
+    changes["diffaug"] = ",".join(parse_policy(cfg.diffaug))
+    cfg = dataclasses.replace(cfg, **changes)
+
+    if image_size not in IMAGE_SIZES:
+        raise GmvError(f"BigGAN cannot make {image_size}×{image_size} images; valid image sizes are "
+                       f"{', '.join(map(str, IMAGE_SIZES))} (resize the data, e.g. image_size=32)")
+    n_g, n_d = num_g_blocks(image_size), num_d_blocks(image_size)
+    for name in ("g_width", "d_width", "z_dim", "shared_dim", "batch_size", "n_dis"):
+        if getattr(cfg, name) < 1:
+            raise GmvError(f"BigGAN setting {name} must be ≥ 1, got {getattr(cfg, name)}")
+    if cfg.z_dim % (n_g + 1):
+        suggestion = (n_g + 1) * max(1, round(cfg.z_dim / (n_g + 1)))
+        raise GmvError(f"BigGAN z_dim {cfg.z_dim} must split evenly into {n_g + 1} chunks at "
+                       f"{image_size}×{image_size} ({n_g} G blocks + 1); e.g. z_dim={suggestion}")
+    if not 0 <= cfg.g_attn_block <= n_g:
+        raise GmvError(f"BigGAN g_attn_block must be 0 (none) or a G block 1…{n_g} at "
+                       f"{image_size}×{image_size}, got {cfg.g_attn_block}")
+    if not 0 <= cfg.d_attn_block <= n_d:
+        raise GmvError(f"BigGAN d_attn_block must be 0 (none) or a D block 1…{n_d} at "
+                       f"{image_size}×{image_size}, got {cfg.d_attn_block}")
+    if cfg.g_attn_block and G_CHANNELS[image_size][cfg.g_attn_block] * cfg.g_width < 8:
+        raise GmvError(f"BigGAN g_width {cfg.g_width} is too narrow for self-attention (needs ≥ 8 channels)")
+    if cfg.d_attn_block and D_CHANNELS[image_size][cfg.d_attn_block - 1] * cfg.d_width < 8:
+        raise GmvError(f"BigGAN d_width {cfg.d_width} is too narrow for self-attention (needs ≥ 8 channels)")
+    if cfg.lr_g <= 0 or cfg.lr_d <= 0 or cfg.adam_eps <= 0:
+        raise GmvError(f"BigGAN lr_g, lr_d and adam_eps must be > 0, got {cfg.lr_g}, {cfg.lr_d}, {cfg.adam_eps}")
+    if not all(0.0 <= b < 1.0 for b in cfg.betas):
+        raise GmvError(f"BigGAN betas must lie in [0, 1), got {cfg.betas}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise GmvError(f"BigGAN ema_decay must lie in [0, 1), got {cfg.ema_decay}")
+    for name in ("ema_start", "standing_stats", "max_iterations"):
+        if getattr(cfg, name) < 0:
+            raise GmvError(f"BigGAN setting {name} must be ≥ 0, got {getattr(cfg, name)}")
+    return cfg
+
+
+class BigGAN(GeneratorModule):
+    """Class-conditional BigGAN (n_classes = 1: unconditional) trained with the hinge loss."""
+
+    def __init__(self, n_classes: int, image_size: int, channels: int, preset: str = "tiny", **overrides: Any):
+        super().__init__(n_classes, image_size, channels)
+        overrides = {k: _plain(v) for k, v in overrides.items()}
+        if "betas" in overrides and isinstance(overrides["betas"], list):
+            overrides["betas"] = tuple(overrides["betas"])
+        self.config = check_config(resolve_preset(preset, PRESETS, overrides, "BigGAN"), int(image_size))
+        # plain values only, so `load_from_checkpoint` rebuilds the same module
+        self.save_hyperparameters({"n_classes": int(n_classes), "image_size": int(image_size),
+                                   "channels": int(channels), "preset": str(preset), **overrides})
+        self.automatic_optimization = False
+        cfg = self.config
+
+        self.generator = Generator(n_classes, image_size, channels, cfg.g_width, cfg.z_dim,
+                                   cfg.shared_dim, cfg.g_attn_block)
+        self.discriminator = Discriminator(n_classes, image_size, channels, cfg.d_width, cfg.d_attn_block)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        # D updates so far; G updates when it reaches a multiple of n_dis (saved for exact resume)
+        self.register_buffer("_d_updates", torch.zeros((), dtype=torch.long), persistent=True)
+        self._augment_policy = parse_policy(cfg.diffaug)
+        self._standing_stats_fresh = False
+
+    # --- sampling -------------------------------------------------------------------------------
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    @property
+    def z_chunk(self) -> int:
+        return self.generator.z_chunk
+
+    def _sample_latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """z ~ N(0, I) and uniformly random class ids, from torch's global RNG."""
+        z = torch.randn(n, self.config.z_dim, device=self.device)
+        y = torch.randint(0, self.n_classes, (n,), device=self.device)
+        return z, y
+
+    @torch.inference_mode()
+    def generate(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Images float32 N×C×H×W in [−1, 1] (on the module's device) from the EMA generator.
+
+        z is drawn from `generator` (on its own device), so equal generator states give equal images.
+        """
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise GmvError(f"labels must be class ids in [0, {self.n_classes}), got values "
+                           f"{int(labels.min())}…{int(labels.max())}")
+        z = torch.randn(len(labels), self.config.z_dim, generator=generator, device=generator.device)
+        g = self.generator_ema
+        was_training = g.training
+        self._refresh_standing_stats()
+        g.eval()
+        out = [
+            g(z[i : i + GENERATE_CHUNK].to(self.device), labels[i : i + GENERATE_CHUNK].to(self.device)).float()
+            for i in range(0, len(labels), GENERATE_CHUNK)
+        ]
+        g.train(was_training)  # Lightning expects the module's modes unchanged
+        if not out:
+            return torch.empty(0, self.channels, self.image_size, self.image_size, device=self.device)
+        return torch.cat(out).clamp_(-1.0, 1.0)
+
+    def _refresh_standing_stats(self) -> None:
+        """Recompute the EMA generator's BatchNorm statistics as an average over fresh samples."""
+        n_batches = self.config.standing_stats
+        if self._standing_stats_fresh or n_batches == 0:
+            return
+        g = self.generator_ema
+        norms = [m for m in g.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        rng = torch.Generator(device=self.device).manual_seed(STANDING_STATS_SEED)
+        with torch.inference_mode(False), torch.no_grad():
+            g.eval()  # spectral norm stays in eval mode: no power iteration on the EMA weights
+            momenta = []
+            for bn in norms:
+                momenta.append(bn.momentum)
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative average over the batches below
+                bn.train()
+            for _ in range(n_batches):
+                n = self.config.batch_size
+                z = torch.randn(n, self.config.z_dim, generator=rng, device=self.device)
+                y = torch.randint(0, self.n_classes, (n,), generator=rng, device=self.device)
+                g(z, y)
+            for bn, momentum in zip(norms, momenta):
+                bn.momentum = momentum
+            g.eval()
+        self._standing_stats_fresh = True
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """EMA of G's parameters (a plain copy before `ema_start`); buffers are copied."""
+        averaging = self.iteration >= self.config.ema_start
+        decay = self.config.ema_decay
+        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            if averaging:
+                p_ema.lerp_(p, 1.0 - decay)  # p_ema ← decay·p_ema + (1 − decay)·p
+            else:
+                p_ema.copy_(p)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+        self._standing_stats_fresh = False
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._standing_stats_fresh = False
+
+    # --- training -------------------------------------------------------------------------------
+
+    def _labels(self, y: torch.Tensor) -> torch.Tensor:
+        if self.n_classes == 1:
+            return torch.zeros_like(y, dtype=torch.long)
+        return y.long()
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self._augment_policy) if self._augment_policy else x
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        x_real, y_real = batch[0], self._labels(batch[1])
+        n = x_real.shape[0]
+        opt_g, opt_d = self.optimizers()
+
+        # discriminator: hinge loss  E[relu(1 − D(x))] + E[relu(1 + D(G(z)))]
+        self.discriminator.requires_grad_(True)
+        with torch.no_grad():
+            z, y_fake = self._sample_latents(n)
+            x_fake = self.generator(z, y_fake)
+        logits = self.discriminator(self._augment(torch.cat([x_real, x_fake])), torch.cat([y_real, y_fake]))
+        d_real, d_fake = logits[:n], logits[n:]
+        d_loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self._d_updates += 1
+        self.log_dict({"d_loss": d_loss.detach(), "d_real": d_real.detach().mean(),
+                       "d_fake": d_fake.detach().mean()}, prog_bar=True, batch_size=n)
+        self.log("lr_d", opt_d.param_groups[0]["lr"], batch_size=n)
+
+        if int(self._d_updates) % self.config.n_dis:
+            return
+
+        # generator: −E[D(G(z))], D frozen
+        self.discriminator.requires_grad_(False)
+        z, y_fake = self._sample_latents(n)
+        g_loss = -self.discriminator(self._augment(self.generator(z, y_fake)), y_fake).mean()
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.discriminator.requires_grad_(True)
+        self._update_ema()
+        self._advance_iteration()
+        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=n)
+        self.log("lr_g", opt_g.param_groups[0]["lr"], batch_size=n)
+        self.log("iteration", float(self.iteration), batch_size=n)
+
+    def configure_optimizers(self):
+        cfg = self.config
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas, eps=cfg.adam_eps)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas, eps=cfg.adam_eps)
+        return [opt_g, opt_d]

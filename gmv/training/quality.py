@@ -1,0 +1,153 @@
+"""Sample quality: Fréchet distances between feature sets, and Inception FID/KID when available.
+
+- `frechet_distance(a, b)`: ‖μa − μb‖² + tr(Σa + Σb − 2 (Σa Σb)^½) of the Gaussians fitted to
+  two feature sets (float64; sample covariances with ddof = 1).
+- `embedding_fd(real, fake, label)`: {"fd_<label>": …} for any embedding gmv computes.
+- `inception_fid(real, fake)`: FID and KID with torchmetrics' Inception-v3 (torch-fidelity's
+  TF-compatible port). Works offline only: it needs the `torch-fidelity` package and the
+  weights file already in the torch hub cache; without either it says so in one line and
+  returns None (it never downloads).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from gmv.data.imageset import ImageSet
+from gmv.errors import GmvError
+
+#: the file torch-fidelity's FeatureExtractorInceptionV3 downloads into `<torch hub>/checkpoints/`
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+def _as_features(x: Any, what: str) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise GmvError(f"{what}: features must be an N×D array, got shape {x.shape}")
+    if len(x) < 2:
+        raise GmvError(f"{what}: need at least 2 feature vectors to fit a Gaussian, got {len(x)}")
+    if not np.all(np.isfinite(x)):
+        raise GmvError(f"{what}: features contain NaN or inf")
+    return x
+
+
+def frechet_distance(feats_a, feats_b, eps: float = 1e-6) -> float:
+    """Fréchet distance between Gaussians fitted to two N×D feature sets (1-D input = D of 1).
+
+    The matrix square root is scipy's `sqrtm`; if it is not finite (near-singular covariances,
+    e.g. fewer samples than dimensions) both covariances get `eps` added to the diagonal, and
+    a numerically complex result keeps its real part (an error if the imaginary part is large).
+    """
+    a = _as_features(feats_a, "frechet_distance (first set)")
+    b = _as_features(feats_b, "frechet_distance (second set)")
+    if a.shape[1] != b.shape[1]:
+        raise GmvError(f"frechet_distance: feature dimensions differ ({a.shape[1]} vs {b.shape[1]})")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    diff = mu_a - mu_b
+
+    def _sqrtm(m: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "matrix is singular" — handled below
+            out = scipy.linalg.sqrtm(m)
+        return np.asarray(out[0] if isinstance(out, tuple) else out)
+
+    covmean = _sqrtm(cov_a @ cov_b)
+    if not np.all(np.isfinite(covmean)):
+        offset = np.eye(len(cov_a)) * eps
+        covmean = _sqrtm((cov_a + offset) @ (cov_b + offset))
+    if np.iscomplexobj(covmean):
+        imag = np.abs(np.diagonal(covmean).imag).max()
+        scale = max(1.0, np.abs(np.diagonal(covmean).real).max())
+        if imag > 1e-3 * scale:
+            raise GmvError(
+                f"frechet_distance: the covariance square root has a large imaginary part ({imag:.3g}); "
+                "the features are degenerate (use more samples than feature dimensions)"
+            )
+        covmean = covmean.real
+    fd = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+    return max(fd, 0.0)  # rounding can leave a tiny negative number for identical sets
+
+
+def embedding_fd(real_feats, fake_feats, label: str) -> dict[str, float]:
+    """{"fd_<label>": Fréchet distance} between real and generated embeddings."""
+    key = re.sub(r"[^0-9A-Za-z_]+", "_", str(label)).strip("_") or "features"
+    return {f"fd_{key}": frechet_distance(real_feats, fake_feats)}
+
+
+def inception_weights_path() -> Path:
+    """Where torch-fidelity keeps its Inception weights (the torch hub cache; nothing is fetched)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+
+
+def _fidelity_available() -> bool:
+    """Whether `torch-fidelity` (torchmetrics' Inception-v3 backend) is installed."""
+    return importlib.util.find_spec("torch_fidelity") is not None
+
+
+def _skip(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _uint8_nchw(s: ImageSet):
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(s.images.transpose(0, 3, 1, 2)))
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def inception_fid(real: ImageSet, fake: ImageSet, batch_size: int = 100, device: str | None = None,
+                  weights_path: str | Path | None = None, kid_subsets: int = 100,
+                  kid_subset_size: int = 1000) -> dict[str, float] | None:
+    """FID and KID (Inception-v3 pool features, 2048-D) between two image sets, or None (with a
+    one-line message) when `torch-fidelity` or the Inception weights are not available locally.
+
+    Returns {"fid", "kid_mean", "kid_std", "n_real", "n_fake"}. Grey images are repeated to RGB.
+    """
+    if not isinstance(real, ImageSet) or not isinstance(fake, ImageSet):
+        raise GmvError("inception_fid compares two ImageSets")
+    if not _fidelity_available():
+        _skip("torch-fidelity is not installed (pip install torch-fidelity); skipping FID/KID")
+        return None
+    path = Path(weights_path) if weights_path is not None else inception_weights_path()
+    if not path.is_file():
+        _skip(f"Inception weights not found at {path}; skipping FID/KID")
+        return None
+    if len(real) < 2 or len(fake) < 2:
+        raise GmvError(f"inception_fid needs ≥ 2 images per set, got {len(real)} real and {len(fake)} generated")
+
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    fid = FrechetInceptionDistance(feature=2048, normalize=False, feature_extractor_weights_path=str(path))
+    kid = KernelInceptionDistance(feature=fid.inception, subsets=int(kid_subsets),
+                                  subset_size=int(min(kid_subset_size, len(real), len(fake))))
+    fid, kid = fid.to(dev), kid.to(dev)
+    with torch.inference_mode():
+        for images, is_real in ((real, True), (fake, False)):
+            x_all = _uint8_nchw(images)
+            for start in range(0, len(x_all), batch_size):
+                x = x_all[start:start + batch_size].to(dev)
+                fid.update(x, real=is_real)
+                kid.update(x, real=is_real)
+        fid_value = float(fid.compute())
+        kid_mean, kid_std = kid.compute()
+    return {"fid": fid_value, "kid_mean": float(kid_mean), "kid_std": float(kid_std),
+            "n_real": len(real), "n_fake": len(fake)}

@@ -1,0 +1,264 @@
+"""Embedders: images (uint8 N×H×W×C) → float32 N×D features, batched, cached on disk.
+
+- `pixels`          raw pixels in [0, 1], flattened (D = H·W·C).
+- `vgg16`           the paper's: torchvision VGG-16 with ImageNet weights from the local torch cache
+                    or a given file; layer `fc7` (4096-d, default), `fc6` (4096-d) or `pool5`
+                    (512-d, global-average-pooled conv features); input resized to `image_size`
+                    (224 as in ImageNet training; use the native 32 on CPU — see README for speeds).
+- `resnet20_cifar`  the CIFAR-10 ResNet-20's 64-d pooled features; weights file by path.
+- any `torch.nn.Module` via a Hydra `_target_` config (`build_embedder({"_target_": ...})`).
+
+Every torch embedder normalises with ImageNet mean/std after scaling to [0, 1] and repeats grey
+images to 3 channels, runs under `torch.inference_mode` with a progress bar, and checks that
+the features are finite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from gmv.errors import GmvError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VGG16_FILE = "vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
+VGG16_LAYERS = {"fc7": 4096, "fc6": 4096, "pool5": 512}
+
+
+class Embedder:
+    """Base: subclasses implement `_forward` on a float batch B×C×H×W in [0, 1]."""
+
+    name = "embedder"
+
+    def __init__(self, batch_size: int = 256, progress: bool = True):
+        self.batch_size = int(batch_size)
+        self.progress = progress
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that determines the features (the cache key)."""
+        return {"name": self.name}
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def dim(self, image_shape: tuple[int, int, int]) -> int:
+        """Embedding dimension for images of shape (H, W, C), from one dummy forward."""
+        with torch.inference_mode():
+            return int(self._forward(torch.zeros(1, image_shape[2], *image_shape[:2])).shape[1])
+
+    def __call__(self, images: np.ndarray, desc: str = "embed") -> np.ndarray:
+        if images.ndim != 4 or images.dtype != np.uint8:
+            raise GmvError(f"embedder input must be uint8 N×H×W×C, got {images.dtype} {images.shape}")
+        out = []
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(images), self.batch_size), desc=f"{desc} ({self.name})",
+                              unit="batch", disable=not self.progress, leave=False):
+                x = torch.from_numpy(images[start : start + self.batch_size]).permute(0, 3, 1, 2)
+                out.append(self._forward(x.float().div_(255.0)).float().cpu().numpy())
+        feats = np.concatenate(out).astype(np.float32, copy=False)
+        if not np.isfinite(feats).all():
+            bad = int((~np.isfinite(feats).all(axis=1)).sum())
+            raise GmvError(f"{self.name} produced non-finite embeddings for {bad} of {len(feats)} images "
+                           f"({desc}); check the embedder weights and the input pixels")
+        return feats
+
+
+class PixelEmbedder(Embedder):
+    name = "pixels"
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+class TorchEmbedder(Embedder):
+    """A network with ImageNet-style input handling (3 channels, mean/std, optional resize)."""
+
+    def __init__(self, network: nn.Module, image_size: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 channels_last: bool = True, batch_size: int = 256, progress: bool = True):
+        super().__init__(batch_size, progress)
+        self.network = network.eval()
+        for p in self.network.parameters():
+            p.requires_grad_(False)
+        self.image_size = image_size
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        self.channels_last = channels_last
+        if channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._features(x).flatten(1)
+
+
+class VGG16Embedder(TorchEmbedder):
+    """The paper's VGG-16 features. `weights`: a file path, or None for the torch hub cache."""
+
+    name = "vgg16"
+
+    def __init__(self, layer: str = "fc7", image_size: int | None = 224, weights: str | None = None,
+                 pretrained: bool = True, **kw):
+        from torchvision.models import vgg16
+
+        if layer not in VGG16_LAYERS:
+            raise GmvError(f"unknown vgg16 layer {layer!r}; choose one of {', '.join(VGG16_LAYERS)}")
+        with torch.random.fork_rng():  # random weights (pretrained=false) stay reproducible for caching
+            torch.manual_seed(0)
+            net = vgg16(weights=None)
+        self.weights_file = None
+        if pretrained:
+            path = Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+            if not path.is_file():
+                raise GmvError(
+                    f"VGG-16 ImageNet weights not found at {path}. Download {VGG16_FILE} (torchvision's "
+                    "VGG16_Weights.IMAGENET1K_V1) into the torch hub cache on a machine with network "
+                    "(`python -c \"import torchvision; torchvision.models.vgg16(weights='IMAGENET1K_V1')\"`) "
+                    "or pass its path as embedder.weights; `pretrained: false` runs with random weights (tests only)")
+            net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+            self.weights_file = str(path)
+        self.layer = layer
+        self.pretrained = pretrained
+        super().__init__(net, image_size=image_size, **kw)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.network
+        h = net.features(x)  # B×512×H/32×W/32
+        if self.layer == "pool5":
+            return h.mean(dim=(2, 3))  # B×512
+        h = torch.flatten(net.avgpool(h), 1)  # B×25088
+        h = net.classifier[1](net.classifier[0](h))  # fc6 + ReLU: B×4096
+        if self.layer == "fc6":
+            return h
+        return net.classifier[4](net.classifier[3](net.classifier[2](h)))  # dropout(eval)=id, fc7 + ReLU
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"name": self.name, "layer": self.layer, "image_size": self.image_size,
+                "weights": _file_id(self.weights_file) if self.pretrained else "random-seed0"}
+
+
+class ResNet20Embedder(TorchEmbedder):
+    """64-d pooled features of the CIFAR-10 ResNet-20 (weights file required)."""
+
+    name = "resnet20_cifar"
+
+    def __init__(self, weights: str | None = None, image_size: int | None = 32, **kw):
+        from gmv.models.resnet20_cifar import load_resnet20
+
+        if not weights or not Path(weights).is_file():
+            raise GmvError(f"resnet20_cifar needs its weights file; not found: {weights!r} "
+                           "(e.g. ../shared/data/cifar10_resnet20-12fca82f.th, or train one yourself)")
+        self.weights_file = str(weights)
+        super().__init__(load_resnet20(weights), image_size=image_size, **kw)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.features(x)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"name": self.name, "image_size": self.image_size, "weights": _file_id(self.weights_file)}
+
+
+class ModuleEmbedder(TorchEmbedder):
+    """Any nn.Module whose forward maps B×3×H×W (normalised) to B×D (or B×… flattened)."""
+
+    name = "module"
+
+    def __init__(self, module: nn.Module, fingerprint: Mapping[str, Any], **kw):
+        super().__init__(module, **kw)
+        self._fp = dict(fingerprint)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"name": self.name, **self._fp}
+
+
+def _file_id(path: str | None) -> str:
+    """A cheap identity for a weights file: size + hash of its first and last MiB."""
+    if path is None:
+        return "none"
+    p = Path(path)
+    h = hashlib.sha256(str(p.stat().st_size).encode())
+    with open(p, "rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(max(0, p.stat().st_size - (1 << 20)))
+        h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+EMBEDDERS = {"pixels": PixelEmbedder, "vgg16": VGG16Embedder, "resnet20_cifar": ResNet20Embedder}
+
+
+def build_embedder(spec: str | Mapping[str, Any] | Embedder = "pixels", **options) -> Embedder:
+    """An embedder from a name plus options, a config mapping (`name:` or Hydra `_target_:`), or itself."""
+    if isinstance(spec, Embedder):
+        return spec
+    if isinstance(spec, Mapping):
+        cfg = dict(spec)
+        cfg.update(options)
+        if "_target_" in cfg:
+            from hydra.utils import instantiate
+
+            wrapper = {k: cfg.pop(k) for k in ("image_size", "batch_size", "progress", "channels_last")
+                       if k in cfg}
+            fp = {k: str(v) for k, v in cfg.items()}
+            module = instantiate(cfg)
+            if isinstance(module, Embedder):
+                return module
+            if not isinstance(module, nn.Module):
+                raise GmvError(f"embedder _target_ {cfg['_target_']} built a {type(module).__name__}, "
+                               "not a torch.nn.Module")
+            return ModuleEmbedder(module, fp, **wrapper)
+        name = cfg.pop("name", None)
+        if name is None:
+            raise GmvError("an embedder config needs `name:` (pixels, vgg16, resnet20_cifar) or `_target_:`")
+        return build_embedder(name, **cfg)
+    if spec not in EMBEDDERS:
+        raise GmvError(f"unknown embedder {spec!r}; choose one of {', '.join(EMBEDDERS)} "
+                       "or give a Hydra `_target_` for a torch.nn.Module")
+    return EMBEDDERS[spec](**options)
+
+
+def images_digest(images: np.ndarray) -> str:
+    h = hashlib.sha256(str((images.shape, str(images.dtype))).encode())
+    h.update(np.ascontiguousarray(images).data)
+    return h.hexdigest()[:24]
+
+
+def embed_cached(embedder: Embedder, images: np.ndarray, cache_dir: str | Path | None, desc: str = "embed"):
+    """Embed `images`, reusing `cache_dir/embeddings/<key>.npy` keyed by (pixels, embedder fingerprint).
+
+    Returns (features, reused: bool).
+    """
+    if cache_dir is None:
+        return embedder(images, desc=desc), False
+    from gmv.io import atomic_path
+
+    key_src = json.dumps({"images": images_digest(images), "embedder": embedder.fingerprint()}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+    path = Path(cache_dir) / "embeddings" / f"{embedder.name}-{key}.npy"
+    if path.is_file():
+        feats = np.load(path)
+        if feats.shape[0] == len(images):
+            return feats, True
+    feats = embedder(images, desc=desc)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, feats)
+    return feats, False

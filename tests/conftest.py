@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout (CI has it); tests that need it skip cleanly without it."""
+    if not (SHARED / "cifar10_train_2000pc.npz").is_file():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
+
+
+def clustered(n: int, d: int, n_clusters: int, seed: int, spread: float = 3.0) -> np.ndarray:
+    """Gaussian blobs: unit-variance noise around centres drawn with `spread` standard deviation."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, spread, (n_clusters, d))
+    return (centres[rng.integers(0, n_clusters, n)] + rng.normal(size=(n, d))).astype(np.float32)

@@ -1,0 +1,301 @@
+"""RA1–RA3 analysis: statistics checked against textbook formulas, searches against brute force."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats
+
+from gmv.analysis import (
+    exact_knn,
+    extremes,
+    format_table1,
+    gallery,
+    membership_stats,
+    nearest_generated,
+    nearest_neighbour_distances,
+    ra3_report,
+    table1_rows,
+    tsne_figure,
+    value_histogram,
+    welch_one_sided,
+    write_table1,
+)
+from gmv.analysis.ra2 import cohens_d
+from gmv.errors import GmvError
+
+
+def brute_distances(q: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(((q[:, None, :].astype(np.float64) - b[None, :, :]) ** 2).sum(-1))
+
+
+def open_png(path) -> Image.Image:
+    img = Image.open(path)
+    img.load()
+    assert img.format == "PNG"
+    return img
+
+
+# ---------------------------------------------------------------- RA2 statistics
+
+A = np.array([4.1, 5.3, 6.0, 5.5, 7.2, 6.6, 5.9])
+B = np.array([3.9, 4.4, 5.1, 4.0, 4.8])
+
+
+def test_welch_matches_textbook_formulas():
+    va, vb = A.var(ddof=1) / len(A), B.var(ddof=1) / len(B)
+    t_hand = (A.mean() - B.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(A) - 1) + vb**2 / (len(B) - 1))  # Welch–Satterthwaite
+    p_hand = stats.t.sf(t_hand, df)
+    t, p = welch_one_sided(A, B)
+    assert t == pytest.approx(t_hand, rel=1e-12)
+    assert p == pytest.approx(p_hand, rel=1e-9)
+    # one-sided in the stated direction: swapping the samples gives 1 − p
+    t2, p2 = welch_one_sided(B, A)
+    assert t2 == pytest.approx(-t_hand) and p2 == pytest.approx(1 - p_hand)
+
+
+def test_cohens_d_by_hand():
+    pooled = math.sqrt(((len(A) - 1) * A.var(ddof=1) + (len(B) - 1) * B.var(ddof=1)) / (len(A) + len(B) - 2))
+    assert cohens_d(A, B) == pytest.approx((A.mean() - B.mean()) / pooled, rel=1e-12)
+    assert membership_stats(A, B, n_boot=200)["cohens_d"] == pytest.approx((A.mean() - B.mean()) / pooled)
+
+
+def test_planted_membership_signal_is_detected():
+    rng = np.random.default_rng(1)
+    v1 = rng.normal(3.0, 1.0, 150)
+    v2 = rng.normal(0.0, 1.0, 150)
+    s = membership_stats(v1, v2, n_boot=500)
+    assert s["significant"] is True and s["p_value"] < 0.01 and s["t_statistic"] > 0
+    assert s["auroc"] > 0.95
+    assert s["mannwhitney_p"] < 0.01
+    assert 0 < s["diff_ci_low"] < s["diff_mean"] < s["diff_ci_high"]
+    assert s["diff_mean"] == pytest.approx(v1.mean() - v2.mean())
+    assert (s["n_v1"], s["n_v2"], s["alpha"]) == (150, 150, 0.01)
+    # the reverse direction is not significant: the test is one-sided
+    assert membership_stats(v2, v1, n_boot=100)["significant"] is False
+
+
+def test_auroc_is_pairwise_win_rate_and_matches_mann_whitney():
+    rng = np.random.default_rng(2)
+    v1 = np.round(rng.exponential(1.0, 40), 1)  # rounding creates ties, as real values have
+    v2 = np.round(rng.exponential(0.7, 30), 1)
+    v1[:10] = 0.0
+    v2[:12] = 0.0
+    wins = (v1[:, None] > v2[None, :]).sum() + 0.5 * (v1[:, None] == v2[None, :]).sum()
+    s = membership_stats(v1, v2, n_boot=100)
+    assert s["auroc"] == pytest.approx(wins / (len(v1) * len(v2)))
+    assert s["mannwhitney_u"] == pytest.approx(wins)
+    assert s["zero_share_v1"] == pytest.approx(np.count_nonzero(v1 == 0) / 40)
+    assert s["zero_share_v2"] == pytest.approx(np.count_nonzero(v2 == 0) / 30)
+
+
+def test_identical_distributions_show_no_signal():
+    rng = np.random.default_rng(3)
+    v1 = rng.exponential(1.0, 300)
+    same = membership_stats(v1, rng.permutation(v1), n_boot=500)  # the very same values
+    assert same["auroc"] == pytest.approx(0.5)
+    assert same["t_statistic"] == pytest.approx(0.0, abs=1e-9) and same["p_value"] == pytest.approx(0.5)
+    assert same["diff_ci_low"] < 0 < same["diff_ci_high"]
+    assert same["significant"] is False
+
+    fresh = np.random.default_rng(30)
+    s = membership_stats(fresh.exponential(1.0, 500), fresh.exponential(1.0, 500), n_boot=200)  # same law
+    assert abs(s["auroc"] - 0.5) < 0.08 and s["significant"] is False
+
+
+def test_bootstrap_is_seeded():
+    rng = np.random.default_rng(4)
+    v1, v2 = rng.normal(size=60), rng.normal(size=50)
+    a = membership_stats(v1, v2, n_boot=300, seed=7)
+    b = membership_stats(v1, v2, n_boot=300, seed=7)
+    c = membership_stats(v1, v2, n_boot=300, seed=8)
+    assert (a["diff_ci_low"], a["diff_ci_high"]) == (b["diff_ci_low"], b["diff_ci_high"])
+    assert (a["diff_ci_low"], a["diff_ci_high"]) != (c["diff_ci_low"], c["diff_ci_high"])
+
+
+def test_degenerate_inputs():
+    with pytest.raises(GmvError, match="at least 2"):
+        membership_stats([1.0], [1.0, 2.0])
+    with pytest.raises(GmvError, match="NaN"):
+        membership_stats([1.0, np.nan], [1.0, 2.0])
+    with pytest.raises(GmvError, match="alpha"):
+        membership_stats([1.0, 2.0], [1.0, 2.0], alpha=1.5)
+    s = membership_stats([2.0, 2.0, 2.0], [2.0, 2.0], n_boot=50)  # zero variance on both sides
+    assert math.isnan(s["p_value"]) and s["significant"] is False and math.isnan(s["cohens_d"])
+    assert "undefined" in table1_rows({"flat": s})[0]["Result"]
+    assert cohens_d([1.0, 1.0], [0.0, 0.0]) == math.inf
+
+
+# ---------------------------------------------------------------- Table 1
+
+
+def test_table1_markdown_and_csv(tmp_path):
+    rng = np.random.default_rng(5)
+    by_label = {
+        "BigGAN / class 3 (cat)": membership_stats(rng.normal(2, 1, 80), rng.normal(0, 1, 80), n_boot=200),
+        "DDPM | MNIST": membership_stats(rng.normal(0, 1, 80), rng.normal(0, 1, 80), n_boot=200),
+    }
+    md = format_table1(by_label)
+    lines = md.strip().splitlines()
+    assert lines[0] == (
+        "| Setting | Average value v1 | Average value v2 | p-value | t-statistic | Significance level | Result "
+        "| AUROC | Cohen's d | 95% CI of difference |"
+    )
+    assert set(lines[1]) <= set("|-:") and lines[1].count("|") == 11
+    assert len(lines) == 2 + len(by_label)
+    assert all(line.count("|") - line.count("\\|") == 11 for line in lines)  # pipes in labels are escaped
+    assert "BigGAN / class 3 (cat)" in lines[2] and "Reject H0: values of X_v1 exceed X_v2 (p < 0.01)" in lines[2]
+    assert "DDPM \\| MNIST" in lines[3] and "Cannot reject H0 at 0.01" in lines[3]
+    p_cell = lines[2].split(" | ")[3]
+    assert "e-" in p_cell and float(p_cell) == pytest.approx(by_label["BigGAN / class 3 (cat)"]["p_value"], rel=0.01)
+
+    md_path, csv_path = write_table1(by_label, tmp_path / "out", stem="t1")
+    assert md_path.name == "t1.md" and md_path.read_text() == md
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["Setting"] for r in rows] == list(by_label)
+    first = by_label["BigGAN / class 3 (cat)"]
+    assert float(rows[0]["p-value"]) == pytest.approx(first["p_value"], rel=1e-12)
+    assert float(rows[0]["95% CI of difference low"]) == pytest.approx(first["diff_ci_low"])
+    assert int(rows[0]["n v1"]) == 80
+
+
+def test_table1_needs_settings():
+    with pytest.raises(GmvError):
+        table1_rows({})
+
+
+def test_value_histogram_writes_png(tmp_path):
+    rng = np.random.default_rng(6)
+    v1 = np.where(rng.random(200) < 0.3, 0.0, rng.exponential(1.0, 200))
+    v2 = np.where(rng.random(200) < 0.6, 0.0, rng.exponential(0.5, 200))
+    img = open_png(value_histogram(v1, v2, tmp_path / "hist.png", title="values"))
+    assert img.width > 500 and img.height > 250
+    open_png(value_histogram(np.zeros(5), np.zeros(4), tmp_path / "zeros.png"))  # all-zero values still draw
+
+
+# ---------------------------------------------------------------- RA1
+
+
+@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+def test_exact_knn_matches_brute_force(backend):
+    rng = np.random.default_rng(7)
+    q, b = rng.normal(size=(40, 16)), rng.normal(size=(70, 16))
+    dist, idx = exact_knn(q, b, 5, backend=backend)
+    full = brute_distances(q, b)
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :5], rtol=1e-12)
+    dist_all, _ = exact_knn(q, b[:3], 10, backend=backend)  # k clipped to the base size
+    assert dist_all.shape == (40, 3)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+def test_nearest_neighbour_distances_match_brute_force(backend):
+    rng = np.random.default_rng(8)
+    v1, v2 = rng.normal(size=(60, 12)), rng.normal(size=(45, 12))
+    gen = np.concatenate([v1[:20] + 0.05 * rng.normal(size=(20, 12)), rng.normal(size=(15, 12))])
+    d1 = brute_distances(gen, v1).min(1)
+    d2 = brute_distances(gen, v2).min(1)
+    out = nearest_neighbour_distances(gen, v1, v2, backend=backend)
+    assert out["nn_dist_gen_to_v1"] == pytest.approx(d1.mean(), rel=1e-10)
+    assert out["nn_dist_gen_to_v2"] == pytest.approx(d2.mean(), rel=1e-10)
+    union = brute_distances(gen, np.concatenate([v1, v2]))
+    assert out["nn_share_v1"] == pytest.approx(np.mean(union.argmin(1) < len(v1)))
+    assert out["nn_share_v1"] > 0.55  # the 20 near-copies of v1 all count for v1
+    assert (out["n_gen"], out["n_v1"], out["n_v2"]) == (35, 60, 45)
+
+
+def test_knn_input_errors():
+    with pytest.raises(GmvError, match="dimensions differ"):
+        exact_knn(np.zeros((3, 4)), np.zeros((5, 6)))
+    with pytest.raises(GmvError, match="NaN"):
+        exact_knn(np.full((3, 4), np.nan), np.zeros((5, 4)))
+    with pytest.raises(GmvError, match="2-D"):
+        exact_knn(np.zeros(4), np.zeros((5, 4)))
+
+
+def test_tsne_figure_writes_png(tmp_path):
+    rng = np.random.default_rng(9)
+    v1, v2 = rng.normal(size=(40, 64)), rng.normal(1.0, 1.0, size=(40, 64))  # > 50 dims: PCA first
+    gen = v1[:30] + 0.1 * rng.normal(size=(30, 64))
+    path = tsne_figure(v1, v2, gen, tmp_path / "fig" / "tsne.png", cap=25, max_iter=250, title="RA1")
+    img = open_png(path)
+    assert img.width > 400 and img.height > 400
+    tiny = tsne_figure(v1[:2], v2[:1], gen[:2], tmp_path / "tiny.png", max_iter=250)  # perplexity clipped
+    open_png(tiny)
+    with pytest.raises(GmvError, match="dimensions differ"):
+        tsne_figure(v1, v2[:, :10], gen, tmp_path / "bad.png")
+
+
+# ---------------------------------------------------------------- RA3
+
+
+def test_extremes_breaks_ties_by_index():
+    values = np.array([1.0, 3.0, 3.0, 0.0, 0.0, 2.0, 3.0])
+    top, bottom = extremes(values, 2)
+    assert top.tolist() == [1, 2] and bottom.tolist() == [3, 4]
+    top, bottom = extremes(values, 4)
+    assert top.tolist() == [1, 2, 6, 5] and bottom.tolist() == [3, 4, 0, 5]
+    top, _ = extremes(values, 100)
+    assert len(top) == len(values)
+    with pytest.raises(GmvError):
+        extremes([1.0, np.nan], 1)
+
+
+def test_nearest_generated_matches_brute_force():
+    rng = np.random.default_rng(10)
+    train, gen = rng.normal(size=(5, 8)), rng.normal(size=(30, 8))
+    dist, idx = nearest_generated(train, gen, k=6)
+    full = brute_distances(train, gen)
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1)[:, :6])
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :6])
+
+
+def _toy_images(n: int, channels: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, 16, 16, channels), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_gallery_writes_png(tmp_path, channels):
+    train, gen = _toy_images(10, channels, 0), _toy_images(20, channels, 1)
+    rows = np.array([3, 7])
+    match_idx = np.arange(12).reshape(2, 6)
+    match_dist = np.linspace(0.1, 2.0, 12).reshape(2, 6)
+    values = np.arange(10, dtype=float)
+    path = gallery(train, gen, rows, match_idx, match_dist, values, tmp_path / "g.png", title="top", row_labels=["a", "b"])
+    img = open_png(path)
+    assert img.width > 1.8 * img.height  # 7 images wide, 2 rows high
+    assert img.width > 500
+    with pytest.raises(GmvError, match="R×k"):
+        gallery(train, gen, rows, match_idx[:1], match_dist[:1], values, tmp_path / "bad.png")
+    with pytest.raises(GmvError, match="generated images"):
+        gallery(train, gen, rows, match_idx + 100, match_dist, values, tmp_path / "bad.png")
+
+
+def test_ra3_report_on_planted_matches(tmp_path):
+    rng = np.random.default_rng(11)
+    n_train, n_gen, dim = 40, 30, 10
+    train_emb = rng.normal(size=(n_train, dim)) * 3
+    # the generator made 5 near-copies each of training images 0..5; the rest are unrelated
+    gen_emb = np.concatenate([np.repeat(train_emb[:6], 5, axis=0)]) + 0.05 * rng.normal(size=(n_gen, dim))
+    values = rng.uniform(0, 0.1, n_train)
+    values[:6] = np.arange(6, 0, -1) + 10.0  # copied images are the most valuable
+    out = ra3_report(
+        values, train_emb, gen_emb, _toy_images(n_train, 3, 2), _toy_images(n_gen, 3, 3), tmp_path, n=4, k=6
+    )
+    assert out["ra3_high_idx"] == [0, 1, 2, 3]
+    assert out["ra3_low_idx"] == np.argsort(values)[:4].tolist()
+    assert out["ra3_mean_dist_high"] < out["ra3_mean_dist_low"]
+    assert out["ra3_t_statistic"] > 0 and out["ra3_p_value"] < 0.01
+    assert np.array(out["ra3_high_match_idx"]).shape == (4, 6)
+    assert set(out["ra3_high_match_idx"][0][:5]) == set(range(5))  # image 0's five copies come first
+    for name in ("ra3_high.png", "ra3_low.png"):
+        open_png(tmp_path / name)
+    with pytest.raises(GmvError, match="same training set"):
+        ra3_report(values[:-1], train_emb, gen_emb, _toy_images(n_train, 3, 2), _toy_images(n_gen, 3, 3), tmp_path)

@@ -1,0 +1,224 @@
+"""BigGAN: networks, DiffAugment, presets, training steps, sampling and checkpoints (fast, CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from gmv.data.sources import load_digits
+from gmv.errors import GmvError
+from gmv.generators.biggan import PRESETS, BigGAN
+from gmv.models.biggan import Discriminator, Generator
+from gmv.models.diffaugment import diff_augment, rand_cutout, rand_translation
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 8
+TINY = dict(batch_size=BATCH, diffaug="color,translation,cutout")  # small standing-stats batches
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _trainer(max_steps: int) -> L.Trainer:
+    return L.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def _digits_loader(n_classes: int = 10) -> DataLoader:
+    s = load_digits(image_size=32, channels=1, limit=64)
+    x = torch.from_numpy(s.to_float())  # 64×1×32×32 in [−1, 1]
+    y = torch.from_numpy(s.labels) if n_classes > 1 else torch.zeros(len(s), dtype=torch.long)
+    return DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True, drop_last=True)
+
+
+def _params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Tiny BigGAN, 3 generator iterations (n_dis = 2: 6 D steps + 3 G steps = 9 optimiser steps)."""
+    torch.manual_seed(0)
+    module = BigGAN(n_classes=10, image_size=32, channels=1, preset="tiny", **TINY)
+    trainer = _trainer(max_steps=9)
+    trainer.fit(module, _digits_loader())
+    return module, trainer
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+def test_tiny_trains_three_iterations(trained):
+    module, trainer = trained
+    assert module.config.n_dis == 2
+    assert module.iteration == 3
+    assert int(module._d_updates) == 6
+    assert trainer.global_step == 9
+    metrics = trainer.callback_metrics
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "lr_g", "lr_d"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    for name, p in module.named_parameters():
+        assert torch.isfinite(p).all(), name
+    # ema_start = 0: the EMA generator has been averaging, so it lags behind G
+    g = dict(module.generator.named_parameters())
+    ema = dict(module.generator_ema.named_parameters())
+    assert g.keys() == ema.keys()
+    assert any(not torch.equal(g[k], ema[k]) for k in g)
+    assert not any(p.requires_grad for p in module.generator_ema.parameters())
+
+
+def test_generate_shape_range_determinism_and_labels(trained):
+    module, _ = trained
+    labels = torch.arange(10)
+    a = module.generate(labels, torch.Generator().manual_seed(1))
+    b = module.generate(labels, torch.Generator().manual_seed(1))
+    c = module.generate(labels, torch.Generator().manual_seed(2))
+    assert a.shape == (10, 1, 32, 32) and a.dtype == torch.float32
+    assert a.min() >= -1.0 and a.max() <= 1.0 and torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    # the same z with a different class gives a different image
+    zeros = module.generate(torch.zeros(4, dtype=torch.long), torch.Generator().manual_seed(3))
+    fives = module.generate(torch.full((4,), 5), torch.Generator().manual_seed(3))
+    assert (zeros - fives).abs().mean() > 1e-3
+    with pytest.raises(GmvError, match="class ids"):
+        module.generate(torch.tensor([10]), torch.Generator().manual_seed(0))
+
+
+@pytest.mark.filterwarnings("ignore:.*dataloader is not resumable")
+def test_checkpoint_round_trip_and_resume(trained, tmp_path):
+    module, trainer = trained
+    path = tmp_path / "biggan.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = torch.load(path, weights_only=False)
+    assert len(ckpt["optimizer_states"]) == 2
+    assert int(ckpt["state_dict"]["_iteration"]) == 3
+
+    loaded = BigGAN.load_from_checkpoint(path)
+    assert loaded.config == module.config and loaded.iteration == 3 and int(loaded._d_updates) == 6
+    labels = torch.arange(10)
+    expected = module.generate(labels, torch.Generator().manual_seed(7))
+    assert torch.equal(loaded.generate(labels, torch.Generator().manual_seed(7)), expected)
+
+    # trainer resume restores G, D, EMA, both optimisers and the counters, then continues
+    resumed = BigGAN(n_classes=10, image_size=32, channels=1, preset="tiny", **TINY)
+    again = _trainer(max_steps=12)
+    again.fit(resumed, _digits_loader(), ckpt_path=path)
+    assert resumed.iteration == 4 and int(resumed._d_updates) == 8
+    assert again.optimizers[0].state_dict()["state"][0]["step"] == 4  # Adam steps of G
+
+
+def test_unconditional_and_ema_before_start():
+    torch.manual_seed(0)
+    module = BigGAN(n_classes=1, image_size=32, channels=1, preset="tiny", n_dis=1, ema_start=100,
+                    batch_size=BATCH, standing_stats=0, diffaug="")
+    _trainer(max_steps=2).fit(module, _digits_loader(n_classes=1))
+    assert module.iteration == 1
+    # before ema_start the EMA generator is an exact copy of G, buffers included
+    for a, b in zip(module.generator.state_dict().values(), module.generator_ema.state_dict().values()):
+        assert torch.equal(a, b)
+    x = module.generate(torch.zeros(3, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert x.shape == (3, 1, 32, 32) and torch.isfinite(x).all()
+
+
+# --- presets and settings --------------------------------------------------------------------
+
+
+def test_cifar10_preset_parameter_counts():
+    module = BigGAN(n_classes=10, image_size=32, channels=3, preset="cifar10")
+    cfg = module.config
+    assert (cfg.g_width, cfg.d_width, cfg.z_dim, cfg.shared_dim) == (96, 96, 80, 128)
+    assert (cfg.g_attn_block, cfg.d_attn_block, cfg.batch_size, cfg.n_dis) == (2, 1, 64, 5)
+    assert (cfg.lr_g, cfg.lr_d, cfg.betas, cfg.ema_decay, cfg.ema_start) == (2e-4, 2e-4, (0.5, 0.999), 0.9999, 1000)
+    assert module.z_chunk == 20 and len(module.generator.blocks) == 3 and len(module.discriminator.blocks) == 4
+    n_g, n_d = _params(module.generator), _params(module.discriminator)
+    assert abs(n_g - 9.4e6) <= 0.94e6, n_g
+    assert abs(n_d - 2.5e6) <= 0.25e6, n_d
+
+
+def test_presets_exist():
+    assert set(PRESETS) == {"cifar10", "tiny"}
+    tiny = PRESETS["tiny"]
+    assert tiny.n_dis == 2 and tiny.ema_start == 0 and tiny.batch_size == 32
+
+
+@pytest.mark.parametrize("size, blocks", [(16, 2), (64, 4)])
+def test_other_image_sizes(size, blocks):
+    module = BigGAN(n_classes=3, image_size=size, channels=3, preset="tiny", g_width=4, d_width=8)
+    assert len(module.generator.blocks) == blocks
+    z, y = torch.randn(2, module.z_dim), torch.tensor([0, 2])
+    x = module.generator(z, y)
+    assert x.shape == (2, 3, size, size)
+    assert module.discriminator(x, y).shape == (2,)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(image_size=48), "16, 32, 64"),
+    (dict(image_size=28), "valid image sizes"),
+    (dict(n_dis=0), "n_dis"),
+    (dict(preset="imagenet"), "unknown BigGAN preset"),
+    (dict(g_chanels=8), "unknown BigGAN setting"),
+    (dict(z_dim=81), "z_dim"),
+    (dict(g_attn_block=4), "g_attn_block"),
+    (dict(diffaug="flip"), "DiffAugment"),
+    (dict(ema_decay=1.0), "ema_decay"),
+    (dict(betas=(0.5,)), "betas"),
+    (dict(n_classes=0), "n_classes"),
+])
+def test_bad_settings_raise(kwargs, match):
+    args = dict(n_classes=10, image_size=32, channels=3, preset="tiny") | kwargs
+    with pytest.raises(GmvError, match=match):
+        BigGAN(**args)
+
+
+def test_hydra_config_instantiates():
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "conf" / "generator" / "biggan.yaml")
+    assert cfg.preset == "tiny"
+    cfg.betas = [0.0, 0.99]  # Hydra passes lists as ListConfig
+    module = instantiate(cfg, n_classes=10, image_size=32, channels=3)
+    assert isinstance(module, BigGAN) and module.config.betas == (0.0, 0.99)
+    assert module.hparams["betas"] == (0.0, 0.99)
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+
+def test_spectral_norm_bounds_weights_and_attention_starts_as_identity():
+    g = Generator(n_classes=10, image_size=32, channels=3, width=8, z_dim=40, shared_dim=16, attn_block=2)
+    d = Discriminator(n_classes=10, image_size=32, channels=3, width=8, attn_block=1)
+    conv = d.blocks[1].conv1
+    w = conv.weight.detach().flatten(1)  # spectrally normalised view
+    assert torch.linalg.matrix_norm(w, ord=2) == pytest.approx(1.0, abs=0.05)
+    x = torch.randn(2, g.attention.channels, 16, 16)
+    assert torch.equal(g.attention(x), x)  # σ = 0 at init
+
+
+def test_diffaugment_policies():
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 32, 32, requires_grad=True)
+    y = diff_augment(x, "color,translation,cutout")
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    ones = torch.ones(16, 1, 32, 32)
+    cut = rand_cutout(ones)
+    assert ((cut == 0).float().mean(dim=(1, 2, 3)) <= 0.25 + 1e-6).all()  # a 16×16 square, maybe clipped
+    assert (cut == 0).any()
+    shifted = rand_translation(ones)
+    assert set(shifted.unique().tolist()) <= {0.0, 1.0}
+    assert ((shifted == 0).float().mean(dim=(1, 2, 3)) <= 1 - (28 / 32) ** 2 + 1e-6).all()  # ≤ 4 px shifts
+    assert torch.equal(diff_augment(x, ""), x)
+    with pytest.raises(GmvError, match="DiffAugment"):
+        diff_augment(x, "color,rotate")
