@@ -10,8 +10,8 @@ from gmv.valuation.matchers import MatcherConfig, exact_search, match, recall_at
 
 @pytest.fixture(scope="module")
 def data():
-    pool = clustered(4000, 64, 20, seed=0)
-    queries = clustered(300, 64, 20, seed=1)
+    pool = clustered(2000, 32, 20, seed=0)
+    queries = clustered(200, 32, 20, seed=1)
     return pool, queries
 
 
@@ -35,8 +35,8 @@ def test_squared_distance_option(data):
 @pytest.mark.parametrize("kind", ["pq", "ivfpq", "opq"])
 def test_rerank_restores_recall(data, kind):
     pool, q = data
-    bare = match(pool, q, 10, MatcherConfig(kind, recall_queries=300))
-    reranked = match(pool, q, 10, MatcherConfig(kind, rerank=100, recall_queries=300))
+    bare = match(pool, q, 10, MatcherConfig(kind, recall_queries=200))
+    reranked = match(pool, q, 10, MatcherConfig(kind, rerank=100, recall_queries=200))
     assert reranked.recall_at_k >= 0.95, (kind, bare.recall_at_k, reranked.recall_at_k)
     assert reranked.recall_at_k > bare.recall_at_k
     # The reported recall is the real one: recompute it against exact search.

@@ -81,7 +81,8 @@ class ImageSet:
             arrays["class_names"] = np.asarray(self.class_names)
         if self.attributes is not None:
             arrays["attributes"] = self.attributes
-            arrays["attr_names"] = np.asarray(self.attr_names)
+            if self.attr_names is not None:  # np.asarray(None) is an object array load_npz cannot read
+                arrays["attr_names"] = np.asarray(self.attr_names)
         return save_npz(path, **arrays)
 
 

@@ -75,6 +75,9 @@ def load_npz(path: str | Path, image_size: int | None = None, channels: int | No
         z = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
         raise GmvError(f"cannot read {path} as .npz: {e}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a single-array .npy file under an .npz name
+        raise GmvError(f"{path} is a single .npy array, not an .npz archive; gmv's npz format needs "
+                       "`images` uint8 N×H×W×C and optional `labels` (save with ImageSet.save_npz)")
     if "images" not in z.files:
         raise GmvError(f"{path} has no `images` array (found: {', '.join(z.files) or 'nothing'}); "
                        "gmv's npz format needs `images` uint8 N×H×W×C and optional `labels`")

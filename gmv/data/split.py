@@ -39,6 +39,9 @@ def stratified_split(labels: np.ndarray, ratio: float = 0.5, classes: Sequence[i
     labels = np.asarray(labels)
     present = np.unique(labels)
     wanted = present if classes is None else np.asarray(sorted(set(int(c) for c in classes)))
+    if len(wanted) == 0:
+        raise GmvError("no classes to split: the data has no labels" if classes is None
+                       else "no classes to split: `classes` is empty")
     missing = sorted(set(wanted.tolist()) - set(present.tolist()))
     if missing:
         raise GmvError(f"classes {missing} are absent from the data (present: {present.tolist()})")

@@ -206,16 +206,16 @@ class StyleGAN2(GeneratorModule):
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
-        self.log("loss/d", loss_d.detach(), prog_bar=True)
-        self.log("score/real", logits_real.detach().mean())
-        self.log("score/fake", logits_fake.detach().mean())
+        self.log("loss/d", loss_d.detach(), prog_bar=True, batch_size=n)
+        self.log("score/real", logits_real.detach().mean(), batch_size=n)
+        self.log("score/fake", logits_fake.detach().mean(), batch_size=n)
 
         if cfg.r1_gamma > 0 and it % cfg.r1_interval == 0:
             loss_r1 = self._r1_loss(x, y)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_r1)
             opt_d.step()
-            self.log("loss/r1", loss_r1.detach())
+            self.log("loss/r1", loss_r1.detach(), batch_size=n)
 
         # ── G: softplus(−D(G(z))) ──
         self.G.requires_grad_(True)
@@ -226,23 +226,26 @@ class StyleGAN2(GeneratorModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
-        self.log("loss/g", loss_g.detach(), prog_bar=True)
+        self.log("loss/g", loss_g.detach(), prog_bar=True, batch_size=n)
 
         if cfg.pl_weight > 0 and it % cfg.pl_interval == 0:
             loss_pl = self._pl_loss(y, x)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_pl)
             opt_g.step()
-            self.log("loss/pl", loss_pl.detach())
+            self.log("loss/pl", loss_pl.detach(), batch_size=n)
         self.D.requires_grad_(True)
 
-        self._update_ema(n)
+        self._update_ema(n * self.trainer.world_size)  # images per step over all DDP ranks
         self._advance_iteration()
-        self.log("iteration", float(self.iteration))
+        self.log("iteration", float(self.iteration), batch_size=n)
 
     @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
-        """G_ema ← β·G_ema + (1−β)·G with β = 0.5^(batch / ema_nimg): half-life ema_kimg·1000 images."""
+        """G_ema ← β·G_ema + (1−β)·G with β = 0.5^(batch / ema_nimg): half-life ema_kimg·1000 images.
+
+        `batch` is the global batch (all ranks); ramp-up caps ema_nimg at ema_rampup × images seen.
+        """
         cfg = self.config
         ema_nimg = cfg.ema_kimg * 1000.0
         if cfg.ema_rampup is not None:

@@ -121,10 +121,8 @@ class VGG16Embedder(TorchEmbedder):
 
         if layer not in VGG16_LAYERS:
             raise GmvError(f"unknown vgg16 layer {layer!r}; choose one of {', '.join(VGG16_LAYERS)}")
-        with torch.random.fork_rng():  # random weights (pretrained=false) stay reproducible for caching
-            torch.manual_seed(0)
-            net = vgg16(weights=None)
         self.weights_file = None
+        path = None
         if pretrained:
             path = Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
             if not path.is_file():
@@ -133,6 +131,10 @@ class VGG16Embedder(TorchEmbedder):
                     "VGG16_Weights.IMAGENET1K_V1) into the torch hub cache on a machine with network "
                     "(`python -c \"import torchvision; torchvision.models.vgg16(weights='IMAGENET1K_V1')\"`) "
                     "or pass its path as embedder.weights; `pretrained: false` runs with random weights (tests only)")
+        with torch.random.fork_rng():  # random weights (pretrained=false) stay reproducible for caching
+            torch.manual_seed(0)
+            net = vgg16(weights=None)
+        if path is not None:
             net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
             self.weights_file = str(path)
         self.layer = layer
@@ -186,7 +188,9 @@ class ModuleEmbedder(TorchEmbedder):
         self._fp = dict(fingerprint)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"name": self.name, **self._fp}
+        # image_size changes the features, so it belongs in the cache key (it is not in the Hydra config
+        # that _fp records: build_embedder hands it to the wrapper, not to the module)
+        return {"name": self.name, **self._fp, "image_size": self.image_size}
 
 
 def _file_id(path: str | None) -> str:
@@ -218,7 +222,11 @@ def build_embedder(spec: str | Mapping[str, Any] | Embedder = "pixels", **option
             wrapper = {k: cfg.pop(k) for k in ("image_size", "batch_size", "progress", "channels_last")
                        if k in cfg}
             fp = {k: str(v) for k, v in cfg.items()}
-            module = instantiate(cfg)
+            try:
+                module = instantiate(cfg)
+            except Exception as e:  # noqa: BLE001 - unimportable target or bad arguments: the user's config
+                raise GmvError(f"cannot build embedder from _target_ {cfg['_target_']!r}: "
+                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
             if isinstance(module, Embedder):
                 return module
             if not isinstance(module, nn.Module):

@@ -2,9 +2,9 @@
 
 Kinds (FAISS index_factory strings):
 - `flat`   exact search (`Flat`).
-- `pq`     product quantisation, `PQ{m}x{nbits}` — the paper's choice.
-- `ivfpq`  inverted file + PQ on residuals, `IVF{nlist},PQ{m}x{nbits}`, searched with `nprobe` lists.
-- `opq`    PQ after a learned rotation, `OPQ{m},PQ{m}x{nbits}`.
+- `pq`     product quantisation, `PQ{m}x{nbits}np` — the paper's choice.
+- `ivfpq`  inverted file + PQ on residuals, `IVF{nlist},PQ{m}x{nbits}np`, searched with `nprobe` lists.
+- `opq`    PQ after a learned rotation, `OPQ{m},PQ{m}x{nbits}np`.
 Any kind but `flat` can re-rank exactly: `rerank = R ≥ K` fetches R candidates and orders them by
 true distance (FAISS `IndexRefineFlat`), which restores most of the recall PQ loses.
 
@@ -137,7 +137,8 @@ def resolve(cfg: MatcherConfig, n: int, d: int, k: int) -> MatcherConfig:
 def factory_string(cfg: MatcherConfig) -> str:
     if cfg.kind == "flat":
         return "Flat"
-    pq = f"PQ{cfg.m}x{cfg.nbits}"
+    # "np": no polysemous training — we never use polysemous search, and it made training 20× slower.
+    pq = f"PQ{cfg.m}x{cfg.nbits}np"
     return {"pq": pq, "ivfpq": f"IVF{cfg.nlist},{pq}", "opq": f"OPQ{cfg.m},{pq}"}[cfg.kind]
 
 
