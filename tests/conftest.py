@@ -23,3 +23,14 @@ def clustered(n: int, d: int, n_clusters: int, seed: int, spread: float = 3.0) -
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, spread, (n_clusters, d))
     return (centres[rng.integers(0, n_clusters, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models run far faster on one thread than on two busy shared cores (measured ~8× here)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

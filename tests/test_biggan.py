@@ -20,14 +20,6 @@ BATCH = 8
 TINY = dict(batch_size=BATCH, diffaug="color,translation,cutout")  # small standing-stats batches
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _trainer(max_steps: int) -> L.Trainer:
     return L.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False,
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

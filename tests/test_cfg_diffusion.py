@@ -14,16 +14,6 @@ from gmv.generators.cfg_diffusion import PRESETS, CFGDiffusion
 SMALL = dict(block_out_channels=(8, 16), norm_groups=4, attention_resolutions=(), sampling_steps=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Small convolutions on 2 shared cores run far faster on one intra-op thread (no spinning
-    # workers competing with other processes); restored afterwards for the rest of the session.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _digits(n: int = 64, labels: bool = True) -> TensorDataset:
     from gmv.data.sources import load_digits
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gmv.data import ImageSet, Split, concat, load_images, split_imageset, stratified_split
@@ -13,14 +12,6 @@ from gmv.data.sources import load_celeba, load_cifar10, load_digits, load_folder
 from gmv.errors import GmvError
 
 CIFAR = "cifar10_train_2000pc.npz"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

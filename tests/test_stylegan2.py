@@ -16,15 +16,6 @@ from gmv.generators.stylegan2 import PRESETS, StyleGAN2
 from gmv.models.stylegan2 import MinibatchStdLayer, downsample2d, fir_filter, modulated_conv2d, upsample2d
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """On 2 shared cores, one intra-op thread is several times faster than oversubscribed OpenMP."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _trainer(**kw) -> L.Trainer:
     return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                      enable_progress_bar=False, enable_model_summary=False, **kw)

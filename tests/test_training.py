@@ -34,15 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LABELS = (3, 7, 9)  # deliberately not contiguous
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest single-threaded (and shared CI cores are not oversubscribed)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class TinyGAN(GeneratorModule):
     def __init__(self, n_classes: int = 3, image_size: int = 4, channels: int = 1, zdim: int = 8):
         super().__init__(n_classes, image_size, channels)
