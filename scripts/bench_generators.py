@@ -1,0 +1,517 @@
+"""Benchmark: training throughput of gmv's generators (BigGAN, StyleGAN2, CFG diffusion) per preset.
+
+    python scripts/bench_generators.py                              # every case, on the CPU
+    python scripts/bench_generators.py --only biggan-tiny --iterations 1
+    python scripts/bench_generators.py --only 'stylegan2-*,diffusion-tiny'
+    python scripts/bench_generators.py --device cuda                # the same on one GPU
+
+What is timed: the real Lightning training path — a `lightning.Trainer` built from the project's
+hardware config (conf/trainer/cpu.yaml or gpu.yaml, through the harness's own `_trainer_kwargs`)
+fitting the generator module on an `ImageSetDataModule`, with the harness's `RNGStateCallback` (a
+timing callback does the job of its `IterationStop`). Only checkpoint writing, sample grids and the
+progress bar are left out (they happen every `checkpoint_every`/`sample_every` iterations, not every
+iteration). The timing callback stamps the wall clock each time `module.iteration` advances (after a
+CUDA synchronise on a GPU), so one "iteration" is one generator iteration with everything Lightning
+does around it: data loading, n_dis discriminator steps (BigGAN), optimiser steps, EMA, logging.
+
+- `--warmup` untimed iterations (default 1; 0 for the published presets on the CPU, where one
+  iteration takes 1–3 minutes on 2 cores and the one-time costs are about a second), then
+  `--iterations` timed ones (default 3 for tiny, 1 for the published presets).
+- StyleGAN2 runs lazy regularisation: R1 every `r1_interval` D steps and (celeba64) path-length
+  every `pl_interval` G steps. Warm-ups run at iteration 0 (both regularisers), timed plain
+  iterations follow, then (`--reg-iterations`, default on for tiny and on a GPU) the timing
+  callback moves the iteration counter so that one more iteration runs with PL only (if PL is on
+  and its interval differs) and one with R1 (+ PL where the intervals coincide); s/iteration is
+  then the amortised plain + extra(R1)/r1_interval + extra(PL)/pl_interval. Without them it is the
+  plain iteration. (The counter only chooses the branch; the EMA ramp-up is its only other use.)
+- images/s = batch_size × real batches per iteration (BigGAN: n_dis, others 1) / s per iteration.
+- Diffusion also reports sampling speed: `generate` (EMA UNet, classifier-free guidance with the
+  preset's guidance_w, i.e. 2 UNet passes per image per step, DDIM with the preset's steps) on a
+  small batch, after a 1-step warm-up at the same batch shape.
+
+Data: tiny presets train on scikit-learn's digits (1,797 images, 32×32×1, 10 classes); the published
+presets on random uint8 images of their shape (cifar10: 32×32×3, 10 classes; celeba64: 64×64×3,
+unconditional). Speed does not depend on pixel values. Writes results/bench/generators.{md,json}.
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()  # total runtime counts the imports too
+
+import argparse  # noqa: E402
+import fnmatch  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import lightning as L  # noqa: E402
+from lightning.pytorch.callbacks import Callback  # noqa: E402
+
+from gmv.data.imageset import ImageSet  # noqa: E402
+from gmv.data.sources import load_digits  # noqa: E402
+from gmv.generators.biggan import BigGAN  # noqa: E402
+from gmv.generators.cfg_diffusion import CFGDiffusion  # noqa: E402
+from gmv.generators.stylegan2 import StyleGAN2  # noqa: E402
+from gmv.io import write_json, write_text  # noqa: E402
+from gmv.training.datamodule import ImageSetDataModule  # noqa: E402
+from gmv.training.train import RNGStateCallback, _trainer_kwargs  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    family: str  # biggan | stylegan2 | diffusion
+    preset: str
+    data: str  # digits | random
+    image_size: int
+    channels: int
+    n_classes: int
+    iterations: int  # default number of timed iterations (plain ones, for StyleGAN2)
+    sample_batch: int = 0  # diffusion: images in the timed sampling batch
+
+
+CASES = [
+    Case("biggan-tiny", "biggan", "tiny", "digits", 32, 1, 10, 3),
+    Case("biggan-cifar10", "biggan", "cifar10", "random", 32, 3, 10, 1),
+    Case("stylegan2-tiny", "stylegan2", "tiny", "digits", 32, 1, 10, 3),
+    Case("stylegan2-cifar10", "stylegan2", "cifar10", "random", 32, 3, 10, 1),
+    Case("stylegan2-celeba64", "stylegan2", "celeba64", "random", 64, 3, 1, 1),
+    Case("diffusion-tiny", "diffusion", "tiny", "digits", 32, 1, 10, 3, sample_batch=8),
+    Case("diffusion-cifar10", "diffusion", "cifar10", "random", 32, 3, 10, 1, sample_batch=2),
+]
+FAMILY_CLS = {"biggan": BigGAN, "stylegan2": StyleGAN2, "diffusion": CFGDiffusion}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def parameter_counts(family: str, m) -> dict[str, int]:
+    if family == "biggan":
+        return {"G": n_params(m.generator), "D": n_params(m.discriminator)}
+    if family == "stylegan2":
+        return {"G": n_params(m.G), "D": n_params(m.D)}
+    return {"UNet": n_params(m.unet)}
+
+
+def fmt_params(counts: dict[str, int]) -> str:
+    return " / ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
+
+
+def make_data(case: Case, n_random: int) -> tuple[ImageSet, bool]:
+    """The training set and whether to train conditionally."""
+    if case.data == "digits":
+        s = load_digits(image_size=case.image_size, channels=case.channels)
+        return s, True
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n_random, case.image_size, case.image_size, case.channels), dtype=np.uint8)
+    if case.n_classes == 1:
+        return ImageSet(images, None, name=f"random{case.image_size}"), False
+    labels = np.arange(n_random, dtype=np.int64) % case.n_classes
+    return ImageSet(images, labels, name=f"random{case.image_size}"), True
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class IterationTimer(Callback):
+    """Stamps the clock whenever a generator iteration ends; steers StyleGAN2's regulariser branches
+    by setting the iteration counter before chosen iterations; stops after the last planned one.
+
+    `plan`: one (counter value the iteration runs at, kind label) per iteration, in order; kinds are
+    "warm-up", "plain", "pl", "r1", "r1+pl". For BigGAN and diffusion the counters are the natural
+    0, 1, 2, … so setting them changes nothing.
+    """
+
+    def __init__(self, plan: list[tuple[int, str]], device: str):
+        self.plan = plan
+        self.device = device
+        self.stamps: list[float] = []
+        self.done = 0  # iterations finished
+        self._last_it: int | None = None
+        self.t_fit_start: float | None = None
+
+    def _set_counter(self, pl_module, value: int) -> None:
+        pl_module._iteration.fill_(int(value))
+        self._last_it = int(value)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._set_counter(pl_module, self.plan[0][0])
+        sync(self.device)
+        self.t_fit_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        it = pl_module.iteration
+        if it == self._last_it:  # a BigGAN D-only step: the iteration is not over yet
+            return
+        sync(self.device)
+        self.stamps.append(time.perf_counter())
+        self.done += 1
+        if self.done >= len(self.plan):
+            trainer.should_stop = True
+            self._last_it = it
+        else:
+            self._set_counter(pl_module, self.plan[self.done][0])
+
+
+def stylegan2_plan(cfg, n_warmup: int, n_plain: int, regs: bool) -> list[tuple[int, str]]:
+    """Counter values: warm-ups at 0 (every regulariser runs), n_plain plain iterations, then (regs)
+    one iteration per regulariser combination the lazy schedule produces."""
+    r1 = cfg.r1_gamma > 0
+    pl = cfg.pl_weight > 0
+    plain = next(i for i in range(1, 10_000)
+                 if not (r1 and i % cfg.r1_interval == 0) and not (pl and i % cfg.pl_interval == 0))
+    plan = [(0, "warm-up")] * n_warmup + [(plain, "plain")] * n_plain
+    if regs:
+        if pl and (not r1 or cfg.pl_interval % cfg.r1_interval):
+            plan.append((cfg.pl_interval, "pl"))  # PL without R1
+        if r1:
+            plan.append((cfg.r1_interval, "r1+pl" if pl and cfg.r1_interval % cfg.pl_interval == 0 else "r1"))
+    return plan
+
+
+def stylegan2_amortised(cfg, times: dict[str, list[float]]) -> tuple[float, dict[str, float]]:
+    plain = float(np.mean(times["plain"]))
+    extra: dict[str, float] = {}
+    if "pl" in times:
+        extra["pl"] = float(np.mean(times["pl"])) - plain
+    if "r1+pl" in times:
+        both = float(np.mean(times["r1+pl"])) - plain
+        if "pl" in extra:  # can separate
+            extra["r1"] = both - extra["pl"]
+        else:  # every PL step is also an R1 step (same interval)
+            extra["r1+pl"] = both
+    if "r1" in times:
+        extra["r1"] = float(np.mean(times["r1"])) - plain
+    amort = plain
+    for k, v in extra.items():
+        interval = cfg.pl_interval if k == "pl" else cfg.r1_interval
+        amort += v / interval
+    return amort, extra
+
+
+# --------------------------------------------------------------------------- one case
+
+
+def run_case(case: Case, n_warmup: int, n_timed: int, regs: bool, device: str, trainer_cfg: dict,
+             n_random: int, sample_batch: int | None) -> dict:
+    t_case = time.perf_counter()
+    L.seed_everything(0, verbose=False)
+    module = FAMILY_CLS[case.family](case.n_classes, case.image_size, case.channels, preset=case.preset)
+    cfg = module.config
+    data, conditional = make_data(case, n_random)
+    dm = ImageSetDataModule(data, batch_size=cfg.batch_size, seed=0, conditional=conditional)
+    batches_per_iter = cfg.n_dis if case.family == "biggan" else 1
+    if case.family == "stylegan2":
+        plan = stylegan2_plan(cfg, n_warmup, n_timed, regs)
+    else:
+        plan = [(i, "warm-up" if i < n_warmup else "plain") for i in range(n_warmup + n_timed)]
+
+    timer = IterationTimer(plan, device)
+    kw = _trainer_kwargs(trainer_cfg)
+    kw["enable_model_summary"] = False
+    with tempfile.TemporaryDirectory(prefix="gmv-bench-") as tmp:
+        trainer = L.Trainer(
+            **kw,
+            max_epochs=-1,
+            max_steps=-1,
+            # the harness's RNG callback; the timer replaces its IterationStop (it knows the plan)
+            callbacks=[RNGStateCallback(0), timer],
+            logger=False,
+            default_root_dir=tmp,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            use_distributed_sampler=False,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
+            t_fit = time.perf_counter()
+            trainer.fit(module, datamodule=dm)
+            fit_wall = time.perf_counter() - t_fit
+    if timer.done != len(plan):
+        raise RuntimeError(f"{case.name}: {timer.done} of {len(plan)} planned iterations ran")
+
+    starts = [timer.t_fit_start] + timer.stamps[:-1]
+    durations = [e - s for s, e in zip(starts, timer.stamps)]
+    by_kind: dict[str, list[float]] = {}
+    for (_, kind), d in zip(plan, durations):
+        by_kind.setdefault(kind, []).append(d)
+    warmup = by_kind.pop("warm-up", [])
+    plain = by_kind["plain"]
+    row = {
+        "case": case.name,
+        "generator": type(module).__name__,
+        "preset": case.preset,
+        "data": (f"digits {case.image_size}×{case.image_size}×{case.channels}" if case.data == "digits"
+                 else f"random uint8 {case.image_size}×{case.image_size}×{case.channels}"),
+        "n_classes": case.n_classes,
+        "n_train_images": len(data),
+        "params": parameter_counts(case.family, module),
+        "batch_size": int(cfg.batch_size),
+        "batches_per_iteration": int(batches_per_iter),
+        "warmup_iterations_s": warmup,
+        "timed_iterations": {k: v for k, v in by_kind.items()},
+        "plain_s_per_iteration": float(np.mean(plain)),
+        "fit_wall_s": fit_wall,
+    }
+    if case.family == "stylegan2":
+        row["regularisation"] = {"r1_interval": cfg.r1_interval if cfg.r1_gamma > 0 else None,
+                                 "pl_interval": cfg.pl_interval if cfg.pl_weight > 0 else None}
+    if case.family == "stylegan2" and regs:
+        amort, extra = stylegan2_amortised(cfg, by_kind)
+        row["s_per_iteration"] = amort
+        row["regulariser_extra_s"] = extra
+        row["s_per_iteration_note"] = ("amortised: plain + extra(R1)/r1_interval + extra(PL)/pl_interval, "
+                                       "each from one timed regularised iteration")
+    else:
+        row["s_per_iteration"] = float(np.mean(plain))
+        if case.family == "stylegan2":
+            row["s_per_iteration_note"] = "plain iterations only: lazy R1/PL regularisation not timed"
+    row["images_per_s"] = cfg.batch_size * batches_per_iter / row["s_per_iteration"]
+    row["iterations_per_hour"] = 3600.0 / row["s_per_iteration"]
+
+    if case.family == "diffusion":
+        row["sampling"] = time_sampling(module, case, device, sample_batch or case.sample_batch)
+    row["case_wall_s"] = time.perf_counter() - t_case
+    return row
+
+
+def time_sampling(module: CFGDiffusion, case: Case, device: str, n: int) -> dict:
+    cfg = module.config
+    module = module.to(device)  # Lightning hands the module back on the CPU after fit
+    labels = torch.arange(n) % case.n_classes
+    w = cfg.guidance_w if cfg.guidance_w > 0 else None
+    with torch.inference_mode():  # warm-up: one DDIM step at the same batch shape
+        module.sample(labels, torch.Generator().manual_seed(1), guidance_w=w, steps=1)
+    sync(device)
+    t = time.perf_counter()
+    x = module.generate(labels, torch.Generator().manual_seed(0))
+    sync(device)
+    s = time.perf_counter() - t
+    assert x.shape == (n, case.channels, case.image_size, case.image_size) and torch.isfinite(x).all()
+    passes = 2 if w is not None else 1
+    return {"batch": n, "ddim_steps": cfg.sampling_steps, "guidance_w": cfg.guidance_w,
+            "unet_passes_per_image_step": passes, "eta": cfg.eta, "seconds": s,
+            "images_per_s": n / s, "s_per_step": s / cfg.sampling_steps}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def g(x: float) -> str:
+    """A number with 3 significant digits, no exponent for the ranges we meet."""
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    if x >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def markdown(meta: dict, rows: list[dict]) -> str:
+    out = [
+        "# Generator training throughput",
+        "",
+        "```",
+        meta["command"],
+        "```",
+        "",
+        f"{meta['date_utc']} · device **{meta['device']}** ({meta['device_name']}) · torch {meta['torch']} · "
+        f"lightning {meta['lightning']} · torch threads {meta['torch_threads']} · CPUs usable "
+        f"{meta['cpus_usable']} of {meta['cpu_count']} · total runtime {meta['total_runtime_s']:.0f} s",
+        "",
+    ]
+    if meta.get("partial"):
+        out += ["**Partial: the run had not finished when this was written.**", ""]
+    if meta["device"] == "cpu":
+        out += ["The `--device cuda` path has **not** been run here (this machine has no GPU); it builds the "
+                "same Trainer from conf/trainer/gpu.yaml and synchronises CUDA before each time stamp.", ""]
+    out += [
+        "| case | params | batch × real batches/iter | warm-up + timed iters | s / iteration | real images/s | "
+        "iterations/hour | warm-up iter (s) |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        n_timed = sum(len(v) for v in r["timed_iterations"].values())
+        n_warm = len(r["warmup_iterations_s"])
+        mark = " \\*" if "regulariser_extra_s" in r else (" †" if "regularisation" in r else "")
+        warm = g(float(np.mean(r["warmup_iterations_s"]))) if n_warm else "—"
+        out.append(
+            f"| {r['case']} | {fmt_params(r['params'])} | {r['batch_size']} × {r['batches_per_iteration']} | "
+            f"{n_warm} + {n_timed} | {g(r['s_per_iteration'])}{mark} | {g(r['images_per_s'])} | "
+            f"{g(r['iterations_per_hour'])} | {warm} |"
+        )
+    if any(not r["warmup_iterations_s"] for r in rows):
+        out += ["", "No warm-up (—): the first iteration is timed, one-time costs included. On this CPU they are "
+                "about a second against iterations of a minute or more (calibration on 2 AMD EPYC cores, "
+                "2026-11-28: BigGAN cifar10 warm-up 71.8 s vs timed 76.4 s; StyleGAN2 cifar10 warm-up with R1 "
+                "265 s vs a later R1 iteration 260 s); "
+                "use `--warmup 1` to exclude them anyway."]
+    plain_only = [r["case"] for r in rows if "regularisation" in r and "regulariser_extra_s" not in r]
+    if plain_only:
+        out += ["", f"† {', '.join(plain_only)}: plain iterations only — the lazy R1 (and PL) regularisation "
+                "iterations are not timed (`--reg-iterations on` times one of each and amortises them)."]
+    sg = [r for r in rows if "regulariser_extra_s" in r]
+    if sg:
+        out += ["", "\\* StyleGAN2: amortised over its lazy-regularisation schedule — plain iteration time plus "
+                "each regulariser's extra time divided by its interval:", "",
+                "| case | plain s/iter | regularised iterations (s) | extra per regulariser (s) | intervals |",
+                "|---|---:|---|---|---|"]
+        for r in sg:
+            reg = ", ".join(f"{k} {g(float(np.mean(v)))}" for k, v in r["timed_iterations"].items() if k != "plain")
+            extra = ", ".join(f"{k} {g(v)}" for k, v in r["regulariser_extra_s"].items())
+            iv = ", ".join(f"{k.split('_')[0].upper()} every {v}" for k, v in r["regularisation"].items() if v)
+            out.append(f"| {r['case']} | {g(r['plain_s_per_iteration'])} | {reg} | {extra} | {iv} |")
+    samp = [r for r in rows if "sampling" in r]
+    if samp:
+        out += ["", "Diffusion sampling (`generate`: EMA UNet, DDIM, classifier-free guidance = 2 UNet passes "
+                "per image and step, after a 1-step warm-up):", "",
+                "| case | batch | DDIM steps | guidance w | seconds | s / step | images/s |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in samp:
+            s = r["sampling"]
+            out.append(f"| {r['case']} | {s['batch']} | {s['ddim_steps']} | {s['guidance_w']} | {g(s['seconds'])} | "
+                       f"{g(s['s_per_step'])} | {g(s['images_per_s'])} |")
+    out += [
+        "",
+        "How it is measured: the real Lightning path — `lightning.Trainer` from the project's trainer config "
+        "(via the harness's `_trainer_kwargs`) with the harness's `RNGStateCallback`, "
+        "`trainer.fit(module, datamodule=ImageSetDataModule(...))`; no checkpoints, sample grids or progress "
+        "bar (periodic in real runs). A callback stamps the clock whenever `module.iteration` advances, so an "
+        "iteration includes data loading, every D step (BigGAN: n_dis real batches), optimiser steps, EMA "
+        "and logging. Warm-up iterations are shown but not used. images/s = batch × "
+        "real batches per iteration / s per iteration. Tiny presets train on scikit-learn digits (32×32×1), "
+        "cifar10 on random uint8 32×32×3 (10 classes), celeba64 on random uint8 64×64×3 (unconditional). "
+        "Few timed iterations: expect ±10% run to run; other load on the machine slows everything.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", default="", help="comma-separated case names or globs "
+                   f"({', '.join(c.name for c in CASES)}); default all")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="timed (plain) iterations per case (default: 3 for tiny, 1 for the published presets)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed warm-up iterations (default: 1, but 0 for the published presets on the CPU, "
+                        "where one iteration takes minutes and one-time costs are ~1%%)")
+    p.add_argument("--reg-iterations", choices=["auto", "on", "off"], default="auto",
+                   help="StyleGAN2: also time one iteration per lazy-regulariser kind and report the amortised "
+                        "cost (auto: on for tiny and on a GPU, off for the published presets on the CPU)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--n-random", type=int, default=1024, help="random images per set for the published presets")
+    p.add_argument("--sample-batch", type=int, default=None,
+                   help="diffusion sampling batch (default: 8 tiny, 2 cifar10)")
+    p.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    a = p.parse_args()
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # "GPU available: …", tips
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    patterns = [s.strip() for s in a.only.split(",") if s.strip()]
+    cases = [c for c in CASES if not patterns or any(fnmatch.fnmatch(c.name, pt) or c.name.startswith(pt)
+                                                    for pt in patterns)]
+    if not cases:
+        raise SystemExit(f"--only {a.only!r} matches no case; cases: {', '.join(c.name for c in CASES)}")
+
+    from omegaconf import OmegaConf
+
+    trainer_yaml = ROOT / "conf" / "trainer" / ("cpu.yaml" if a.device == "cpu" else "gpu.yaml")
+    trainer_cfg = OmegaConf.to_container(OmegaConf.load(trainer_yaml))
+
+    rows = []
+    for case in cases:
+        slow = case.preset != "tiny" and a.device == "cpu"  # minutes per iteration on 2 cores
+        n_timed = a.iterations if a.iterations is not None else case.iterations
+        n_warmup = a.warmup if a.warmup is not None else (0 if slow else 1)
+        regs = case.family == "stylegan2" and (a.reg_iterations == "on" or (a.reg_iterations == "auto" and not slow))
+        if n_timed < 1 or n_warmup < 0:
+            raise SystemExit("--iterations must be ≥ 1 and --warmup ≥ 0")
+        print(f"[bench] {case.name}: {n_warmup} warm-up + {n_timed} timed iteration(s)"
+              + (" + regularised ones" if regs else "") + " ...", flush=True)
+        row = run_case(case, n_warmup, n_timed, regs, a.device, trainer_cfg, a.n_random, a.sample_batch)
+        msg = (f"[bench] {case.name}: {row['s_per_iteration']:.3f} s/iteration, {row['images_per_s']:.1f} images/s "
+               f"(case {row['case_wall_s']:.1f} s)")
+        if "sampling" in row:
+            s = row["sampling"]
+            msg += f"; sampling {s['batch']} images × {s['ddim_steps']} steps: {s['seconds']:.2f} s"
+        print(msg, flush=True)
+        rows.append(row)
+        write_results(a, rows, trainer_yaml, partial=case is not cases[-1])  # a crash keeps what ran
+
+
+def write_results(a, rows: list[dict], trainer_yaml: Path, partial: bool) -> None:
+    import lightning
+
+    argv = ["python", "scripts/bench_generators.py", *sys.argv[1:]]
+    meta = {
+        "command": " ".join(shlex.quote(x) for x in argv),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "device": a.device,
+        "device_name": torch.cuda.get_device_name(0) if a.device == "cuda" else cpu_name(),
+        "cuda_path_tested": a.device == "cuda",
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "trainer_config": str(trainer_yaml.relative_to(ROOT)),
+        "total_runtime_s": time.perf_counter() - T_START,
+    }
+    if a.device == "cpu":
+        meta["note"] = "the --device cuda path was not run here (no GPU on this machine)"
+    if partial:
+        meta["partial"] = "written after each case; the run has not finished"
+    out = Path(a.out)
+    write_json(out / "generators.json", {"meta": meta, "results": rows})
+    write_text(out / "generators.md", markdown(meta, rows))
+    if not partial:
+        print(markdown(meta, rows))
+        print(f"[bench] wrote {out / 'generators.md'} and {out / 'generators.json'} "
+              f"in {meta['total_runtime_s']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
