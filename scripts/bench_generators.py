@@ -328,6 +328,18 @@ def time_sampling(module: CFGDiffusion, case: Case, device: str, n: int) -> dict
 # --------------------------------------------------------------------------- report
 
 
+def one_time_cost(r: dict) -> float | None:
+    """Warm-up time minus the mean timed iteration of the same kind (StyleGAN2 warm-ups run every
+    regulariser, like its r1/r1+pl iteration), or None when the run has no such pair."""
+    if not r["warmup_iterations_s"]:
+        return None
+    t = r["timed_iterations"]
+    kind = ("r1+pl" if "r1+pl" in t else "r1" if "r1" in t else None) if "regularisation" in r else "plain"
+    if kind is None or kind not in t:
+        return None
+    return float(np.mean(r["warmup_iterations_s"]) - np.mean(t[kind]))
+
+
 def g(x: float) -> str:
     """A number with 3 significant digits, no exponent for the ranges we meet."""
     if x >= 100:
@@ -373,11 +385,12 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"{g(r['iterations_per_hour'])} | {warm} |"
         )
     if any(not r["warmup_iterations_s"] for r in rows):
-        out += ["", "No warm-up (—): the first iteration is timed, one-time costs included. On this CPU they are "
-                "about a second against iterations of a minute or more (calibration on 2 AMD EPYC cores, "
-                "2026-11-28: BigGAN cifar10 warm-up 71.8 s vs timed 76.4 s; StyleGAN2 cifar10 warm-up with R1 "
-                "265 s vs a later R1 iteration 260 s); "
-                "use `--warmup 1` to exclude them anyway."]
+        overhead = [f"{r['case']} {one_time_cost(r):+.2f} s" for r in rows if one_time_cost(r) is not None]
+        out += ["", "No warm-up (—): the first iteration is timed, one-time costs included; at a minute or more "
+                "per iteration they do not matter"
+                + (" (warm-up minus timed iteration of the same kind, this run: " + "; ".join(overhead) + ")"
+                   if overhead else "")
+                + ". `--warmup 1` excludes them anyway."]
     plain_only = [r["case"] for r in rows if "regularisation" in r and "regulariser_extra_s" not in r]
     if plain_only:
         out += ["", f"† {', '.join(plain_only)}: plain iterations only — the lazy R1 (and PL) regularisation "
