@@ -15,7 +15,7 @@ CUDA synchronise on a GPU), so one "iteration" is one generator iteration with e
 does around it: data loading, n_dis discriminator steps (BigGAN), optimiser steps, EMA, logging.
 
 - `--warmup` untimed iterations (default 1; 0 for the published presets on the CPU, where one
-  iteration takes 1–3 minutes on 2 cores and the one-time costs are about a second), then
+  iteration takes 1–2 minutes on 2 cores and the one-time costs a fraction of a second), then
   `--iterations` timed ones (default 3 for tiny, 1 for the published presets).
 - StyleGAN2 runs lazy regularisation: R1 every `r1_interval` D steps and (celeba64) path-length
   every `pl_interval` G steps. Warm-ups run at iteration 0 (both regularisers), timed plain
@@ -31,7 +31,13 @@ does around it: data loading, n_dis discriminator steps (BigGAN), optimiser step
 
 Data: tiny presets train on scikit-learn's digits (1,797 images, 32×32×1, 10 classes); the published
 presets on random uint8 images of their shape (cifar10: 32×32×3, 10 classes; celeba64: 64×64×3,
-unconditional). Speed does not depend on pixel values. Writes results/bench/generators.{md,json}.
+unconditional). Speed does not depend on pixel values. Writes results/bench/generators.{md,json}
+(atomically, after every case, so an interrupted run keeps what it measured; `--render JSON` only
+rewrites the Markdown from such a JSON).
+
+Every case also records how much CPU the rest of the machine used meanwhile (/proc/stat minus this
+process's CPU time) and flags the case ⚠ contended above 0.15 cores: on 2 cores with 2 torch
+threads, one busy neighbour process made the tiny presets ~10× and the cifar10 ones ~2× slower.
 """
 
 from __future__ import annotations
@@ -138,6 +144,38 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+class LoadMeter:
+    """CPU seconds the rest of the machine used while we measured (Linux /proc/stat minus this
+    process's own CPU time): anything well above 0 means the timings were contended."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait (incl. steal)
+        mine = os.times()
+        return busy / hz, mine.user + mine.system, time.perf_counter()
+
+    def stop(self) -> dict | None:
+        end = self._read()
+        if self.start is None or end is None:
+            return None
+        wall = end[2] - self.start[2]
+        other = max(0.0, (end[0] - self.start[0]) - (end[1] - self.start[1]))
+        return {"wall_s": wall, "own_cpu_s": end[1] - self.start[1], "other_cpu_s": other,
+                "other_cores": other / wall if wall > 0 else 0.0}
+
+
+#: average cores used by other processes above which a case is flagged as contended
+CONTENDED = 0.15
+
+
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -225,6 +263,7 @@ def stylegan2_amortised(cfg, times: dict[str, list[float]]) -> tuple[float, dict
 def run_case(case: Case, n_warmup: int, n_timed: int, regs: bool, device: str, trainer_cfg: dict,
              n_random: int, sample_batch: int | None) -> dict:
     t_case = time.perf_counter()
+    meter = LoadMeter()
     L.seed_everything(0, verbose=False)
     module = FAMILY_CLS[case.family](case.n_classes, case.image_size, case.channels, preset=case.preset)
     cfg = module.config
@@ -303,6 +342,8 @@ def run_case(case: Case, n_warmup: int, n_timed: int, regs: bool, device: str, t
     if case.family == "diffusion":
         row["sampling"] = time_sampling(module, case, device, sample_batch or case.sample_batch)
     row["case_wall_s"] = time.perf_counter() - t_case
+    row["other_load"] = meter.stop()
+    row["contended"] = bool(row["other_load"] and row["other_load"]["other_cores"] > CONTENDED)
     return row
 
 
@@ -367,8 +408,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     if meta.get("partial"):
         out += ["**Partial: the run had not finished when this was written.**", ""]
     if meta["device"] == "cpu":
-        out += ["The `--device cuda` path has **not** been run here (this machine has no GPU); it builds the "
-                "same Trainer from conf/trainer/gpu.yaml and synchronises CUDA before each time stamp.", ""]
+        why = " (this machine has no GPU)" if not meta.get("cuda_available") else ""
+        out += [f"CPU only: the `--device cuda` path has **not** been run here{why}; it builds the same Trainer "
+                "from conf/trainer/gpu.yaml and synchronises CUDA before each time stamp.", ""]
     out += [
         "| case | params | batch × real batches/iter | warm-up + timed iters | s / iteration | real images/s | "
         "iterations/hour | warm-up iter (s) |",
@@ -378,12 +420,22 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         n_timed = sum(len(v) for v in r["timed_iterations"].values())
         n_warm = len(r["warmup_iterations_s"])
         mark = " \\*" if "regulariser_extra_s" in r else (" †" if "regularisation" in r else "")
+        mark += " ⚠" if r.get("contended") else ""
         warm = g(float(np.mean(r["warmup_iterations_s"]))) if n_warm else "—"
         out.append(
             f"| {r['case']} | {fmt_params(r['params'])} | {r['batch_size']} × {r['batches_per_iteration']} | "
             f"{n_warm} + {n_timed} | {g(r['s_per_iteration'])}{mark} | {g(r['images_per_s'])} | "
             f"{g(r['iterations_per_hour'])} | {warm} |"
         )
+    bad = [r for r in rows if r.get("contended")]
+    if bad:
+        out += ["", "⚠ **Contended**: other processes used CPU while these cases ran, so their times are too slow: "
+                + "; ".join(f"{r['case']} (others used {r['other_load']['other_cores']:.2f} cores on average)"
+                            for r in bad) + ". Rerun them on a quiet machine."]
+    elif rows and all(r.get("other_load") for r in rows):
+        worst = max(r["other_load"]["other_cores"] for r in rows)
+        out += ["", f"Quiet machine: other processes used at most {worst:.2f} cores on average during any case "
+                "(from /proc/stat minus this process's CPU time)."]
     if any(not r["warmup_iterations_s"] for r in rows):
         overhead = [f"{r['case']} {one_time_cost(r):+.2f} s" for r in rows if one_time_cost(r) is not None]
         out += ["", "No warm-up (—): the first iteration is timed, one-time costs included; at a minute or more "
@@ -443,7 +495,7 @@ def main() -> None:
                    help="timed (plain) iterations per case (default: 3 for tiny, 1 for the published presets)")
     p.add_argument("--warmup", type=int, default=None,
                    help="untimed warm-up iterations (default: 1, but 0 for the published presets on the CPU, "
-                        "where one iteration takes minutes and one-time costs are ~1%%)")
+                        "where one iteration takes minutes and one-time costs a fraction of a second)")
     p.add_argument("--reg-iterations", choices=["auto", "on", "off"], default="auto",
                    help="StyleGAN2: also time one iteration per lazy-regulariser kind and report the amortised "
                         "cost (auto: on for tiny and on a GPU, off for the published presets on the CPU)")
@@ -453,7 +505,15 @@ def main() -> None:
     p.add_argument("--sample-batch", type=int, default=None,
                    help="diffusion sampling batch (default: 8 tiny, 2 cifar10)")
     p.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    p.add_argument("--render", metavar="JSON", default=None,
+                   help="only rewrite <out>/generators.md from a generators.json this script wrote (no timing)")
     a = p.parse_args()
+    if a.render:
+        import json
+
+        d = json.loads(Path(a.render).read_text())
+        print(f"[bench] rendered {write_text(Path(a.out) / 'generators.md', markdown(d['meta'], d['results']))}")
+        return
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # "GPU available: …", tips
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -486,6 +546,8 @@ def main() -> None:
         row = run_case(case, n_warmup, n_timed, regs, a.device, trainer_cfg, a.n_random, a.sample_batch)
         msg = (f"[bench] {case.name}: {row['s_per_iteration']:.3f} s/iteration, {row['images_per_s']:.1f} images/s "
                f"(case {row['case_wall_s']:.1f} s)")
+        if row["contended"]:
+            msg += f" CONTENDED: other processes used {row['other_load']['other_cores']:.2f} cores"
         if "sampling" in row:
             s = row["sampling"]
             msg += f"; sampling {s['batch']} images × {s['ddim_steps']} steps: {s['seconds']:.2f} s"
@@ -504,6 +566,7 @@ def write_results(a, rows: list[dict], trainer_yaml: Path, partial: bool) -> Non
         "device": a.device,
         "device_name": torch.cuda.get_device_name(0) if a.device == "cuda" else cpu_name(),
         "cuda_path_tested": a.device == "cuda",
+        "cuda_available": torch.cuda.is_available(),
         "torch": torch.__version__,
         "lightning": lightning.__version__,
         "python": platform.python_version(),
@@ -514,7 +577,8 @@ def write_results(a, rows: list[dict], trainer_yaml: Path, partial: bool) -> Non
         "total_runtime_s": time.perf_counter() - T_START,
     }
     if a.device == "cpu":
-        meta["note"] = "the --device cuda path was not run here (no GPU on this machine)"
+        meta["note"] = "CPU only: the --device cuda path was not run" + (
+            "" if torch.cuda.is_available() else " (no GPU on this machine)")
     if partial:
         meta["partial"] = "written after each case; the run has not finished"
     out = Path(a.out)
