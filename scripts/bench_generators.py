@@ -74,7 +74,7 @@ from gmv.generators.cfg_diffusion import CFGDiffusion  # noqa: E402
 from gmv.generators.stylegan2 import StyleGAN2  # noqa: E402
 from gmv.io import write_json, write_text  # noqa: E402
 from gmv.training.datamodule import ImageSetDataModule  # noqa: E402
-from gmv.training.train import RNGStateCallback, _trainer_kwargs  # noqa: E402
+from gmv.training.train import RNGStateCallback, _trainer_kwargs, quiet_fit_warnings  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -291,9 +291,7 @@ def run_case(case: Case, n_warmup: int, n_timed: int, regs: bool, device: str, t
             enable_progress_bar=False,
             use_distributed_sampler=False,
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
+        with quiet_fit_warnings():
             t_fit = time.perf_counter()
             trainer.fit(module, datamodule=dm)
             fit_wall = time.perf_counter() - t_fit

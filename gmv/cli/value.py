@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict:
                   held_out=args.held_out, tau=args.tau, distance=args.distance,
                   cache_dir=args.cache_dir or None, embedder_options=embedder_options, image_size=args.image_size)
     out = Path(args.out)
-    config = {k: v for k, v in vars(args).items()}
+    config = dict(vars(args))
     with Tracker(mode=args.wandb, project=args.wandb_project, dir=out, name=label, config=config,
                  job_type="value") as tracker:
         metrics = write_report(val, out, label=label, tracker=tracker, ra3_n=args.ra3_n, tsne_cap=args.tsne_cap,

@@ -19,6 +19,7 @@ counter) inside `training_step`/`optimizer_step`, as the GeneratorModule contrac
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -317,6 +318,16 @@ class _Throughput(Callback):
 # --------------------------------------------------------------------------- entry point
 
 
+@contextlib.contextmanager
+def quiet_fit_warnings():
+    """Silence Lightning warnings that do not apply here (in-memory data needs no workers; manual
+    optimisation returns no loss)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
+        yield
+
+
 def _trainer_kwargs(trainer_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     cfg: dict[str, Any] = {}
     if trainer_cfg is not None:
@@ -422,9 +433,7 @@ def train_generator(module, datamodule, max_iterations: int, out_dir: str | Path
         enable_progress_bar=True,
         use_distributed_sampler=False,
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
+    with quiet_fit_warnings():
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=False)
 
     wall = time.perf_counter() - t0

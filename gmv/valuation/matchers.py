@@ -170,7 +170,7 @@ def match(pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig = Ma
     missing = idx < 0
     sq = np.where(missing, np.inf, np.maximum(sq, 0.0)).astype(np.float32)
     dist = sq if distance == "sqeuclidean" else np.sqrt(sq)
-    settings = {k_: v for k_, v in asdict(cfg).items()}
+    settings = asdict(cfg)
     settings.update(distance=distance, k=k, n_pool=n, dim=d, n_missing=int(missing.sum()))
     return MatchResult(dist, idx, recall, settings, factory, seconds)
 
