@@ -10,7 +10,6 @@ have, and the hard case for PQ. Writes results/bench/valuation.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -10,7 +10,6 @@ Bad input exits with status 2 and one line saying what was wrong, before any emb
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

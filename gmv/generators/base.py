@@ -28,7 +28,10 @@ C = TypeVar("C")
 
 
 def resolve_preset(name: str, presets: Mapping[str, C], overrides: Mapping[str, Any], what: str) -> C:
-    """The preset `name` with `overrides` applied; unknown names or fields raise GmvError."""
+    """The preset `name` with `overrides` applied; unknown names or fields raise GmvError.
+
+    An override of None means "the preset's value" (the Hydra configs list every field as null)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     if name not in presets:
         raise GmvError(f"unknown {what} preset {name!r}; choose one of {', '.join(sorted(presets))}")
     base = presets[name]

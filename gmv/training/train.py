@@ -23,7 +23,6 @@ import contextlib
 import math
 import os
 import random
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +35,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, TQDMProgressBar
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from gmv.errors import GmvError
+from gmv.io import link_or_copy
 
 #: trainer_cfg keys the harness owns; a trainer config may not set them.
 _RESERVED = {
@@ -181,14 +181,7 @@ class IterationCheckpoint(Checkpoint):
         if trainer.is_global_zero:
             os.replace(tmp, target)
             if periodic:  # last.ckpt: a hard link to the same bytes (a copy where links fail)
-                link_tmp = self.last_path.with_name(".last.ckpt.tmp")
-                if link_tmp.exists():
-                    link_tmp.unlink()
-                try:
-                    os.link(target, link_tmp)
-                except OSError:
-                    shutil.copyfile(target, link_tmp)
-                os.replace(link_tmp, self.last_path)
+                link_or_copy(target, self.last_path)
         trainer.strategy.barrier("gmv-checkpoint")
         self._saved_at = iteration
 

@@ -1,0 +1,204 @@
+"""The study pipeline (gmv/pipeline, the `gmv` app): stage caching, early errors, multirun + report."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from gmv.errors import GmvError
+from gmv.pipeline import run_study
+from gmv.pipeline.cache import array_digest, key_of
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+GMV = Path(sys.executable).parent / "gmv"
+GMV_REPORT = Path(sys.executable).parent / "gmv-report"
+
+#: the smallest study that exercises every stage (≈ 15 s on one core)
+TINY = ["experiment=smoke", "logger.mode=disabled", "train.max_iterations=3", "generate.m=40",
+        "data.split.per_class_limit=12", "valuation.tsne_cap=60", "valuation.ra3_n=2", "valuation.k=3"]
+
+
+def cfg_of(*overrides: str):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("config", overrides=list(overrides))
+
+
+def env() -> dict:
+    return {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
+def test_cache_keys_follow_content_not_identity():
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert array_digest(a) == array_digest(a.copy())
+    b = a.copy()
+    b[0, 0] = 1
+    assert array_digest(a) != array_digest(b)
+    assert key_of({"x": 1, "y": [1, 2]}) == key_of({"y": [1, 2], "x": 1})  # order-free
+    assert key_of({"x": 1}) != key_of({"x": 2})
+
+
+def test_default_study_config_is_the_documented_one():
+    cfg = cfg_of()
+    assert cfg.data.source == "digits" and cfg.generator._target_.endswith("BigGAN")
+    assert cfg.valuation.held_out and cfg.study == "default" and cfg.logger.mode == "offline"
+
+
+def test_changed_k_reuses_training_samples_and_embeddings(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = run_study(cfg_of(*TINY, f"cache_dir={cache}"), tmp_path / "run1")
+    stages1 = json.loads((tmp_path / "run1" / "stages.json").read_text())
+    assert stages1["train"]["reused"] is False and stages1["embed"]["reused"] is False
+    ckpt = cache / "train" / stages1["train"]["key"] / "checkpoints" / "last.ckpt"
+    stamp = ckpt.stat().st_mtime_ns
+
+    # the second run must neither train nor embed: make both impossible
+    import gmv.training.train as harness
+    from gmv.valuation.embedders import Embedder
+
+    def no_training(*a, **k):
+        raise AssertionError("the generator was retrained")
+
+    def no_embedding(*a, **k):
+        raise AssertionError("images were re-embedded")
+
+    monkeypatch.setattr(harness.L.Trainer, "fit", no_training)
+    monkeypatch.setattr(Embedder, "__call__", no_embedding)
+    second = run_study(cfg_of(*TINY, f"cache_dir={cache}", "valuation.k=5"), tmp_path / "run2")
+    stages2 = json.loads((tmp_path / "run2" / "stages.json").read_text())
+    assert [stages2[s]["reused"] for s in ("train", "generate", "embed")] == [True, True, True]
+    assert stages2["train"]["key"] == stages1["train"]["key"]
+    assert ckpt.stat().st_mtime_ns == stamp
+    assert first["k"] == 3 and second["k"] == 5
+    # same samples, same pool, different K → different values
+    s1, s2 = np.load(tmp_path / "run1" / "samples.npz"), np.load(tmp_path / "run2" / "samples.npz")
+    assert np.array_equal(s1["images"], s2["images"])
+    assert second["train_seconds"] == first["train_seconds"]  # the training run's time, reported again
+    for name in ("config.yaml", "metrics.json", "values.csv", "ra2_table.md", "ra1_tsne.png", "ra3_high.png",
+                 "samples.npz", "samples.png", "manifest.json", "split.npz"):
+        assert (tmp_path / "run2" / name).is_file(), name
+    manifest = json.loads((tmp_path / "run2" / "manifest.json").read_text())
+    assert manifest["packages"]["torch"] and manifest["seeds"]["seed"] == 0
+
+
+def test_changed_split_retrains(tmp_path):
+    cache = tmp_path / "cache"
+    run_study(cfg_of(*TINY, f"cache_dir={cache}"), tmp_path / "a")
+    run_study(cfg_of(*TINY, f"cache_dir={cache}", "data.split.seed=1"), tmp_path / "b")
+    a = json.loads((tmp_path / "a" / "stages.json").read_text())
+    b = json.loads((tmp_path / "b" / "stages.json").read_text())
+    assert b["train"]["reused"] is False and a["train"]["key"] != b["train"]["key"]
+    assert len(list((cache / "train").iterdir())) == 2
+
+
+def test_sampling_only_settings_do_not_retrain(tmp_path):
+    cache = tmp_path / "cache"
+    tiny = [*TINY, "generator=cfg_diffusion", "generator.sampling_steps=2", f"cache_dir={cache}"]
+    run_study(cfg_of(*tiny), tmp_path / "a")
+    run_study(cfg_of(*tiny, "generator.guidance_w=2.0"), tmp_path / "b")
+    a = json.loads((tmp_path / "a" / "stages.json").read_text())
+    b = json.loads((tmp_path / "b" / "stages.json").read_text())
+    assert b["train"]["reused"] is True and b["generate"]["reused"] is False
+    assert a["generate"]["key"] != b["generate"]["key"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("valuation.k=0", "valuation.k"),
+    ("valuation.k=-3", "valuation.k"),
+    ("matcher.kind=hnsw", "unknown matcher kind"),
+    ("train.max_iterations=0", "train.max_iterations"),
+    ("generator.preset=huge", "unknown BigGAN preset"),
+    ("generator.n_dis=0", "n_dis"),
+    ("data.split.classes=[42]", "absent"),
+    ("generate.classes=[42]", "not classes the generator was trained on"),
+    ("valuation.k=100000", "larger than the training pool"),
+    ("matcher.m=7", "divide"),
+])
+def test_bad_settings_fail_before_training(tmp_path, override, message):
+    cache = tmp_path / "cache"
+    with pytest.raises(GmvError, match=message):
+        run_study(cfg_of(*TINY, f"cache_dir={cache}", override), tmp_path / "run")
+    assert not (cache / "train").exists()  # nothing was trained
+    assert not (tmp_path / "run").exists()  # and no run folder was started
+
+
+def test_missing_required_path_names_the_setting(tmp_path):
+    with pytest.raises(GmvError, match="embedder.weights"):
+        run_study(cfg_of("experiment=paper/cifar10_biggan_cpu", "logger.mode=disabled"), tmp_path / "run")
+
+
+def test_missing_dataset_files_stop_before_training(tmp_path):
+    cfg = cfg_of("experiment=paper/cifar10_biggan_cpu", "logger.mode=disabled", "embedder.weights=w.th",
+                 f"data.root={tmp_path}/data", f"cache_dir={tmp_path}/cache")
+    with pytest.raises(GmvError, match="(?i)cifar"):
+        run_study(cfg, tmp_path / "run")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["experiment=no_such_study"], "experiment/no_such_study"),
+    (["matcher=no_such_matcher"], "matcher/no_such_matcher"),
+    (["valuation.k=0"], "gmv: error: valuation.k must be an integer ≥ 1"),
+])
+def test_cli_rejects_bad_overrides_early(tmp_path, args, message):
+    out = subprocess.run([str(GMV), *args, f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
+                          "logger.mode=disabled"], capture_output=True, text=True, env=env(), timeout=120)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert not (tmp_path / "cache" / "train").exists()
+
+
+def test_multirun_of_two_jobs_and_its_report(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = subprocess.run([str(GMV), "-m", *TINY, f"cache_dir={tmp_path}/cache", f"hydra.sweep.dir={sweep}",
+                          "valuation.k=2,4"], capture_output=True, text=True, env=env(), timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = sorted(p.parent for p in sweep.rglob("metrics.json"))
+    assert len(jobs) == 2
+    ks = sorted(json.loads((j / "metrics.json").read_text())["k"] for j in jobs)
+    assert ks == [2, 4]
+    stages = [json.loads((j / "stages.json").read_text()) for j in jobs]
+    assert sorted(s["train"]["reused"] for s in stages) == [False, True]  # the 2nd job reused the 1st's training
+
+    rep = subprocess.run([str(GMV_REPORT), str(sweep)], capture_output=True, text=True, env=env(), timeout=300)
+    assert rep.returncode == 0, rep.stderr
+    rows = (sweep / "report" / "report.csv").read_text().splitlines()
+    assert len(rows) == 3 and "valuation.k" in rows[0]
+    assert (sweep / "report" / "sweep_valuation_k.png").is_file()
+
+
+def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.gpus_per_node == 1
+
+
+@pytest.mark.parametrize("name", ["paper/cifar10_biggan", "paper/cifar10_biggan_cpu", "paper/cifar10_cfg_diffusion",
+                                  "paper/cifar10_cfg_diffusion_cpu", "paper/celeba_stylegan2",
+                                  "paper/celeba_stylegan2_cpu", "paper/mnist_biggan", "paper/mnist_biggan_cpu",
+                                  "compare/cifar10_cpu", "smoke"])
+def test_every_experiment_composes_with_its_generator(name):
+    cfg = cfg_of(f"experiment={name}")
+    assert cfg.study == name
+    expected = {"cfg_diffusion": "CFGDiffusion", "stylegan2": "StyleGAN2"}
+    want = next((cls for key, cls in expected.items() if key in name), "BigGAN")
+    assert cfg.generator._target_.endswith(want)
+    # a generator chosen on the command line wins over the experiment's
+    assert cfg_of(f"experiment={name}", "generator=stylegan2").generator._target_.endswith("StyleGAN2")
+
+
+def test_a_study_is_reproducible_from_its_config(tmp_path):
+    """Two cold runs of the same config (separate caches) give bit-identical samples and values."""
+    run_study(cfg_of(*TINY, f"cache_dir={tmp_path}/c1"), tmp_path / "a")
+    run_study(cfg_of(*TINY, f"cache_dir={tmp_path}/c2"), tmp_path / "b")
+    sa, sb = np.load(tmp_path / "a" / "samples.npz"), np.load(tmp_path / "b" / "samples.npz")
+    assert np.array_equal(sa["images"], sb["images"])
+    assert (tmp_path / "a" / "values.csv").read_text() == (tmp_path / "b" / "values.csv").read_text()
