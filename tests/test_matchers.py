@@ -73,3 +73,14 @@ def test_explicit_settings_are_validated_not_changed(cfg, k, msg):
 def test_explicit_settings_kept():
     cfg = resolve(MatcherConfig("ivfpq", m=16, nbits=5, nlist=7, nprobe=3), n=1000, d=64, k=5)
     assert (cfg.m, cfg.nbits, cfg.nlist, cfg.nprobe) == (16, 5, 7, 3)
+
+
+def test_small_pools_get_one_note_instead_of_faiss_warnings_and_opq_is_refused(capfd):
+    rng = np.random.default_rng(0)
+    pool, queries = rng.normal(size=(200, 32)).astype(np.float32), rng.normal(size=(20, 32)).astype(np.float32)
+    result = match(pool, queries, 5, MatcherConfig(kind="pq"))
+    err = capfd.readouterr().err
+    assert "WARNING clustering" not in err and err.count("[gmv] PQ:") == 1
+    assert 0 < result.recall_at_k <= 1
+    with pytest.raises(GmvError, match="opq needs a pool of ≥ 256"):
+        match(pool, queries, 5, MatcherConfig(kind="opq"))

@@ -89,6 +89,9 @@ def resolve(cfg: MatcherConfig, n: int, d: int, k: int) -> MatcherConfig:
         raise GmvError(f"k = {k} is larger than the training pool ({n} images); choose k ≤ {n}")
     if cfg.recall_queries < 0:
         raise GmvError(f"recall_queries must be ≥ 0, got {cfg.recall_queries}")
+    if cfg.kind == "opq" and n < 256:
+        raise GmvError(f"opq needs a pool of ≥ 256 points (FAISS learns its rotation with 256-centroid codebooks), "
+                       f"this pool has {n}; use pq or flat")
     if cfg.kind == "flat":
         if cfg.rerank:
             raise GmvError("rerank only applies to approximate matchers (pq, ivfpq, opq); flat is already exact")
@@ -187,6 +190,7 @@ def _search(pool, queries, k, cfg: MatcherConfig, factory: str):
         recall = 1.0
     else:
         index = faiss.index_factory(d, factory, faiss.METRIC_L2)
+        _one_small_pool_warning(index, n, cfg.nbits)
         if cfg.rerank:
             index = faiss.IndexRefineFlat(index)
             index.k_factor = cfg.rerank / k
@@ -209,6 +213,25 @@ def _search(pool, queries, k, cfg: MatcherConfig, factory: str):
             recall = recall_at_k(idx[q], exact_idx)
             seconds["recall"] = time.perf_counter() - t2
     return sq, idx, recall, seconds
+
+
+def _one_small_pool_warning(index, n: int, nbits: int) -> None:
+    """FAISS prints one warning per sub-quantiser (up to 64 lines) when the pool has fewer than 39
+    points per PQ centroid; say it once instead. (The threshold only gates FAISS's message: the
+    k-means result is the same.)"""
+    import faiss
+
+    wanted = 39 * 2 ** nbits
+    if n >= wanted:
+        return
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexPreTransform):  # OPQ
+        inner = faiss.downcast_index(inner.index)
+    pq = getattr(inner, "pq", None)
+    if pq is not None:
+        pq.cp.min_points_per_centroid = 1
+        print(f"[gmv] PQ: {n} pool points for {2 ** nbits} centroids per sub-quantiser (FAISS suggests ≥ {wanted}); "
+              "codes are coarse — recall@K against exact search is reported", file=sys.stderr)
 
 
 def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
