@@ -79,18 +79,22 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def manifest(cfg, clock: stages.StageClock, keys: dict[str, str]) -> dict[str, Any]:
+def git_state() -> dict[str, Any]:
+    """The code a run starts with: HEAD and whether tracked files differ from it."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
+def manifest(cfg, clock: stages.StageClock, keys: dict[str, str], git: dict[str, Any]) -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    status = _git("status", "--porcelain")
     return {
         "command": " ".join(["gmv", *sys.argv[1:]]),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        **git,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions,
@@ -154,6 +158,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
     from gmv.valuation.matchers import MatcherConfig, resolve
 
     t_total = time.perf_counter()
+    git = git_state()
     run_dir = Path(run_dir)
     check_config(cfg)
     if cfg.num_threads:
@@ -253,7 +258,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
         metrics["seconds_total"] = round(time.perf_counter() - t_total, 3)
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "stages.json", clock.stages)
-        write_json(run_dir / "manifest.json", manifest(cfg, clock, keys))
+        write_json(run_dir / "manifest.json", manifest(cfg, clock, keys, git))
         tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("seconds_") or k in q})
         tracker.log_image("samples", run_dir / "samples.png")
 
