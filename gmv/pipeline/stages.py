@@ -152,6 +152,7 @@ def generate(module, datamodule, generate_cfg: Mapping[str, Any], folder: Path) 
     """X̂ from the trained module's EMA weights, cached as `folder/samples.npz` (+ `samples.png`)."""
     from gmv.data.sources import load_npz
     from gmv.training.sample import sample_imageset, save_grid
+    from gmv.training.train import grid_columns
 
     if is_done(folder):
         return load_npz(folder / "samples.npz"), True
@@ -161,13 +162,9 @@ def generate(module, datamodule, generate_cfg: Mapping[str, Any], folder: Path) 
     samples = sample_imageset(module, m, ids, seed=int(generate_cfg["seed"]),
                               batch_size=int(generate_cfg["batch_size"]), label_values=datamodule.class_ids)
     samples.save_npz(folder / "samples.npz")
-    save_grid(samples.images[_grid_pick(ids, 64)], folder / "samples.png", nrow=_grid_row(datamodule.n_classes))
+    save_grid(samples.images[_grid_pick(ids, 64)], folder / "samples.png", nrow=grid_columns(datamodule.n_classes))
     mark_done(folder, {"m": m, "seconds": round(time.perf_counter() - t0, 3)})
     return samples, False
-
-
-def _grid_row(n_classes: int) -> int:
-    return n_classes if 1 < n_classes <= 10 else 8
 
 
 def _grid_pick(ids: np.ndarray, n: int) -> np.ndarray:

@@ -192,9 +192,14 @@ class IterationCheckpoint(Checkpoint):
 # --------------------------------------------------------------------------- samples / progress
 
 
+def grid_columns(n_classes: int) -> int:
+    """Columns of a preview grid: one per class when there are 2–10 classes, else 8."""
+    return n_classes if 1 < n_classes <= 10 else 8
+
+
 def _grid_labels(n_classes: int, n_max: int = 64) -> tuple[np.ndarray, int]:
     """Class ids for a preview grid (each column one class when there are ≤ 10) and its row width."""
-    nrow = n_classes if 1 < n_classes <= 10 else 8
+    nrow = grid_columns(n_classes)
     n = nrow * max(1, n_max // nrow)
     return np.arange(n, dtype=np.int64) % n_classes, nrow
 
