@@ -45,7 +45,14 @@ def test_planted_members_get_the_value(planted, tmp_path, capsys):
         assert key in m
     assert m["nn_dist_gen_to_v1"] < m["nn_dist_gen_to_v2"]  # RA1 in numbers
     rows = (out / "values.csv").read_text().splitlines()
-    assert rows[0] == "index,split,label,value,n_matches"
+    assert rows[0] == "index,split,label,value,n_matches,p_value,bh_flag,knn_count,gan_leaks"
+    # the per-image audit: planted members are flagged, held-out images (the control) are not
+    assert m["audit_n_flagged_v1"] > 0.5 * m["n_v1"] and m["audit_n_flagged_v2"] <= 0.05 * m["n_v2"]
+    assert m["control_shuffled_p_value"] > 0.01  # shuffled v1/v2 labels: no signal
+    assert m["tau_rule"] == "auto" and 0.89 < m["top_credit_mean"] < 0.91
+    for name in ("gmvaluator", "knn_count", "gan_leaks"):
+        assert m[f"method/{name}/auroc"] > 0.6, name
+    assert "gan_leaks" in (out / "methods.md").read_text()
     assert len(rows) - 1 == m["n_v1"] + m["n_v2"]
     tables = np.load(out / "match_tables.npz")
     assert tables["distances"].shape == tables["indices"].shape == (m["n_generated"], 5)
@@ -53,6 +60,23 @@ def test_planted_members_get_the_value(planted, tmp_path, capsys):
         assert (out / f).stat().st_size > 0, f
     assert "Reject H0" in (out / "ra2_table.md").read_text()
     assert "Average value v1" in capsys.readouterr().out
+
+
+def test_paper_setting_and_a_reference_set(planted, tmp_path):
+    ref = tmp_path / "ref.npz"
+    v2 = np.load(planted / "v2.npz")
+    ImageSet(v2["images"][::-1][:200].copy(), v2["labels"][::-1][:200].copy()).save_npz(ref)
+    out = tmp_path / "paper"
+    assert run_cli(planted, out, "--k", "4", "--paper", "--reference", str(ref), "--tsne-cap", "100") == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["tau"], m["distance"], m["tau_rule"]) == (1.0, "sqeuclidean", "given")
+    assert "method/gan_leaks_calibrated/auroc" in m
+    assert (out / "values.csv").read_text().splitlines()[0].endswith("gan_leaks,gan_leaks_calibrated")
+
+
+def test_calibrated_baseline_without_reference_is_refused(planted, tmp_path, capsys):
+    assert run_cli(planted, tmp_path / "x", "--baselines", "gan_leaks_calibrated") == 2
+    assert "needs --reference" in capsys.readouterr().err
 
 
 def test_second_run_reuses_cached_embeddings(planted, tmp_path):
@@ -110,4 +134,4 @@ def test_console_script_prints_no_traceback(planted):
     r = subprocess.run([str(exe), "--train", str(planted / "v1.npz"), "--generated", str(planted / "gen.npz"),
                         "--k", "0", "--wandb", "disabled"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
-    assert "Traceback" not in r.stderr and "k must be ≥ 1" in r.stderr
+    assert "Traceback" not in r.stderr and "k must be an integer ≥ 1" in r.stderr

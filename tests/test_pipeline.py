@@ -45,7 +45,8 @@ def test_cache_keys_follow_content_not_identity():
 
 def test_default_study_config_is_the_documented_one():
     cfg = cfg_of()
-    assert cfg.data.source == "digits" and cfg.generator._target_.endswith("BigGAN")
+    assert cfg.data.source == "digits" and cfg.generator._target_.endswith("CFGDiffusion")
+    assert cfg.train.max_iterations == 1000 and cfg.valuation.tau == "auto" and cfg.valuation.k == 5
     assert cfg.valuation.held_out and cfg.study == "default" and cfg.logger.mode == "offline"
 
 
@@ -118,6 +119,12 @@ def test_sampling_only_settings_do_not_retrain(tmp_path):
     ("generate.classes=[42]", "not classes the generator was trained on"),
     ("valuation.k=100000", "larger than the training pool"),
     ("matcher.m=7", "divide"),
+    ("valuation.tau=0", "tau"),
+    ("valuation.tau=sharp", "tau"),
+    ("valuation.target_top_credit=1.5", "target_top_credit"),
+    ("valuation.baselines.knn_count._target_=gmv.nothing.Here", "cannot build valuation method"),
+    ("+control.kind=blend", "control.kind"),
+    ("+control={kind:dose_response,fractions:[0,2],seeds:[0]}", "control.fractions"),
 ])
 def test_bad_settings_fail_before_training(tmp_path, override, message):
     cache = tmp_path / "cache"
@@ -181,16 +188,17 @@ def test_slurm_launcher_config_composes():
     assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.gpus_per_node == 1
 
 
-@pytest.mark.parametrize("name", ["paper/cifar10_biggan", "paper/cifar10_biggan_cpu", "paper/cifar10_cfg_diffusion",
-                                  "paper/cifar10_cfg_diffusion_cpu", "paper/celeba_stylegan2",
-                                  "paper/celeba_stylegan2_cpu", "paper/mnist_biggan", "paper/mnist_biggan_cpu",
-                                  "compare/cifar10_cpu", "smoke"])
-def test_every_experiment_composes_with_its_generator(name):
+@pytest.mark.parametrize("name, generator", [
+    ("paper/cifar10_biggan", "BigGAN"), ("paper/cifar10_biggan_cpu", "BigGAN"),
+    ("paper/cifar10_cfg_diffusion", "CFGDiffusion"), ("paper/cifar10_cfg_diffusion_cpu", "CFGDiffusion"),
+    ("paper/celeba_stylegan2", "StyleGAN2"), ("paper/celeba_stylegan2_cpu", "StyleGAN2"),
+    ("paper/mnist_biggan", "BigGAN"), ("paper/mnist_biggan_cpu", "BigGAN"), ("compare/cifar10_cpu", "BigGAN"),
+    ("smoke", "BigGAN"), ("control/dose_response", "CFGDiffusion"), ("control/dose_response_cifar10", "CFGDiffusion"),
+])
+def test_every_experiment_composes_with_its_generator(name, generator):
     cfg = cfg_of(f"experiment={name}")
     assert cfg.study == name
-    expected = {"cfg_diffusion": "CFGDiffusion", "stylegan2": "StyleGAN2"}
-    want = next((cls for key, cls in expected.items() if key in name), "BigGAN")
-    assert cfg.generator._target_.endswith(want)
+    assert cfg.generator._target_.endswith(generator)
     # a generator chosen on the command line wins over the experiment's
     assert cfg_of(f"experiment={name}", "generator=stylegan2").generator._target_.endswith("StyleGAN2")
 
@@ -202,3 +210,41 @@ def test_a_study_is_reproducible_from_its_config(tmp_path):
     sa, sb = np.load(tmp_path / "a" / "samples.npz"), np.load(tmp_path / "b" / "samples.npz")
     assert np.array_equal(sa["images"], sb["images"])
     assert (tmp_path / "a" / "values.csv").read_text() == (tmp_path / "b" / "values.csv").read_text()
+
+
+def test_study_reports_baselines_tau_audit_and_c1(tmp_path):
+    m = run_study(cfg_of(*TINY, f"cache_dir={tmp_path}/c", "valuation.reference_size=30"), tmp_path / "run")
+    assert m["tau_rule"] == "auto" and m["top_credit_mean"] == pytest.approx(0.9, abs=1e-6)
+    for name in ("gmvaluator", "knn_count", "gan_leaks", "gan_leaks_calibrated"):
+        assert np.isfinite(m[f"method/{name}/auroc"]), name
+        assert 0 <= m[f"method/{name}/tpr_at_1fpr"] <= 1
+    assert "control_shuffled_p_value" in m and "audit_n_flagged_v1" in m and "c1_at_1" in m
+    header = (tmp_path / "run" / "values.csv").read_text().splitlines()[0]
+    assert header.endswith("p_value,bh_flag,knn_count,gan_leaks,gan_leaks_calibrated")
+    assert (tmp_path / "run" / "methods.md").is_file() and (tmp_path / "run" / "c1_per_class.csv").is_file()
+    # valuation=paper: squared L2 and τ = 1 on the same cached samples and embeddings
+    p = run_study(cfg_of(*TINY, f"cache_dir={tmp_path}/c", "valuation=paper", "valuation.k=3"), tmp_path / "paper")
+    assert p["tau"] == 1.0 and p["distance"] == "sqeuclidean" and p["tau_rule"] == "given"
+    assert json.loads((tmp_path / "paper" / "stages.json").read_text())["train"]["reused"] is True
+
+
+def test_trajectory_during_training_and_dose_response_on_the_cached_samples(tmp_path):
+    cache = tmp_path / "c"
+    run_study(cfg_of(*TINY, f"cache_dir={cache}", "train.trajectory_every=1", "trajectory.m=20"), tmp_path / "run")
+    rows = (tmp_path / "run" / "trajectory.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,") and [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert (tmp_path / "run" / "trajectory.png").stat().st_size > 0
+    m = run_study(cfg_of(*TINY, f"cache_dir={cache}", "+control.kind=dose_response", "+control.fractions=[0,0.5]",
+                         "+control.seeds=[0]"), tmp_path / "dose")
+    stages = json.loads((tmp_path / "dose" / "stages.json").read_text())
+    assert stages["train"]["reused"] is True and stages["generate"]["reused"] is True  # nothing retrained
+    assert m["gmvaluator/f0.5/auroc_mean"] > m["gmvaluator/f0/auroc_mean"]
+    lines = (tmp_path / "dose" / "dose_response.csv").read_text().splitlines()
+    assert len(lines) - 1 == 2 * 4  # 2 fractions × 1 seed × 4 methods (reference images exist for digits)
+    assert (tmp_path / "dose" / "dose_response.png").stat().st_size > 0
+
+
+def test_dose_response_experiment_composes():
+    cfg = cfg_of("experiment=control/dose_response")
+    assert cfg.control.kind == "dose_response" and list(cfg.control.fractions)[0] == 0
+    assert cfg.data.split.per_class_limit == cfg_of().data.split.per_class_limit  # the default study's X̂

@@ -225,3 +225,44 @@ def test_cli_prints_the_table(k_sweep, capsys):
     assert f"report in {out}/" in printed
     assert {p.name for p in out.iterdir()} == {"report.csv", "report.md", "sweep_valuation_k.png",
                                                "sweep_matcher_m.png"}
+
+
+@pytest.fixture
+def p_sweep(tmp_path):
+    """valuation.k ∈ {1, 5, 10, 50, 100} with chosen p-values (k=100 has none: NaN), and a failed job k=200."""
+    sweep = tmp_path / "psweep"
+    for i, (k, p) in enumerate([(1, 0.03), (5, 0.001), (10, 0.004), (50, 0.2), (100, math.nan)]):
+        make_job(sweep / str(i), [f"valuation.k={k}"], metrics_for(k, 8, i) | {"p_value": p})
+    make_job(sweep / "5", ["valuation.k=200"])
+    return sweep
+
+
+def test_holm_column_follows_p_value(p_sweep):
+    paths = write_sweep_report(p_sweep)
+    rows = read_csv(paths["report.csv"])
+    header = list(rows[0])
+    assert header[header.index("p_value") + 1] == "p_value_holm"
+    # 4 tests, sorted p 0.001, 0.004, 0.03, 0.2 → 4·0.001, 3·0.004, 2·0.03, 1·0.2 (already monotone)
+    holm = {r["valuation.k"]: r["p_value_holm"] for r in rows}
+    assert float(holm["1"]) == pytest.approx(0.06)
+    assert float(holm["5"]) == pytest.approx(0.004)
+    assert float(holm["10"]) == pytest.approx(0.012)
+    assert float(holm["50"]) == pytest.approx(0.2)
+    assert holm["100"] == "nan"  # no p-value, no test
+    assert holm["200"] == ""  # failed job
+    md = paths["report.md"].read_text()
+    assert "| p-value | p-value (Holm) |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| `2` |"))
+    assert "| 4.0e-03 | 1.2e-02 |" in row
+    assert "Holm-adjusted over the 4 jobs with a p-value" in md
+    assert "2 of 4 jobs reach p < 0.01 raw, 1 of 4 after Holm." in md
+
+
+def test_holm_is_monotone_and_capped(tmp_path):
+    sweep = tmp_path / "s"
+    # sorted 0.01, 0.011, 0.5: 3·0.01 = 0.03, 2·0.011 = 0.022 → 0.03 (monotone), 0.5 → 0.5
+    for i, p in enumerate([0.5, 0.011, 0.01]):
+        make_job(sweep / str(i), [f"valuation.k={i}"], metrics_for(1, 8, i) | {"p_value": p})
+    rows = read_csv(write_sweep_report(sweep, metrics=["p_value"])["report.csv"])
+    assert list(rows[0]) == ["job", "valuation.k", "p_value", "p_value_holm", "status"]
+    assert [float(r["p_value_holm"]) for r in rows] == pytest.approx([0.5, 0.03, 0.03])

@@ -1,10 +1,16 @@
 """Write one valuation's results folder: tables, RA1–RA3 figures, metrics.json, and log it to W&B.
 
 Files (all written atomically):
-    values.csv          index, split, label, value, n_matches (one row per pool image)
+    values.csv          index, split, label, value, n_matches (one row per pool image); with a held-out
+                        half also p_value (empirical, against X_v2) and bh_flag (Benjamini–Hochberg), and
+                        one score column per baseline method
     match_tables.npz    the paper's m×K `distances` and `indices` tables, and the `credit` (Eq. 5)
-    metrics.json        flat keys: k, n_generated, n_v1, n_v2, mean_value_v1/v2, t_statistic,
-                        p_value, auroc, cohens_d, recall_at_k, … (see `valuation_metrics`)
+    metrics.json        flat keys: k, tau (the τ used), top_credit_mean, effective_neighbours, n_generated,
+                        n_v1, n_v2, mean_value_v1/v2, t_statistic, p_value, auroc (+ CI), tpr_at_1fpr (+ CI),
+                        cohens_d, recall_at_k, per-method `method/<name>/…`, the shuffled-split control,
+                        the audit counts, C1 class agreement, … (see `valuation_metrics`)
+    methods.md/.csv     RA2 as membership inference, one row per method (t, p, AUROC, TPR@1%FPR, CIs)
+    c1_per_class.csv    C1: share of each generated image's top-k matches that carry its class
     ra1_tsne.png        RA1 t-SNE of X_v1, X_v2 and X̂ (with a held-out set)
     ra2_table.md/.csv   RA2 in the layout of the paper's Table 1 (with a held-out set)
     ra2_hist.png        value distributions of X_v1 and X_v2
@@ -19,14 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from gmv.io import save_npz, write_csv, write_json
+from gmv.io import save_npz, write_csv, write_json, write_text
 from gmv.valuation.api import Valuation
 
 
 def valuation_metrics(val: Valuation) -> dict[str, Any]:
     """The flat numbers every valuation reports (RA2 statistics are added where there is a v2)."""
     v1, v2 = val.values[val.side("v1")], val.values[val.side("v2")]
+    main = val.main
     return {
+        "method": main.name,
+        **{k: v for k, v in main.extras.items() if np.isscalar(v)},
         "k": val.k,
         "tau": val.tau,
         "n_generated": val.n_generated,
@@ -49,29 +58,107 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
     }
 
 
-def write_value_tables(val: Valuation, out_dir: Path) -> None:
-    rows = [(i, s, int(lab), f"{v:.10g}", int(c))
-            for i, (s, lab, v, c) in enumerate(zip(val.split, val.pool.labels, val.values, val.n_matches))]
-    write_csv(out_dir / "values.csv", ["index", "split", "label", "value", "n_matches"], rows)
+def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None) -> None:
+    columns = {"index": np.arange(len(val.values)), "split": val.split, "label": val.pool.labels.astype(np.int64),
+               "value": [f"{v:.10g}" for v in val.values], "n_matches": val.n_matches.astype(np.int64)}
+    if audit is not None:
+        columns["p_value"] = [f"{p:.6g}" for p in audit["p_value"]]
+        columns["bh_flag"] = audit["bh_flag"].astype(int)
+    for name, result in list(val.methods.items())[1:]:
+        columns[name] = [f"{v:.8g}" for v in result.values]
+    rows = list(zip(*columns.values()))
+    write_csv(out_dir / "values.csv", list(columns), rows)
     save_npz(out_dir / "match_tables.npz", distances=val.matches.distances, indices=val.matches.indices,
              credit=val.credit.astype(np.float32))
 
 
+METHOD_COLUMNS = ["Method", "t", "p (one-sided Welch)", "AUROC [95% CI]", "TPR@1%FPR [95% CI]", "Cohen's d"]
+
+
+def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+    """RA2 read as membership inference for every method (t, p, AUROC and TPR at 1% FPR with bootstrap
+    CIs) → methods.md/.csv, plus the negative control: the main method's values with the v1/v2 labels
+    shuffled (seeded) must show no signal."""
+    from gmv.analysis.membership import auroc, membership_summary
+    from gmv.analysis.ra2 import welch_one_sided
+
+    out_metrics: dict[str, Any] = {}
+    rows = []
+    for name, result in val.methods.items():
+        s = membership_summary(result.side("v1"), result.side("v2"), n_boot=n_boot, seed=seed)
+        keys = ("t_statistic", "p_value", "auroc", "auroc_ci_low", "auroc_ci_high", "tpr_at_fpr",
+                "tpr_at_fpr_ci_low", "tpr_at_fpr_ci_high", "cohens_d")
+        out_metrics.update({f"method/{name}/{k.replace('tpr_at_fpr', 'tpr_at_1fpr')}": s[k] for k in keys})
+        if result is val.main:
+            out_metrics.update({"auroc_ci_low": s["auroc_ci_low"], "auroc_ci_high": s["auroc_ci_high"],
+                                "tpr_at_1fpr": s["tpr_at_fpr"], "tpr_at_1fpr_ci_low": s["tpr_at_fpr_ci_low"],
+                                "tpr_at_1fpr_ci_high": s["tpr_at_fpr_ci_high"]})
+        rows.append([name + (" (main)" if result is val.main else ""), f"{s['t_statistic']:.3f}",
+                     f"{s['p_value']:.3g}", f"{s['auroc']:.3f} [{s['auroc_ci_low']:.3f}, {s['auroc_ci_high']:.3f}]",
+                     f"{s['tpr_at_fpr']:.3f} [{s['tpr_at_fpr_ci_low']:.3f}, {s['tpr_at_fpr_ci_high']:.3f}]",
+                     f"{s['cohens_d']:.3f}"])
+    for name, why in val.skipped.items():
+        rows.append([name, "–", "–", "–", "–", f"skipped: {why}"])
+    write_csv(out / "methods.csv", METHOD_COLUMNS, rows)
+    write_text(out / "methods.md", markdown_rows(METHOD_COLUMNS, rows))
+    shuffled = np.random.default_rng(seed + 1).permutation(val.split)
+    t, p = welch_one_sided(val.values[shuffled == "v1"], val.values[shuffled == "v2"])
+    out_metrics.update({"control_shuffled_t": t, "control_shuffled_p_value": p,
+                        "control_shuffled_auroc": auroc(val.values[shuffled == "v1"], val.values[shuffled == "v2"])})
+    return out_metrics
+
+
+def markdown_rows(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def class_agreement_metrics(val: Valuation, out: Path, ks=(1, 5, 10)) -> dict[str, Any]:
+    """C1 of the ICLR 2025 GMValuator paper, for class-conditional generated sets with several classes:
+    the share of each generated image's top-k matched training images (exact search in the valuation
+    embedding) that carry its class → metrics c1_at_k and c1_per_class.csv."""
+    from gmv.analysis.membership import class_agreement
+    from gmv.valuation.matchers import exact_search
+
+    gen_labels, pool_labels = val.generated.labels, val.pool.labels
+    if gen_labels is None or pool_labels is None or len(np.unique(pool_labels)) < 2:
+        return {}
+    k = min(max(ks), len(val.pool_emb))
+    _, idx = exact_search(np.ascontiguousarray(val.pool_emb, np.float32),
+                          np.ascontiguousarray(val.gen_emb, np.float32), k)
+    c1 = class_agreement(gen_labels, pool_labels, idx, ks=[x for x in ks if x <= k])
+    used = c1["ks"]
+    rows = [[c, *[f"{c1['c1_per_class'][c][x]:.4f}" for x in used]] for c in sorted(c1["c1_per_class"])]
+    rows.append(["all", *[f"{c1[f'c1_at_{x}']:.4f}" for x in used]])
+    write_csv(out / "c1_per_class.csv", ["class", *[f"c1_at_{x}" for x in used]], rows)
+    return {**{f"c1_at_{x}": c1[f"c1_at_{x}"] for x in used}, "c1_chance": c1["c1_chance"]}
+
+
 def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", tracker=None,
-                 ra3_n: int = 8, tsne_cap: int = 1500, seed: int = 0, extra_metrics: dict | None = None) -> dict:
+                 ra3_n: int = 8, tsne_cap: int = 1500, seed: int = 0, extra_metrics: dict | None = None,
+                 audit_fdr: float = 0.05) -> dict:
     """Write every table and figure for `val` into `out_dir`; return metrics (also in metrics.json)."""
     from gmv.analysis import ra1, ra2, ra3
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = valuation_metrics(val)
-    write_value_tables(val, out)
+    audit = None
+    if len(val.side("v2")) >= 2:
+        from gmv.analysis.membership import audit as audit_values
+
+        audit = audit_values(val.values, val.split, fdr=audit_fdr)
+        metrics.update({k if k.startswith("audit_") else f"audit_{k}": v for k, v in audit.items() if np.isscalar(v)})
+    write_value_tables(val, out, audit)
+    metrics.update(class_agreement_metrics(val, out))
     figures: dict[str, Path] = {}
     t0 = time.perf_counter()
     i1, i2 = val.side("v1"), val.side("v2")
     if len(i2):
         stats = ra2.membership_stats(val.values[i1], val.values[i2], seed=seed)
         metrics.update({k: v for k, v in stats.items() if k not in metrics or k.startswith("mean_value")})
+        metrics.update(membership_views(val, out, seed=seed))
         ra2.write_table1({label: stats}, out)
         figures["ra2_hist"] = ra2.value_histogram(val.values[i1], val.values[i2], out / "ra2_hist.png",
                                                   title=f"RA2 — {label}")
@@ -97,17 +184,39 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
 
 
 def summary(metrics: dict, label: str) -> str:
-    """A few printed lines: the Table-1 row (if any) and the matcher's recall."""
+    """The printed summary: the Table-1 row, AUROC and TPR@1%FPR with CIs, the baselines, the τ used, the
+    shuffled-split control, the per-image audit and C1."""
     from gmv.analysis.ra2 import format_table1
 
+    tau = metrics.get("tau")
+    sharp = (f"τ = {tau:.4g}" + (" (auto)" if metrics.get("tau_rule") == "auto" else "")
+             + (f", top match {metrics['top_credit_mean']:.2f} of the credit, "
+                f"{metrics['effective_neighbours']:.2f} effective neighbours" if "top_credit_mean" in metrics else ""))
     lines = [f"valued {metrics['n_v1'] + metrics['n_v2']} images against {metrics['n_generated']} generated "
              f"(k={metrics['k']}, {metrics['embedder']} {metrics['embedding_dim']}-d, {metrics['matcher']}"
              f"{', re-rank ' + str(metrics['rerank']) if metrics['rerank'] else ''}; "
-             f"recall@{metrics['k']} vs exact = {metrics['recall_at_k']:.3f})"]
+             f"recall@{metrics['k']} vs exact = {metrics['recall_at_k']:.3f}; {metrics.get('distance')}, {sharp})"]
     if metrics["n_v2"]:
         lines.append(format_table1({label: metrics}))
-        lines.append(f"AUROC {metrics['auroc']:.3f} · Cohen's d {metrics['cohens_d']:.3f} · "
-                     f"NN distance X̂→X_v1 {metrics['nn_dist_gen_to_v1']:.3f} vs X̂→X_v2 {metrics['nn_dist_gen_to_v2']:.3f}")
+        if "auroc_ci_low" in metrics:
+            lines.append(f"AUROC {metrics['auroc']:.3f} [{metrics['auroc_ci_low']:.3f}, {metrics['auroc_ci_high']:.3f}] · "
+                         f"TPR@1%FPR {metrics['tpr_at_1fpr']:.3f} · Cohen's d {metrics['cohens_d']:.3f} · "
+                         f"NN distance X̂→X_v1 {metrics['nn_dist_gen_to_v1']:.3f} vs X̂→X_v2 {metrics['nn_dist_gen_to_v2']:.3f}")
+        names = list(dict.fromkeys(k.split("/")[1] for k in metrics if k.startswith("method/")))  # main first
+        if len(names) > 1:
+            lines.append("methods on the same samples (t · p · AUROC · TPR@1%FPR):")
+            for n in names:
+                g = lambda key: metrics[f"method/{n}/{key}"]  # noqa: E731
+                lines.append(f"  {n:<22} t {g('t_statistic'):7.2f} · p {g('p_value'):.2g} · AUROC {g('auroc'):.3f} "
+                             f"[{g('auroc_ci_low'):.3f}, {g('auroc_ci_high'):.3f}] · {g('tpr_at_1fpr'):.3f}")
+        if "control_shuffled_p_value" in metrics:
+            lines.append(f"control, v1/v2 labels shuffled: p = {metrics['control_shuffled_p_value']:.2g}, "
+                         f"AUROC {metrics['control_shuffled_auroc']:.3f} (no signal expected)")
+        if "audit_sentence" in metrics:
+            lines.append("audit: " + metrics["audit_sentence"])
     else:
         lines.append(f"mean value {metrics['mean_value_v1']:.4f}; {metrics['share_valued_v1']:.1%} of images valued > 0")
+    if "c1_at_1" in metrics:
+        c1 = " · ".join(f"top-{k} {metrics[f'c1_at_{k}']:.3f}" for k in (1, 5, 10) if f"c1_at_{k}" in metrics)
+        lines.append(f"C1 class agreement of matches: {c1} (chance {metrics['c1_chance']:.3f})")
     return "\n".join(lines)

@@ -11,8 +11,13 @@ numbers, so ``k=5`` sorts before ``k=10``. :func:`write_sweep_report` writes, in
 ``SWEEP/report`` by default (all files written atomically):
 
     report.csv             one row per job: job folder, swept parameters, metrics (full
-                           precision; empty = missing), status (ok | failed)
-    report.md              the same table with formatted numbers, the failed jobs and the figures
+                           precision; empty = missing), status (ok | failed); p_value_holm next
+                           to p_value: the p-values Holm-adjusted over all finished jobs
+    report.md              the same table with formatted numbers, one sentence on the Holm
+                           correction, the seeds table (below), the failed jobs and the figures
+    seeds.csv, seeds.md    only when ``seed`` is swept: per setting of the other swept parameters,
+                           the number of seeds, mean and 95 % CI over seeds of t, AUROC, Cohen's d,
+                           p, …, the max p and "k of n" seeds with p < 0.01 (:mod:`gmv.analysis.seeds`)
     sweep_<param>.png      t-statistic, AUROC, recall@K vs exact search and wall time against
                            one swept parameter, one line per setting of the other swept parameters
     generators.md          only when the jobs differ in generator: the paper's Table 1 per
@@ -42,7 +47,9 @@ GENERATOR_METRICS = ["fd_embedding", "fid", "train_seconds", "train_iterations"]
 METRIC_TITLES = {
     "t_statistic": "t-statistic",
     "p_value": "p-value",
+    "p_value_holm": "p-value (Holm)",
     "auroc": "AUROC",
+    "cohens_d": "Cohen's d",
     "mean_value_v1": "mean value X_v1",
     "mean_value_v2": "mean value X_v2",
     "recall_at_k": "recall@K vs exact",
@@ -210,7 +217,7 @@ def format_value(value: Any, metric: str = "") -> str:
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if metric == "p_value" or metric.endswith("_p"):
+    if metric.startswith("p_value") or metric.endswith("_p"):
         return "< 1e-300" if value == 0.0 else f"{value:.1e}"
     if metric in ("t_statistic", "cohens_d"):
         return f"{value:.2f}"
@@ -262,8 +269,10 @@ def report_metrics(jobs: list[Job], metrics: list[str] | None = None) -> list[st
 
 
 def write_report_tables(jobs: list[Job], params: list[str], metrics: list[str], sweep_dir: Path,
-                        out_dir: Path, figures: list[Path]) -> tuple[Path, Path]:
-    """report.csv (full precision) and report.md (formatted, with failed jobs and figure links)."""
+                        out_dir: Path, figures: list[Path], notes: list[str] = (),
+                        sections: list[str] = ()) -> tuple[Path, Path]:
+    """report.csv (full precision) and report.md (formatted; `notes` under the table, then the markdown
+    `sections`, the failed jobs and figure links)."""
     header = ["job", *params, *metrics, "status"]
     rows = [[job.name(sweep_dir), *(_csv_cell(job.overrides.get(p)) for p in params),
              *(_csv_cell(job.metrics.get(m)) for m in metrics), "failed" if job.failed else "ok"]
@@ -281,6 +290,8 @@ def write_report_tables(jobs: list[Job], params: list[str], metrics: list[str], 
         lines[-1] += "  "  # markdown line break
         lines.append(f"Same in every job: {', '.join(f'`{k}={v}`' for k, v in constant.items())}.")
     lines += ["", table_markdown(finished, params, metrics, sweep_dir)]
+    lines += [note for n in notes for note in (n, "")]
+    lines += list(sections)
     if failed:
         lines += ["## Failed jobs (no metrics.json)", ""]
         lines += [f"- `{j.name(sweep_dir)}`: {_label(j, list(j.overrides)) if j.overrides else 'no overrides'}"
@@ -473,15 +484,19 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     """Write the sweep's tables and figures into `out_dir` (default ``SWEEP/report``).
 
     `metrics` replaces the default metric columns of report.csv/.md (the figures always
-    show t, AUROC, recall@K and wall time). Returns {file name: path} of every file
-    written. Raises :class:`GmvError` on a missing folder, no finished job or an unknown metric.
+    show t, AUROC, recall@K and wall time; p_value_holm follows p_value; with ``seed``
+    swept, the numeric ones are aggregated over seeds too). Returns {file name: path} of
+    every file written. Raises :class:`GmvError` on a missing folder, no finished job or an unknown metric.
     """
+    from gmv.analysis import seeds
+
     sweep_dir = Path(sweep_dir)
     jobs = collect_jobs(sweep_dir)
     sweep_dir = sweep_dir.resolve()
     out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
     params = swept_parameters(jobs)
-    columns = report_metrics(jobs, metrics)
+    holm_counts = seeds.add_holm(jobs)  # metrics["p_value_holm"] of every finished job
+    columns = seeds.with_holm_column(report_metrics(jobs, metrics))
     jobs = sort_jobs(jobs, params)
     finished = [j for j in jobs if not j.failed]
 
@@ -490,8 +505,15 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     for param in params:
         if len({j.overrides.get(param) for j in finished}) > 1:  # a parameter only failed jobs vary says nothing
             figures.append(sweep_figure(finished, param, params, out / f"sweep_{_safe_name(param)}.png"))
-    csv_path, md_path = write_report_tables(jobs, params, columns, sweep_dir, out, figures)
-    written.update({"report.csv": csv_path, "report.md": md_path})
+    seed_files, sections = {}, []
+    if seeds.SEED_PARAM in params:  # per setting of the other swept parameters, over its seeds
+        seed_metrics = seeds.seed_metrics(jobs, metrics)
+        rows = seeds.aggregate_seeds(jobs, params, seed_metrics)
+        seed_files["seeds.csv"], seed_files["seeds.md"], section = seeds.write_seeds_tables(rows, seed_metrics, out)
+        sections.append(section)
+    csv_path, md_path = write_report_tables(jobs, params, columns, sweep_dir, out, figures,
+                                            notes=[seeds.holm_sentence(*holm_counts)], sections=sections)
+    written.update({"report.csv": csv_path, "report.md": md_path, **seed_files})
     written.update({f.name: f for f in figures})
     if compares_generators(jobs, params):
         written["generators.md"] = write_generators_table(finished, params, out / "generators.md")

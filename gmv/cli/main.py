@@ -28,8 +28,10 @@ def app(cfg: DictConfig) -> dict | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from gmv.console import quiet_third_party
     from gmv.pipeline import run_study
 
+    quiet_third_party(bool(cfg.get("verbose", False)))
     hc = HydraConfig.get()
     group = None
     if hc.mode == RunMode.MULTIRUN:

@@ -3,9 +3,14 @@
     gmv -m valuation.k=1,5,10 matcher=pq matcher.m=8,16
     gmv-report multirun/2024-06-01/12-00-00 [--out DIR] [--metrics t_statistic,auroc,p_value]
 
+    gmv -m seed=0,1,2 valuation.k=5,10      # → also seeds.csv / seeds.md
+
 Writes report.csv, report.md and sweep_<param>.png (plus generators.md and
-generators_values.png when the jobs differ in generator) into SWEEP/report, prints
-the table, and exits with status 2 and one line when the folder holds no finished job.
+generators_values.png when the jobs differ in generator, and seeds.csv / seeds.md when
+`seed` is swept: mean and 95% CI over seeds per setting of the other parameters) into
+SWEEP/report, prints the report, and exits with status 2 and one line when the folder
+holds no finished job. The table's p_value_holm column holds the p-values Holm-adjusted
+over all jobs of the sweep.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: SWEEP/report)")
     p.add_argument("--metrics", help="comma-separated metric columns of the table, replacing the defaults "
                                      "(t_statistic,p_value,auroc,mean_value_v1,mean_value_v2,recall_at_k,"
-                                     "seconds_match,seconds_total + generator metrics when present)")
+                                     "seconds_match,seconds_total + generator metrics when present; p_value_holm "
+                                     "follows p_value; with seed swept, their numeric ones are also "
+                                     "aggregated over seeds)")
     return p
 
 

@@ -42,7 +42,19 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--nprobe", type=int, help="IVF lists searched per query (ivfpq)")
     g.add_argument("--rerank", type=int, default=0, help="exact re-rank of R ≥ K candidates (0 = off)")
     g.add_argument("--recall-queries", type=int, default=1000, help="queries checked against exact search")
-    g.add_argument("--tau", type=float, default=1.0, help="softmax temperature of Eq. 5 (paper: 1)")
+    g.add_argument("--tau", default="auto",
+                   help="softmax temperature of Eq. 5: a number (the paper: 1) or 'auto' (the nearest match gets "
+                        "--target-top-credit of each generated point's credit on average; scale-free)")
+    g.add_argument("--target-top-credit", type=float, default=0.9, help="the mean top-match credit of --tau auto")
+    g.add_argument("--paper", action="store_true",
+                   help="the authors' literal setting: squared L2 (FAISS's raw output) and tau = 1")
+    g.add_argument("--baselines", default="auto",
+                   help="membership baselines on the same samples, comma-separated ('' = none): knn_count, "
+                        "gan_leaks, gan_leaks_calibrated (needs --reference); auto = the first two, and the "
+                        "third when --reference is given")
+    g.add_argument("--reference", help="real images in neither half (.npz, folder or dataset name), for calibrated "
+                                       "GAN-Leaks")
+    g.add_argument("--audit-fdr", type=float, default=0.05, help="per-image audit: Benjamini–Hochberg FDR level")
     g.add_argument("--distance", default="l2", choices=["l2", "sqeuclidean"],
                    help="distance in Eq. 5: Euclidean (default) or squared Euclidean (FAISS's raw output)")
     g = p.add_argument_group("analysis and logging")
@@ -68,16 +80,32 @@ def run(args: argparse.Namespace) -> dict:
         embedder_options = {"batch_size": args.batch_size}
     matcher = MatcherConfig(kind=args.index, m=args.pq_m, nbits=args.nbits, nlist=args.nlist, nprobe=args.nprobe,
                             rerank=args.rerank, recall_queries=args.recall_queries, seed=args.seed)
+    from gmv.valuation.methods import GMValuator, KNNCount, build_method
+
     label = args.label or Path(args.train).stem
+    if args.paper:
+        args.tau, args.distance = 1.0, "sqeuclidean"
+    method = GMValuator(k=args.k, tau=args.tau, distance=args.distance, target_top_credit=args.target_top_credit)
+    spec = args.baselines
+    if spec == "auto":
+        spec = "knn_count,gan_leaks" + (",gan_leaks_calibrated" if args.reference else "")
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    baselines = [KNNCount(k=args.k) if n == "knn_count" else build_method(n) for n in names]
+    if "gan_leaks_calibrated" in names and not args.reference:
+        raise GmvError("baseline gan_leaks_calibrated needs --reference (real images in neither half); "
+                       "give one or drop it from --baselines")
+    if not 0.0 < args.audit_fdr < 1.0:
+        raise GmvError(f"--audit-fdr must lie strictly between 0 and 1, got {args.audit_fdr}")
     t0 = time.perf_counter()
     val = valuate(args.train, args.generated, embedder=args.embedder, matcher=matcher, k=args.k,
-                  held_out=args.held_out, tau=args.tau, distance=args.distance,
-                  cache_dir=args.cache_dir or None, embedder_options=embedder_options, image_size=args.image_size)
+                  held_out=args.held_out, cache_dir=args.cache_dir or None, embedder_options=embedder_options,
+                  image_size=args.image_size, method=method, baselines=baselines, reference=args.reference)
     out = Path(args.out)
     config = dict(vars(args))
     with Tracker(mode=args.wandb, project=args.wandb_project, dir=out, name=label, config=config,
                  job_type="value") as tracker:
         metrics = write_report(val, out, label=label, tracker=tracker, ra3_n=args.ra3_n, tsne_cap=args.tsne_cap,
+                               audit_fdr=args.audit_fdr,
                                seed=args.seed)
         metrics["seconds_total"] = round(time.perf_counter() - t0, 3)  # valuation + report, end to end
         write_json(out / "metrics.json", metrics)
@@ -89,6 +117,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from gmv.console import quiet_third_party
+
+    quiet_third_party()
     try:
         run(args)
     except GmvError as e:

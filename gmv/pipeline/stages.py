@@ -66,6 +66,33 @@ def split_data(data: ImageSet, split_cfg: Mapping[str, Any]) -> tuple[Split, Ima
     return split, v1, v2
 
 
+def reference_set(data: ImageSet, split: Split, size: int, seed: int = 0) -> ImageSet | None:
+    """Up to `size` real images of the split's classes that neither half contains (seeded draw), for
+    calibrated membership baselines; None when `size` is 0 or no such image exists."""
+    if size <= 0:
+        return None
+    used = np.zeros(len(data), bool)
+    used[split.v1] = used[split.v2] = True
+    classes = np.unique(data.labels[split.v1])
+    free = np.flatnonzero(~used & np.isin(data.labels, classes))
+    if len(free) == 0:
+        return None
+    pick = np.sort(np.random.default_rng(seed).choice(free, min(size, len(free)), replace=False))
+    return data.subset(pick, name=f"{data.name}_reference")
+
+
+# --------------------------------------------------------------------------- valuation
+
+
+def valuation_methods(valuation_cfg: Mapping[str, Any]):
+    """(main method, [baselines]) from the valuation config's `method` and `baselines` (_target_ nodes)."""
+    from gmv.valuation.methods import build_method
+
+    method = build_method(valuation_cfg["method"])
+    baselines = [build_method(spec) for spec in (valuation_cfg.get("baselines") or {}).values()]
+    return method, baselines
+
+
 # --------------------------------------------------------------------------- generator
 
 
@@ -120,6 +147,23 @@ def train(module, datamodule, train_cfg: Mapping[str, Any], trainer_cfg: Mapping
         mark_done(folder, {k: result[k] for k in ("iterations", "train_seconds", "images_per_s", "world_size")})
     result["reused"] = reused
     return result
+
+
+def trajectory(cfg, module, datamodule, v1: ImageSet, v2: ImageSet, embedder, run_dir: Path):
+    """A context in which training also records the membership trajectory (train.trajectory_every > 0):
+    every N iterations X̂ (trajectory.m samples) is drawn from the EMA weights and valued, into
+    run_dir/trajectory.csv/.png and the loggers (gmv/training/trajectory.py). Training is unchanged."""
+    import contextlib
+
+    every = int(cfg.train.get("trajectory_every") or 0)
+    if every <= 0 or not cfg.valuation.held_out:
+        return contextlib.nullcontext()
+    from gmv.training.trajectory import MembershipProbe, TrajectoryCallback, attach_callbacks
+
+    probe = MembershipProbe(v1, v2, embedder, class_ids=datamodule.labels, label_values=datamodule.class_ids,
+                            m=int(cfg.trajectory.m), k=int(cfg.valuation.k), tau=cfg.valuation.tau,
+                            distance=str(cfg.valuation.distance), seed=int(cfg.generate.seed))
+    return attach_callbacks(module, TrajectoryCallback(probe, every, run_dir, title=f"{cfg.study}: trajectory"))
 
 
 # --------------------------------------------------------------------------- samples

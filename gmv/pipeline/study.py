@@ -50,14 +50,25 @@ def check_config(cfg) -> None:
     v = cfg.valuation
     if not isinstance(v.k, int) or v.k < 1:
         raise GmvError(f"valuation.k must be an integer ≥ 1, got {v.k!r}")
-    if not v.tau > 0:
-        raise GmvError(f"valuation.tau must be > 0, got {v.tau}")
+    from gmv.valuation.value import check_target, check_tau
+
+    try:
+        check_tau(v.tau)
+        check_target(v.target_top_credit)
+    except GmvError as e:
+        raise GmvError(f"valuation: {e}") from None
+    if not isinstance(v.reference_size, int) or v.reference_size < 0:
+        raise GmvError(f"valuation.reference_size must be an integer ≥ 0, got {v.reference_size!r}")
     if v.distance not in DISTANCES:
         raise GmvError(f"valuation.distance must be one of {', '.join(DISTANCES)}, got {v.distance!r}")
     if cfg.matcher.kind not in KINDS:
         raise GmvError(f"unknown matcher kind {cfg.matcher.kind!r}; choose matcher=flat|pq|ivfpq|opq")
     if cfg.logger.mode not in MODES:
         raise GmvError(f"logger.mode must be one of {', '.join(MODES)}, got {cfg.logger.mode!r}")
+    if cfg.get("control"):
+        from gmv.pipeline.controls import check_control
+
+        check_control(cfg.control)
     t, g = cfg.train, cfg.generate
     if not isinstance(t.max_iterations, int) or t.max_iterations < 1:
         raise GmvError(f"train.max_iterations must be an integer ≥ 1, got {t.max_iterations!r}")
@@ -178,8 +189,10 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
                             conditional=cfg.train.conditional)
     embedder = build_embedder(stages.plain(cfg.embedder))
     n_pool = len(v1) + (len(v2) if cfg.valuation.held_out else 0)
+    method, baselines = stages.valuation_methods(cfg.valuation)
     matcher = MatcherConfig(**stages.plain(cfg.matcher))
-    resolve(matcher, n_pool, embedder.dim(v1.shape), int(cfg.valuation.k))
+    resolve(matcher, n_pool, embedder.dim(v1.shape), max([m.needs_k() for m in (method, *baselines)] + [1]))
+    reference = stages.reference_set(data, split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
     stages.sample_class_ids(dm, cfg.generate, int(cfg.generate.m))
     clock.stop("data")
     print(f"[gmv] {cfg.study}: {len(data)} images {data.shape} → X_v1 {len(v1)} / X_v2 {len(v2)}, "
@@ -196,8 +209,12 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
         # ---- train
         keys["train"] = stages.train_key(v1, cfg.generator, cfg.train, cfg.seed)
         train_dir = stage_dir(cache, "train", keys["train"])
-        trained = stages.train(module, dm, cfg.train, stages.plain(cfg.trainer), train_dir, seed=int(cfg.seed),
-                               logger=_lightning_logger(tracker, train_dir))
+        with stages.trajectory(cfg, module, dm, v1, v2, embedder, run_dir):
+            trained = stages.train(module, dm, cfg.train, stages.plain(cfg.trainer), train_dir, seed=int(cfg.seed),
+                                   logger=_lightning_logger(tracker, train_dir))
+        if trained["reused"] and int(cfg.train.trajectory_every):
+            print(f"[gmv] training reused from the cache: no new trajectory (post hoc from its checkpoints: "
+                  f"python scripts/trajectory.py {run_dir})")
         clock.stop("train", trained["reused"], keys["train"])
 
         # ---- generate
@@ -208,11 +225,24 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
         link_or_copy(samples_dir / "samples.png", run_dir / "samples.png")
         clock.stop("generate", reused, keys["samples"])
 
+        if cfg.get("control"):  # a control study on the cached X̂ instead of the plain valuation
+            from gmv.pipeline.controls import run_control
+
+            metrics = run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, reference, run_dir,
+                                  tracker, label=_label(cfg, v1))
+            clock.stop("control")
+            metrics.update(clock.metrics())
+            write_json(run_dir / "metrics.json", metrics)
+            write_json(run_dir / "stages.json", clock.stages)
+            write_json(run_dir / "manifest.json", manifest(cfg, clock, keys, git))
+            print("stages:\n" + clock.table())
+            print(f"results in {run_dir}/")
+            return metrics
+
         # ---- embed, match, value
         held_out = v2 if cfg.valuation.held_out else None
-        val = valuate(v1, samples, embedder=embedder, matcher=matcher, k=int(cfg.valuation.k), held_out=held_out,
-                      tau=float(cfg.valuation.tau), distance=str(cfg.valuation.distance),
-                      cache_dir=cache)
+        val = valuate(v1, samples, embedder=embedder, matcher=matcher, held_out=held_out, cache_dir=cache,
+                      method=method, baselines=baselines, reference=reference)
         embeddings_reused = all(val.reused.values())
         clock.stages["embed"] = {"seconds": round(val.seconds.get("embed", 0.0), 3), "reused": embeddings_reused,
                                  "key": None}
@@ -241,6 +271,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
             extra.update(attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb,
                                              n=int(cfg.valuation.ra3_n) * 4, seed=int(cfg.seed)))
         metrics = write_report(val, run_dir, label=label, tracker=tracker, ra3_n=int(cfg.valuation.ra3_n),
+                               audit_fdr=float(cfg.valuation.audit_fdr),
                                tsne_cap=int(cfg.valuation.tsne_cap), seed=int(cfg.seed), extra_metrics=extra)
         if len(i2) and len(np.unique(val.pool.labels)) > 1:
             rows = per_class_rows(val, data.class_names)

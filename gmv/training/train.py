@@ -323,6 +323,8 @@ def quiet_fit_warnings():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
+        # lightning's own pytree helper trips a torch deprecation on every fit (not our code, not actionable)
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
         yield
 
 

@@ -8,6 +8,13 @@ takes (a dataset name, an `.npz` path, an image folder). With `held_out` (the pa
 generated points are matched against the pool train ∪ held_out and both halves are valued;
 `result.split` says which half each pool point belongs to ("v1" = train, "v2" = held out).
 Everything is checked before any embedding is computed.
+
+The method is a `Valuator` (gmv/valuation/methods.py): by default the paper's GMValuator built from
+`k`, `tau` (a number, or "auto": Eq. 5 as sharp as in the paper on any embedding) and `distance`.
+`baselines` adds other methods valued on the same samples and embeddings (names such as "knn_count",
+"gan_leaks", "gan_leaks_calibrated", Valuator objects or Hydra `_target_` mappings); `reference` is a
+set of real images in neither half, used by calibrated GAN-Leaks. `result.methods` holds every
+method's `MethodResult`; `result.values` etc. are the main method's.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -23,8 +30,8 @@ from gmv.data.imageset import ImageSet, concat
 from gmv.data.sources import load_images
 from gmv.errors import GmvError
 from gmv.valuation.embedders import Embedder, build_embedder, embed_cached
-from gmv.valuation.matchers import DISTANCES, MatchResult, MatcherConfig, match, resolve
-from gmv.valuation.value import values_from_matches
+from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
+from gmv.valuation.methods import Evidence, GMValuator, MethodResult, Valuator, build_method
 
 
 @dataclass
@@ -39,10 +46,17 @@ class Valuation:
     matches: MatchResult  # the m×K distance and index tables
     credit: np.ndarray  # float64 m×K: Eq. 5 per table entry
     k: int
-    tau: float
+    tau: float  # the τ used (resolved when "auto")
     embedder: dict[str, Any]  # the embedder's fingerprint
     seconds: dict[str, float] = field(default_factory=dict)
     reused: dict[str, bool] = field(default_factory=dict)  # which embeddings came from the cache
+    methods: dict[str, MethodResult] = field(default_factory=dict)  # main method first, then baselines
+    skipped: dict[str, str] = field(default_factory=dict)  # baselines that could not run, and why
+    reference_emb: np.ndarray | None = None  # embeddings of the reference set, when given
+
+    @property
+    def main(self) -> MethodResult:
+        return next(iter(self.methods.values()))
 
     @property
     def n_generated(self) -> int:
@@ -76,13 +90,27 @@ def _matcher_config(matcher: str | MatcherConfig | Mapping[str, Any]) -> Matcher
     return MatcherConfig(**cfg)
 
 
+def _methods(method, baselines, k: int, tau, distance: str) -> list[Valuator]:
+    main = GMValuator(k=k, tau=tau, distance=distance) if method is None else build_method(method)
+    chosen = [main] + [build_method(b) for b in (baselines or [])]
+    names = [m.name for m in chosen]
+    if len(set(names)) != len(names):
+        raise GmvError(f"valuation methods must have distinct names, got {names}")
+    return chosen
+
+
 def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pixels",
             matcher: str | MatcherConfig | Mapping[str, Any] = "flat", k: int = 10, held_out=None,
-            tau: float = 1.0, distance: str = "l2", cache_dir: str | Path | None = None,
-            embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None) -> Valuation:
+            tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
+            embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None,
+            method: Any = None, baselines: Sequence[Any] | None = None, reference=None) -> Valuation:
     """Value every training (and held-out) image by the generated images that match it."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    methods = _methods(method, baselines, k, tau, distance)  # every method checks its settings here
+    main = methods[0]
+    distance = getattr(main, "distance", distance)
+    k_tables = max([m.needs_k() for m in methods] + [1])
     opts = {} if image_size is None else {"image_size": image_size}
     train_set = as_imageset(train, "train", **opts)
     gen_set = as_imageset(generated, "generated", **opts)
@@ -94,25 +122,41 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     if gen_set.shape != pool.shape:
         raise GmvError(f"generated images are {gen_set.shape} (H, W, C) but training images are {pool.shape}; "
                        "give both at one size and channel count (e.g. --image-size)")
-    if tau <= 0:
-        raise GmvError(f"temperature tau must be > 0, got {tau}")
-    if distance not in DISTANCES:
-        raise GmvError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
+    ref_set = None if reference is None else as_imageset(reference, "reference", **opts)
+    if ref_set is not None and ref_set.shape != pool.shape:
+        raise GmvError(f"reference images are {ref_set.shape} (H, W, C) but training images are {pool.shape}")
     emb = build_embedder(embedder, **dict(embedder_options or {}))
-    mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k)  # all checks before work
+    mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k_tables)  # all checks before work
     timings["load_and_check"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     pool_emb, reused_pool = embed_cached(emb, pool.images, cache_dir, desc="embed training")
     gen_emb, reused_gen = embed_cached(emb, gen_set.images, cache_dir, desc="embed generated")
+    reused = {"pool_embedding": reused_pool, "generated_embedding": reused_gen}
+    ref_emb = None
+    if ref_set is not None:
+        ref_emb, reused["reference_embedding"] = embed_cached(emb, ref_set.images, cache_dir, desc="embed reference")
     timings["embed"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    result = match(pool_emb, gen_emb, k, mcfg, distance=distance)
+    result = match(pool_emb, gen_emb, k_tables, mcfg, distance=distance)
     timings["match"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    values, n_matches, w = values_from_matches(result.distances, result.indices, len(pool), tau)
+    evidence = Evidence(pool_emb, gen_emb, split, result, ref_emb)
+    results: dict[str, MethodResult] = {}
+    skipped: dict[str, str] = {}
+    for m in methods:
+        if getattr(m, "calibrated", False) and ref_emb is None and m is not main:
+            skipped[m.name] = "no reference set of real images outside the split"
+            continue
+        results[m.name] = m.value(evidence)
     timings["value"] = time.perf_counter() - t0
-    return Valuation(values, n_matches, split, pool, gen_set, pool_emb, gen_emb, result, w, k, tau,
-                     emb.fingerprint(), timings, {"pool_embedding": reused_pool, "generated_embedding": reused_gen})
+    first = results[main.name]
+    k_main = int(first.extras.get("k", k_tables))
+    credit = first.arrays.get("credit", np.ones((len(gen_set), k_main)) / k_main)
+    n_matches = first.arrays.get("n_matches", np.bincount(result.indices[:, :k_main][result.indices[:, :k_main] >= 0],
+                                                          minlength=len(pool)))
+    return Valuation(first.values, n_matches, split, pool, gen_set, pool_emb, gen_emb, result, credit, k_main,
+                     float(first.extras.get("tau", float("nan"))), emb.fingerprint(), timings, reused, results,
+                     skipped, ref_emb)

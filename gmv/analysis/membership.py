@@ -1,0 +1,248 @@
+"""The membership-inference view of RA2, a per-image audit, and GMValuator's C1 criterion.
+
+A valuation φ (GMValuator values, a K-NN match count, a GAN-Leaks score negated so that
+higher = more member-like) is read as a membership score: v1 = trained-on = positives,
+v2 = held-out = negatives.
+
+* ``auroc(s1, s2)`` = P(S1 > S2) + ½·P(S1 = S2) = U / (n1·n2), with the Mann–Whitney
+  U = Σ_{i∈v1} (#{j∈v2: s_j < s_i} + ½·#{j∈v2: s_j = s_i}); sort-based, O(n log n).
+* ``tpr_at_fpr(s1, s2, fpr)`` (Carlini et al. 2022, "TPR at low FPR"): the rule is
+  "member iff s > τ" (strict). FPR(τ) = #{v2 > τ}/n2, TPR(τ) = #{v1 > τ}/n1; return
+  max TPR(τ) over τ ∈ {−inf} ∪ {scores} with FPR(τ) ≤ fpr. Both rates fall with τ, so
+  the best τ is the (k+1)-th largest v2 score, k = max{k: k/n2 ≤ fpr} (τ = −inf, TPR = 1,
+  when k ≥ n2). E.g. n2 = 100, fpr = 0.01: at most one v2 score may exceed τ.
+* ``bootstrap_membership_ci`` — percentile bootstrap of both, resampling v1 and v2
+  independently with ``numpy.random.default_rng(seed)``. Keys: ``auroc_ci_low/high``,
+  ``tpr_at_fpr_ci_low/high`` (always "tpr_at_fpr", whatever `fpr` is; `fpr` is reported
+  beside it by :func:`membership_summary`).
+* ``membership_summary`` — one flat dict per method: Welch t-test (H1: mean v1 > mean v2),
+  Cohen's d (both from :mod:`gmv.analysis.ra2`), AUROC and TPR@FPR with their CIs.
+* ``empirical_p_values(φ, split)`` — per image, against the held-out null: for v1 image i
+  p_i = (#{j∈v2: φ_j ≥ φ_i} + 1)/(n2 + 1); for v2 image i (leave-one-out)
+  p_i = (#{j∈v2, j≠i: φ_j ≥ φ_i} + 1)/n2.
+* ``audit(φ, split, fdr)`` — Benjamini–Hochberg flags at level `fdr`, within v1 (which
+  training images are over-represented in X̂?) and within v2 (a negative control).
+* ``class_agreement`` — ICLR-2025 GMValuator C1: share of a generated image's top-k matched
+  training images that carry its class, with the chance level Σ_c P_X̂(c)·P_pool(c).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gmv.analysis.multiplicity import bh_reject
+from gmv.analysis.ra2 import cohens_d, welch_one_sided
+from gmv.errors import GmvError
+
+_BLOCK_ELEMS = 2_000_000  # entries per bootstrap work array (int64: 16 MB; ~6 alive → ~100 MB)
+
+
+def _scores(x, what: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64).ravel()
+    if a.size == 0:
+        raise GmvError(f"{what}: no scores given; pass at least one score per half")
+    if not np.all(np.isfinite(a)):
+        raise GmvError(f"{what}: scores contain NaN or infinite entries; check the valuation output")
+    return a
+
+
+def _check_fpr(fpr: float) -> None:
+    if not 0.0 <= fpr <= 1.0:
+        raise GmvError(f"fpr must lie in [0, 1] (e.g. 0.01 for TPR at 1% FPR), got {fpr}")
+
+
+def _allowed_false_positives(fpr: float, n2: int) -> int:
+    """k = max{k integer: k/n2 ≤ fpr}, robust to float rounding of fpr·n2 (0.29·100 = 28.999…)."""
+    k = int(np.floor(fpr * n2))
+    return k + 1 if (k + 1) / n2 <= fpr else k
+
+
+def auroc(scores_v1, scores_v2) -> float:
+    """P(random v1 score > random v2 score), ties ½ = Mann–Whitney U / (n1·n2)."""
+    s1, s2 = _scores(scores_v1, "scores of v1"), _scores(scores_v2, "scores of v2")
+    s2 = np.sort(s2)
+    less = np.searchsorted(s2, s1, side="left")
+    equal = np.searchsorted(s2, s1, side="right") - less
+    return float((2 * less + equal).sum() / (2.0 * len(s1) * len(s2)))
+
+
+def tpr_at_fpr(scores_v1, scores_v2, fpr: float = 0.01) -> float:
+    """max TPR(τ) s.t. #{v2 > τ}/n2 ≤ fpr, rule "member iff score > τ" (see module docstring)."""
+    s1, s2 = _scores(scores_v1, "scores of v1"), _scores(scores_v2, "scores of v2")
+    _check_fpr(fpr)
+    n2 = len(s2)
+    k = _allowed_false_positives(fpr, n2)
+    if k >= n2:
+        return 1.0  # τ = −inf
+    tau = np.sort(s2)[n2 - 1 - k]  # the (k+1)-th largest v2 score
+    return float(np.mean(s1 > tau))
+
+
+def bootstrap_membership_ci(scores_v1, scores_v2, n_boot: int = 1000, seed: int = 0,
+                            level: float = 0.95, fpr: float = 0.01) -> dict:
+    """Percentile-bootstrap CIs of :func:`auroc` and :func:`tpr_at_fpr`.
+
+    Each resample draws n1 of v1 and n2 of v2 with replacement. The pooled scores are
+    coded 0..U−1 by rank of distinct value; a resample becomes count vectors c1, c2 over
+    the codes, so with L2 = cumsum(c2) − c2 (v2 counts below each code)
+    AUROC = Σ_u c1_u·(2·L2_u + c2_u) / (2·n1·n2), and TPR@FPR = #{v1 codes > u*}/n1 with
+    u* the smallest code where cumsum(c2) ≥ n2 − k. Resamples are done in blocks so each
+    work array has about 2·10⁶ entries. Returns auroc_ci_low/high, tpr_at_fpr_ci_low/high.
+    """
+    s1, s2 = _scores(scores_v1, "scores of v1"), _scores(scores_v2, "scores of v2")
+    _check_fpr(fpr)
+    if n_boot < 1:
+        raise GmvError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise GmvError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level}")
+    n1, n2 = len(s1), len(s2)
+    uniq, codes = np.unique(np.concatenate([s1, s2]), return_inverse=True)
+    code1, code2, n_codes = codes[:n1], codes[n1:], len(uniq)
+    k = _allowed_false_positives(fpr, n2)
+    rng = np.random.default_rng(seed)
+    aucs, tprs = np.empty(n_boot), np.empty(n_boot)
+    block = max(1, _BLOCK_ELEMS // max(n1, n2, n_codes))
+
+    def counts(code, n, r):
+        rows = code[rng.integers(0, n, (r, n))] + (np.arange(r) * n_codes)[:, None]
+        return np.bincount(rows.ravel(), minlength=r * n_codes).reshape(r, n_codes)
+
+    for start in range(0, n_boot, block):
+        r = min(block, n_boot - start)
+        c1, c2 = counts(code1, n1, r), counts(code2, n2, r)
+        cum2 = np.cumsum(c2, axis=1)
+        aucs[start:start + r] = (c1 * (2 * (cum2 - c2) + c2)).sum(1) / (2.0 * n1 * n2)
+        if k >= n2:
+            tprs[start:start + r] = 1.0
+        else:
+            u_star = np.argmax(cum2 >= n2 - k, axis=1)
+            above = n1 - np.cumsum(c1, axis=1)[np.arange(r), u_star]
+            tprs[start:start + r] = above / n1
+    tail = (1.0 - level) / 2.0 * 100.0
+    a_lo, a_hi = np.percentile(aucs, [tail, 100.0 - tail])
+    t_lo, t_hi = np.percentile(tprs, [tail, 100.0 - tail])
+    return {"auroc_ci_low": float(a_lo), "auroc_ci_high": float(a_hi),
+            "tpr_at_fpr_ci_low": float(t_lo), "tpr_at_fpr_ci_high": float(t_hi)}
+
+
+def membership_summary(scores_v1, scores_v2, alpha: float = 0.01, n_boot: int = 1000,
+                       seed: int = 0, fpr: float = 0.01) -> dict:
+    """Flat dict of plain Python scalars, one per valuation method (higher = more member-like).
+
+    Keys: n_v1, n_v2, mean_v1, mean_v2, t_statistic, p_value (one-sided Welch, H1: mean v1 >
+    mean v2; NaN if both halves are constant), alpha, significant (p < alpha), auroc,
+    auroc_ci_low, auroc_ci_high, fpr, tpr_at_fpr, tpr_at_fpr_ci_low, tpr_at_fpr_ci_high
+    (TPR at the false-positive rate `fpr`, 1% by default), cohens_d. CIs: 95% percentile
+    bootstrap with `n_boot` resamples and `seed`.
+    """
+    s1, s2 = _scores(scores_v1, "scores of v1"), _scores(scores_v2, "scores of v2")
+    if not 0.0 < alpha < 1.0:
+        raise GmvError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    t, p = welch_one_sided(s1, s2)
+    ci = bootstrap_membership_ci(s1, s2, n_boot=n_boot, seed=seed, fpr=fpr)
+    return {
+        "n_v1": int(len(s1)), "n_v2": int(len(s2)),
+        "mean_v1": float(s1.mean()), "mean_v2": float(s2.mean()),
+        "t_statistic": t, "p_value": p, "alpha": float(alpha), "significant": bool(p < alpha),
+        "auroc": auroc(s1, s2), "auroc_ci_low": ci["auroc_ci_low"], "auroc_ci_high": ci["auroc_ci_high"],
+        "fpr": float(fpr), "tpr_at_fpr": tpr_at_fpr(s1, s2, fpr),
+        "tpr_at_fpr_ci_low": ci["tpr_at_fpr_ci_low"], "tpr_at_fpr_ci_high": ci["tpr_at_fpr_ci_high"],
+        "cohens_d": cohens_d(s1, s2),
+    }
+
+
+def _split(values, split) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    s = np.asarray(split).astype(str).ravel()
+    if v.shape != s.shape:
+        raise GmvError(f"values ({v.size}) and split ({s.size}) must have one entry per image")
+    bad = sorted(set(s.tolist()) - {"v1", "v2"})
+    if bad:
+        raise GmvError(f"split may only contain 'v1' (trained-on) and 'v2' (held-out), found {bad[:5]}")
+    if not np.all(np.isfinite(v)):
+        raise GmvError("values contain NaN or infinite entries; check the valuation output")
+    is_v1 = s == "v1"
+    if np.count_nonzero(~is_v1) < 2:
+        raise GmvError("need at least 2 held-out (v2) images to form the null distribution of values")
+    return v, is_v1
+
+
+def empirical_p_values(values, split) -> np.ndarray:
+    """Per-image p-value of "φ_i is not larger than a held-out image's value" (module docstring).
+
+    v1: (#{v2 ≥ φ_i} + 1)/(n2 + 1); v2 (leave-one-out): (#{other v2 ≥ φ_i} + 1)/n2.
+    """
+    v, is_v1 = _split(values, split)
+    null = np.sort(v[~is_v1])
+    n2 = len(null)
+    at_least = n2 - np.searchsorted(null, v, side="left")  # #{j∈v2: φ_j ≥ φ_i}, i itself included if v2
+    return np.where(is_v1, (at_least + 1) / (n2 + 1), at_least / n2)
+
+
+def audit(values, split, fdr: float = 0.05) -> dict:
+    """Which training images are over-represented in X̂? BH at level `fdr` within v1 and within v2.
+
+    Returns p_value (array), bh_flag (bool array), n_v1, n_v2, n_flagged_v1, n_flagged_v2,
+    share_flagged_v1, share_flagged_v2, fdr, min_p_value and audit_sentence. The v2 flags
+    are a negative control: held-out images should almost never be flagged.
+
+    Resolution: the smallest attainable p is min_p_value = 1/(n2 + 1), and BH flags the i
+    smallest only if p_(i) ≤ i·fdr/n1, so nothing can be flagged unless at least
+    n1/(fdr·(n2 + 1)) training images beat every held-out value (≈ 20 at n1 = n2, FDR 5%).
+    """
+    p = empirical_p_values(values, split)
+    _, is_v1 = _split(values, split)
+    n1, n2 = int(is_v1.sum()), int((~is_v1).sum())
+    if n1 == 0:
+        raise GmvError("no trained-on (v1) images in split: the audit asks which of them are over-represented")
+    flag = np.zeros(len(p), dtype=bool)
+    flag[is_v1] = bh_reject(p[is_v1], fdr)
+    flag[~is_v1] = bh_reject(p[~is_v1], fdr)
+    f1, f2 = int(flag[is_v1].sum()), int(flag[~is_v1].sum())
+    sentence = (f"{f1} of {n1} training images are over-represented in X\u0302 (BH, FDR {fdr * 100:g}%); "
+                f"{f2} of {n2} held-out images (control)")
+    return {"p_value": p, "bh_flag": flag, "n_v1": n1, "n_v2": n2, "n_flagged_v1": f1, "n_flagged_v2": f2,
+            "share_flagged_v1": f1 / n1, "share_flagged_v2": f2 / n2, "fdr": float(fdr),
+            "min_p_value": 1.0 / (n2 + 1), "audit_sentence": sentence}
+
+
+def class_agreement(generated_labels, pool_labels, neighbour_indices, ks=(1, 5, 10)) -> dict:
+    """GMValuator C1: do a generated image's matched training images share its class?
+
+    neighbour_indices[j] lists pool indices of generated image j's nearest training images,
+    nearest first; −1 = missing. For k ≤ K: share_j(k) = #{valid i among the first k with
+    pool_labels[i] = y_j} / #{valid among the first k}; images with no valid entry among the
+    first k are left out (NaN if none is left). Returns c1_at_<k> (mean of share_j(k) over generated images),
+    c1_per_class = {class: {k: mean over generated images of that class}}, c1_chance =
+    Σ_c P_X̂(c)·P_pool(c), and ks (the ks evaluated; those larger than K are skipped).
+    """
+    gen, pool = np.asarray(generated_labels).ravel(), np.asarray(pool_labels).ravel()
+    nb = np.asarray(neighbour_indices)
+    if nb.ndim != 2 or nb.shape[0] != len(gen):
+        raise GmvError(f"neighbour_indices must be an m×K array with m = {len(gen)} generated images, "
+                       f"got shape {nb.shape}")
+    if nb.size and not np.all(nb == np.round(nb)):
+        raise GmvError("neighbour_indices must hold integer pool indices (−1 for missing)")
+    nb = nb.astype(np.int64)
+    if nb.size and (nb.min() < -1 or nb.max() >= len(pool)):
+        raise GmvError(f"neighbour_indices must lie in [-1, {len(pool) - 1}] (pool of {len(pool)} images)")
+    if len(gen) == 0 or len(pool) == 0:
+        raise GmvError("need at least one generated image and one pool image")
+    if any(int(k) < 1 for k in ks):
+        raise GmvError(f"every k must be at least 1, got ks = {tuple(ks)}")
+    used = [int(k) for k in ks if int(k) <= nb.shape[1]]
+    valid = nb >= 0
+    same = valid & (pool[np.where(valid, nb, 0)] == gen[:, None])
+    classes = np.unique(gen)
+    out, per_class = {}, {c.item(): {} for c in classes}
+    for k in used:
+        n_valid = valid[:, :k].sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(n_valid > 0, same[:, :k].sum(1) / n_valid, np.nan)
+        out[f"c1_at_{k}"] = float(np.nanmean(share)) if np.any(n_valid > 0) else float("nan")
+        for c in classes:
+            s = share[gen == c]
+            per_class[c.item()][k] = float(np.nanmean(s)) if np.any(np.isfinite(s)) else float("nan")
+    chance = sum(float(np.mean(gen == c)) * float(np.mean(pool == c)) for c in classes)
+    out.update({"c1_per_class": per_class, "c1_chance": chance, "ks": used})
+    return out

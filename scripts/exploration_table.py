@@ -1,0 +1,76 @@
+"""Collect an exploration — every configuration tried, each a `gmv` run folder with a trajectory.csv
+(scripts/trajectory.py) — into one table: the run's overrides, then per probed iteration Welch t, p,
+AUROC, Cohen's d and FD / floor, with the training wall time the run took to reach that iteration.
+
+    python scripts/exploration_table.py RUN_DIR [RUN_DIR ...] --out results/exploration/digits --title "…"
+
+Writes OUT/exploration.csv (every row), OUT/exploration.md, and per run OUT/<run folder name>.png (its
+trajectory plot) and OUT/<run folder name>.yaml (its resolved config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gmv.io import write_csv, write_text  # noqa: E402
+
+IGNORED = ("study=", "logger.", "cache_dir=", "hydra.", "train.checkpoint_every=", "train.sample_every=",
+           "data.source=", "embedder.weights=")
+COLUMNS = ["configuration", "n_v1", "iteration", "train_seconds_to_here", "t_statistic", "p_value", "auroc",
+           "cohens_d", "fd_ratio", "m", "k", "tau_used"]
+
+
+def configuration(run: Path) -> str:
+    overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) or []
+    return " ".join(o for o in overrides if not o.startswith(IGNORED))
+
+
+def rows_of(run: Path) -> list[dict]:
+    metrics = json.loads((run / "metrics.json").read_text())
+    per_iteration = float(metrics["train_seconds"]) / float(metrics["train_iterations"])
+    with open(run / "trajectory.csv", newline="") as f:
+        probed = list(csv.DictReader(f))
+    name = configuration(run)
+    return [{"configuration": name, "n_v1": metrics["n_v1"], "iteration": int(r["iteration"]),
+             "train_seconds_to_here": round(per_iteration * int(r["iteration"])),
+             **{k: float(r[k]) for k in ("t_statistic", "p_value", "auroc", "cohens_d", "fd_ratio", "tau_used")},
+             "m": int(r["m"]), "k": int(r["k"])} for r in probed]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--title", default="Exploration")
+    p.add_argument("--note", default="", help="a paragraph placed under the title (what was explored and why)")
+    a = p.parse_args(argv)
+    rows = [r for run in a.runs for r in rows_of(run)]
+    a.out.mkdir(parents=True, exist_ok=True)
+    for run in a.runs:
+        for src, suffix in ((run / "trajectory.png", ".png"), (run / "config.yaml", ".yaml")):
+            if src.is_file():
+                shutil.copyfile(src, a.out / f"{run.name}{suffix}")
+    write_csv(a.out / "exploration.csv", COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
+    lines = [f"# {a.title}", "", a.note, "",
+             "| configuration | n_v1 | iteration | train s | t | p | AUROC | Cohen's d | FD / floor |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| `{r['configuration']}` | {r['n_v1']} | {r['iteration']} | {r['train_seconds_to_here']} | "
+                     f"{r['t_statistic']:.2f} | {r['p_value']:.2g} | {r['auroc']:.3f} | {r['cohens_d']:.2f} | "
+                     f"{r['fd_ratio']:.2f} |")
+    write_text(a.out / "exploration.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

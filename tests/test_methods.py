@@ -1,0 +1,134 @@
+"""τ = auto, the paper preset, and the valuation-method objects (GMValuator, KNNCount, GAN-Leaks)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gmv.errors import GmvError
+from gmv.valuation.api import valuate
+from gmv.valuation.matchers import match
+from gmv.valuation.methods import Evidence, GANLeaks, GMValuator, KNNCount, Valuator, build_method
+from gmv.valuation.value import auto_tau, credit, credit_sharpness, resolve_tau
+
+
+def _evidence(pool, gen, k, distance="l2", reference=None, n_v1=None):
+    pool, gen = np.asarray(pool, np.float32), np.asarray(gen, np.float32)
+    n_v1 = len(pool) if n_v1 is None else n_v1
+    split = np.array(["v1"] * n_v1 + ["v2"] * (len(pool) - n_v1))
+    return Evidence(pool, gen, split, match(pool, gen, k, distance=distance), reference)
+
+
+def test_auto_tau_hits_the_target_top_credit():
+    rng = np.random.default_rng(0)
+    d = np.sort(rng.uniform(1, 3, (200, 10)), axis=1)
+    for target in (0.3, 0.6, 0.9):
+        tau = auto_tau(d, target_top_credit=target)
+        assert credit_sharpness(credit(d, tau))["top_credit_mean"] == pytest.approx(target, abs=1e-9)
+
+
+def test_auto_tau_hand_computed_two_matches():
+    # every row has gap 1 between its two matches: top credit = 1/(1 + e^{-1/τ}) = 0.9 → τ = 1/ln 9
+    d = np.array([[0.0, 1.0], [2.0, 3.0], [5.0, 6.0]])
+    assert auto_tau(d, target_top_credit=0.9) == pytest.approx(1 / math.log(9), rel=1e-9)
+
+
+@pytest.mark.parametrize("distance", ["l2", "sqeuclidean"])
+def test_auto_values_do_not_change_when_the_embedding_is_scaled(distance):
+    rng = np.random.default_rng(1)
+    pool, gen = rng.normal(size=(300, 16)), rng.normal(size=(120, 16))
+    out = []
+    for c in (1.0, 37.5, 0.01):
+        ev = _evidence(pool * c, gen * c, 8, distance=distance, n_v1=150)
+        out.append(GMValuator(k=8, tau="auto", distance=distance).value(ev))
+    for r in out[1:]:
+        np.testing.assert_allclose(r.values, out[0].values, rtol=1e-4, atol=1e-5)  # float32 search
+    # a fixed τ is not scale-free: the same data scaled by 37.5 gives other values
+    fixed = [GMValuator(k=8, tau=1.0, distance=distance).value(_evidence(pool * c, gen * c, 8, distance, n_v1=150))
+             for c in (1.0, 37.5)]
+    assert np.abs(fixed[0].values - fixed[1].values).max() > 0.1
+
+
+def test_auto_tau_edge_cases():
+    assert auto_tau(np.array([[1.0], [2.0]])) == 1.0  # K = 1: τ cannot matter
+    assert auto_tau(np.array([[1.0, 1.0], [2.0, 2.0]])) == 1.0  # every row tied
+    with pytest.raises(GmvError, match="uniform"):
+        auto_tau(np.array([[0.0, 1.0]]), target_top_credit=0.4)  # K = 2: uniform is 0.5
+    with pytest.raises(GmvError, match="tau"):
+        resolve_tau(np.ones((1, 2)), "sharp")
+    with pytest.raises(GmvError):
+        GMValuator(k=0)
+    with pytest.raises(GmvError):
+        GMValuator(tau=-1)
+
+
+def test_paper_setting_hand_computed():
+    # pool points on a line, one query at 0.5: squared distances 0.25, 0.25, 2.25 (L2: 0.5, 0.5, 1.5)
+    pool = np.array([[0.0], [1.0], [2.0]])
+    gen = np.array([[0.5]])
+    r = GMValuator(k=3, tau=1.0, distance="sqeuclidean").value(_evidence(pool, gen, 3, "sqeuclidean"))
+    e = np.exp([-0.25, -0.25, -2.25])
+    np.testing.assert_allclose(r.values, e / e.sum(), rtol=1e-6)
+    r_l2 = GMValuator(k=3, tau=1.0, distance="l2").value(_evidence(pool, gen, 3, "l2"))
+    e = np.exp([-0.5, -0.5, -1.5])
+    np.testing.assert_allclose(r_l2.values, e / e.sum(), rtol=1e-6)
+
+
+def test_paper_preset_composes_to_the_literal_setting():
+    from hydra import compose, initialize_config_dir
+
+    from gmv.cli.main import CONF_DIR
+    from gmv.pipeline.stages import valuation_methods
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["valuation=paper", "valuation.k=4"])
+    method, baselines = valuation_methods(cfg.valuation)
+    assert (method.tau, method.distance, method.k) == (1.0, "sqeuclidean", 4)
+    assert [b.name for b in baselines] == ["knn_count", "gan_leaks", "gan_leaks_calibrated"]
+    assert baselines[0].k == 4
+
+
+def test_knn_count_and_gan_leaks_hand_computed():
+    pool = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    gen = np.array([[1.0, 0.0], [0.0, 2.0], [9.0, 0.0]])
+    ev = _evidence(pool, gen, 2, n_v1=2, reference=np.array([[0.0, 1.0], [20.0, 20.0]], np.float32))
+    # nearest two of each generated point: g0 → 0, 1(9) vs 2(√101): {0, 1}; g1 → 0, 2: {0, 2}; g2 → 1, 0: {1, 0}
+    np.testing.assert_array_equal(KNNCount(k=2).value(ev).values, [3, 2, 1, 0])
+    np.testing.assert_array_equal(KNNCount(k=1).value(ev).values, [2, 1, 0, 0])
+    leaks = GANLeaks().value(ev)
+    # distance of each pool point to its nearest generated point: 1, 1, 8, √(1 + 100)
+    np.testing.assert_allclose(-leaks.values, [1.0, 1.0, 8.0, math.sqrt(101)], rtol=1e-6)
+    cal = GANLeaks(calibrated=True).value(ev)
+    # to the nearest reference point: 1, √(100 + 1), 9, √(100 + 81) (to (0, 1), not (20, 20))
+    ref = np.array([1.0, math.sqrt(101), 9.0, math.sqrt(181)])
+    np.testing.assert_allclose(-cal.values, [1.0, 1.0, 8.0, math.sqrt(101)] - ref, rtol=1e-5, atol=1e-6)
+    assert cal.name == "gan_leaks_calibrated"
+    with pytest.raises(GmvError, match="reference"):
+        GANLeaks(calibrated=True).value(_evidence(pool, gen, 2))
+
+
+def test_methods_are_valuators_and_build_by_name_or_target():
+    for m in (GMValuator(), KNNCount(), GANLeaks()):
+        assert isinstance(m, Valuator)
+    assert build_method("knn_count").name == "knn_count"
+    assert build_method({"_target_": "gmv.valuation.methods.GANLeaks", "calibrated": True}).calibrated
+    with pytest.raises(GmvError, match="unknown valuation method"):
+        build_method("shapley")
+    with pytest.raises(GmvError, match="not a valuation method"):
+        build_method({"_target_": "collections.OrderedDict"})
+
+
+def test_valuate_reports_every_method_on_the_same_tables():
+    rng = np.random.default_rng(3)
+    v1 = rng.integers(0, 256, (40, 4, 4, 1), dtype=np.uint8)
+    v2 = rng.integers(0, 256, (40, 4, 4, 1), dtype=np.uint8)
+    gen = np.clip(v1[rng.integers(0, 40, 60)].astype(int) + rng.integers(-3, 4, (60, 4, 4, 1)), 0, 255).astype(np.uint8)
+    val = valuate(v1, gen, held_out=v2, k=5, baselines=["knn_count", "gan_leaks", "gan_leaks_calibrated"])
+    assert list(val.methods) == ["gmvaluator", "knn_count", "gan_leaks"]
+    assert "gan_leaks_calibrated" in val.skipped  # no reference given: skipped with the reason
+    assert val.values.sum() == pytest.approx(60)
+    assert val.main.extras["tau_rule"] == "auto"
+    assert val.main.extras["top_credit_mean"] == pytest.approx(0.9, abs=1e-6)
+    # near-copies of X_v1: every method ranks X_v1 above X_v2
+    for r in val.methods.values():
+        assert r.side("v1").mean() > r.side("v2").mean()
