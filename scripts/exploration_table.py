@@ -35,13 +35,21 @@ def configuration(run: Path) -> str:
 
 
 def rows_of(run: Path) -> list[dict]:
-    metrics = json.loads((run / "metrics.json").read_text())
-    per_iteration = float(metrics["train_seconds"]) / float(metrics["train_iterations"])
+    """A run stopped before it finished has no metrics.json: its rows carry no training time, and n_v1
+    comes from its split.npz."""
+    if (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text())
+        per_iteration = float(metrics["train_seconds"]) / float(metrics["train_iterations"])
+    else:
+        import numpy as np
+
+        metrics = {"n_v1": int(len(np.load(run / "split.npz")["v1"]))}
+        per_iteration = None
     with open(run / "trajectory.csv", newline="") as f:
         probed = list(csv.DictReader(f))
     name = configuration(run)
     return [{"configuration": name, "n_v1": metrics["n_v1"], "iteration": int(r["iteration"]),
-             "train_seconds_to_here": round(per_iteration * int(r["iteration"])),
+             "train_seconds_to_here": None if per_iteration is None else round(per_iteration * int(r["iteration"])),
              **{k: float(r[k]) for k in ("t_statistic", "p_value", "auroc", "cohens_d", "fd_ratio", "tau_used")},
              "m": int(r["m"]), "k": int(r["k"])} for r in probed]
 
@@ -64,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
              "| configuration | n_v1 | iteration | train s | t | p | AUROC | Cohen's d | FD / floor |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| `{r['configuration']}` | {r['n_v1']} | {r['iteration']} | {r['train_seconds_to_here']} | "
+        train_s = "–" if r["train_seconds_to_here"] is None else r["train_seconds_to_here"]
+        lines.append(f"| `{r['configuration']}` | {r['n_v1']} | {r['iteration']} | {train_s} | "
                      f"{r['t_statistic']:.2f} | {r['p_value']:.2g} | {r['auroc']:.3f} | {r['cohens_d']:.2f} | "
                      f"{r['fd_ratio']:.2f} |")
     write_text(a.out / "exploration.md", "\n".join(lines) + "\n")

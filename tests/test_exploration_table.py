@@ -32,3 +32,17 @@ def test_table_lists_every_configuration_and_iteration(tmp_path):
     assert lines[3].startswith("data.split.per_class_limit=40,100,1000,100,1.5,0.07")
     md = (out / "exploration.md").read_text()
     assert md.startswith("# T") and md.count("\n| `") == 3
+
+
+def test_a_stopped_run_without_metrics_is_listed_without_training_time(tmp_path):
+    import numpy as np
+
+    run = fake_run(tmp_path / "stopped", ["seed=100"], [(500, 0.5, 0.3)])
+    (run / "metrics.json").unlink()
+    np.savez(run / "split.npz", v1=np.arange(16), v2=np.arange(16, 32))
+    out = tmp_path / "table"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "exploration_table.py"), str(run), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (out / "exploration.csv").read_text().splitlines()[1] == "seed=100,16,500,,0.5,0.3,0.8,1.0,0.5,1000,5,0.04"
+    assert "| 500 | – |" in (out / "exploration.md").read_text()
