@@ -1,9 +1,11 @@
-"""Valuation engine: embed → match (FAISS) → value (Eq. 5–6)."""
+"""Valuation engine: embed → match (FAISS) → value (Eq. 5–6), with the methods as composable objects."""
 
 from gmv.valuation.api import Valuation, valuate
 from gmv.valuation.embedders import build_embedder
 from gmv.valuation.matchers import MatcherConfig, MatchResult, match
-from gmv.valuation.value import credit, values_from_matches
+from gmv.valuation.methods import Evidence, GANLeaks, GMValuator, KNNCount, MethodResult, Valuator, build_method
+from gmv.valuation.value import auto_tau, credit, values_from_matches
 
 __all__ = ["Valuation", "valuate", "build_embedder", "MatcherConfig", "MatchResult", "match", "credit",
-           "values_from_matches"]
+           "values_from_matches", "auto_tau", "Evidence", "GANLeaks", "GMValuator", "KNNCount", "MethodResult",
+           "Valuator", "build_method"]
