@@ -83,7 +83,7 @@ def list_checkpoints(folder: Path, every_nth: int) -> list[Path]:
     import torch
 
     from gmv.errors import GmvError
-    from gmv.training.trajectory import checkpoint_iteration
+    from gmv.training.train import checkpoint_iteration
 
     numbered = sorted((int(m.group(1)), p) for p in folder.glob("iter_*.ckpt")
                       if (m := re.fullmatch(r"iter_(\d+)\.ckpt", p.name)))

@@ -364,14 +364,22 @@ def _trainer_kwargs(trainer_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     return kw
 
 
-def _checkpoint_iteration(path: Path) -> int:
-    ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+def checkpoint_iteration(ckpt: Mapping[str, Any]) -> int:
+    """The generator iteration a loaded harness checkpoint was taken at."""
     if "gmv" in ckpt:
         return int(ckpt["gmv"]["iteration"])
     sd = ckpt.get("state_dict", {})
     if "_iteration" in sd:
         return int(sd["_iteration"])
-    raise GmvError(f"{path} is not a gmv training checkpoint (no iteration counter); move it away to retrain")
+    raise GmvError("not a gmv training checkpoint (no iteration counter)")
+
+
+def _checkpoint_iteration(path: Path) -> int:
+    try:
+        return checkpoint_iteration(torch.load(path, map_location="cpu", mmap=True, weights_only=False))
+    except GmvError:
+        raise GmvError(f"{path} is not a gmv training checkpoint (no iteration counter); move it away to retrain") \
+            from None
 
 
 def train_generator(module, datamodule, max_iterations: int, out_dir: str | Path,

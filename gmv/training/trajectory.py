@@ -468,15 +468,6 @@ def train_with_trajectory(module, datamodule, max_iterations: int, out_dir: str 
 # --------------------------------------------------------------------------- post hoc
 
 
-def checkpoint_iteration(ckpt: Mapping[str, Any]) -> int:
-    if "gmv" in ckpt:
-        return int(ckpt["gmv"]["iteration"])
-    sd = ckpt.get("state_dict", {})
-    if "_iteration" in sd:
-        return int(sd["_iteration"])
-    raise GmvError("not a gmv training checkpoint (no iteration counter)")
-
-
 def load_checkpoint_weights(module, path: str | Path) -> int:
     """Load a harness checkpoint's weights (state_dict) into `module`; returns its iteration."""
     path = Path(path)
