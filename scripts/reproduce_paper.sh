@@ -4,7 +4,7 @@
 #   bash scripts/reproduce_paper.sh          the GPU-scale forms (published presets, VGG-16 features;
 #                                            downloads CIFAR-10 / MNIST via torchvision, CelebA from data/)
 #   bash scripts/reproduce_paper.sh --cpu    the *_cpu forms on the real subsets in $GMV_DATA
-#                                            (default ../shared/data), ≈ 20 min each on 2 cores
+#                                            (default ../shared/data), 20–60 min each on 2 cores
 # Extra arguments after the flag go to every gmv call (e.g. logger.mode=online cache_dir=/scratch/gmv).
 # Stages are cached: rerunning after an interruption continues where it stopped.
 set -euo pipefail
@@ -27,8 +27,9 @@ if $cpu; then
   done
   "$gmv" experiment=paper/cifar10_biggan_cpu "$cifar" "$resnet" "$@"
   "$gmv" experiment=paper/cifar10_cfg_diffusion_cpu "$cifar" "$resnet" "$@"
+  "$gmv" experiment=control/dose_response_cifar10 "$cifar" "$resnet" "$@"   # reuses the diffusion study's X̂
   "$gmv" experiment=paper/celeba_stylegan2_cpu "$celeba" "$resnet" "$@"
-  # the comparison reuses the BigGAN and diffusion generators trained above; only StyleGAN2 trains
+  # the comparison runs on the BigGAN study's split: it reuses that generator; StyleGAN2 and diffusion train
   "$gmv" -m experiment=compare/cifar10_cpu "$cifar" "$resnet" hydra.sweep.dir=multirun/compare/cifar10_cpu "$@"
   "$report" multirun/compare/cifar10_cpu
   # K × PQ sweep on the BigGAN study: no retraining, no re-embedding (cached)
