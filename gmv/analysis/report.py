@@ -81,6 +81,7 @@ def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 100
     shuffled (seeded) must show no signal."""
     from gmv.analysis.membership import auroc, membership_summary
     from gmv.analysis.ra2 import welch_one_sided
+    from gmv.analysis.sweep import markdown_table
 
     out_metrics: dict[str, Any] = {}
     rows = []
@@ -100,18 +101,12 @@ def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 100
     for name, why in val.skipped.items():
         rows.append([name, "–", "–", "–", "–", f"skipped: {why}"])
     write_csv(out / "methods.csv", METHOD_COLUMNS, rows)
-    write_text(out / "methods.md", markdown_rows(METHOD_COLUMNS, rows))
+    write_text(out / "methods.md", markdown_table(METHOD_COLUMNS, rows, [False] * len(METHOD_COLUMNS)))
     shuffled = np.random.default_rng(seed + 1).permutation(val.split)
     t, p = welch_one_sided(val.values[shuffled == "v1"], val.values[shuffled == "v2"])
     out_metrics.update({"control_shuffled_t": t, "control_shuffled_p_value": p,
                         "control_shuffled_auroc": auroc(val.values[shuffled == "v1"], val.values[shuffled == "v2"])})
     return out_metrics
-
-
-def markdown_rows(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def class_agreement_metrics(val: Valuation, out: Path, ks=(1, 5, 10)) -> dict[str, Any]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gmv.errors import GmvError
 
 KINDS = ("dose_response",)
@@ -35,8 +33,7 @@ def run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, refe
     from gmv.analysis.dose_response import dose_response, write_dose_response
     from gmv.valuation.api import valuate
 
-    control = cfg.control
-    check_control(control)
+    control = cfg.control  # checked by check_config before anything ran
     cache = Path(cfg.cache_dir)
 
     def value_fn(planted):

@@ -120,6 +120,16 @@ def manifest(cfg, clock: stages.StageClock, keys: dict[str, str], git: dict[str,
 # --------------------------------------------------------------------------- the study
 
 
+def write_run_files(run_dir: Path, metrics: dict[str, Any], clock: stages.StageClock, manifest_: dict[str, Any],
+                    t_total: float) -> None:
+    """metrics.json (with the per-stage and total seconds), stages.json and manifest.json."""
+    metrics.update(clock.metrics())
+    metrics["seconds_total"] = round(time.perf_counter() - t_total, 3)
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "stages.json", clock.stages)
+    write_json(run_dir / "manifest.json", manifest_)
+
+
 def _lightning_logger(tracker, folder: Path):
     from lightning.pytorch.loggers import CSVLogger
 
@@ -167,6 +177,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
     from gmv.valuation.api import valuate
     from gmv.valuation.embedders import build_embedder
     from gmv.valuation.matchers import MatcherConfig, resolve
+    from gmv.valuation.methods import tables_k
 
     t_total = time.perf_counter()
     git = git_state()
@@ -191,7 +202,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
     n_pool = len(v1) + (len(v2) if cfg.valuation.held_out else 0)
     method, baselines = stages.valuation_methods(cfg.valuation)
     matcher = MatcherConfig(**stages.plain(cfg.matcher))
-    resolve(matcher, n_pool, embedder.dim(v1.shape), max([m.needs_k() for m in (method, *baselines)] + [1]))
+    resolve(matcher, n_pool, embedder.dim(v1.shape), tables_k([method, *baselines]))
     reference = stages.reference_set(data, split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
     stages.sample_class_ids(dm, cfg.generate, int(cfg.generate.m))
     clock.stop("data")
@@ -231,10 +242,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
             metrics = run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, reference, run_dir,
                                   tracker, label=_label(cfg, v1))
             clock.stop("control")
-            metrics.update(clock.metrics())
-            write_json(run_dir / "metrics.json", metrics)
-            write_json(run_dir / "stages.json", clock.stages)
-            write_json(run_dir / "manifest.json", manifest(cfg, clock, keys, git))
+            write_run_files(run_dir, metrics, clock, manifest(cfg, clock, keys, git), t_total)
             print("stages:\n" + clock.table())
             print(f"results in {run_dir}/")
             return metrics
@@ -285,11 +293,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
                         metrics.update({f"class_{cfg.valuation.report_class}_{k}": chosen[0][k]
                                         for k in ("t_statistic", "p_value", "auroc", "mean_value_v1", "mean_value_v2")})
         clock.stop("report")
-        metrics.update(clock.metrics())
-        metrics["seconds_total"] = round(time.perf_counter() - t_total, 3)
-        write_json(run_dir / "metrics.json", metrics)
-        write_json(run_dir / "stages.json", clock.stages)
-        write_json(run_dir / "manifest.json", manifest(cfg, clock, keys, git))
+        write_run_files(run_dir, metrics, clock, manifest(cfg, clock, keys, git), t_total)
         tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("seconds_") or k in q})
         tracker.log_image("samples", run_dir / "samples.png")
 

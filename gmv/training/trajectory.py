@@ -144,18 +144,6 @@ def _module_state_preserved(module: torch.nn.Module):
             m.training = was
 
 
-def _resolved_tau(distances: np.ndarray, indices: np.ndarray, tau) -> float:
-    """The numeric τ `values_from_matches` used for this table (NaN where it cannot be told)."""
-    try:
-        from gmv.valuation.value import resolve_tau
-    except ImportError:  # a value module without "auto": τ is the number given
-        try:
-            return float(tau)
-        except (TypeError, ValueError):
-            return math.nan
-    return float(resolve_tau(distances, tau, np.asarray(indices) >= 0))
-
-
 # --------------------------------------------------------------------------- the probe
 
 
@@ -167,7 +155,7 @@ class MembershipProbe:
     follow — X_v1's ids (the datamodule's `labels`) or the study's per-sample ids
     (`stages.sample_class_ids`); float per-class weights work too; None = unconditional (all class
     0). `label_values`: the original label of each class id (the datamodule's `class_ids`).
-    `tau` is handed to `values_from_matches` unchanged. X̂ is drawn with `seed` every time, so the
+    `tau`, `k` and `distance` build the probe's GMValuator (exact matching). X̂ is drawn with `seed` every time, so the
     rows of one trajectory differ by the weights only.
     """
 
@@ -176,7 +164,7 @@ class MembershipProbe:
                  batch_size: int = 256):
         from gmv.training.sample import class_counts, class_ids_from_counts
         from gmv.valuation.embedders import build_embedder
-        from gmv.valuation.matchers import DISTANCES
+        from gmv.valuation.methods import GMValuator
 
         if not isinstance(v1, ImageSet) or not isinstance(v2, ImageSet):
             raise GmvError("MembershipProbe needs X_v1 and X_v2 as ImageSets")
@@ -189,8 +177,7 @@ class MembershipProbe:
             raise GmvError(f"the probe needs m ≥ 2 samples (a Fréchet distance fits a Gaussian), got {m}")
         if not 1 <= self.k <= len(v1) + len(v2):
             raise GmvError(f"k must lie in 1..{len(v1) + len(v2)} (the pool size), got {k}")
-        if distance not in DISTANCES:
-            raise GmvError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
+        self.method = GMValuator(k=self.k, tau=tau, distance=str(distance))  # checks τ and the distance
         self.tau, self.distance = tau, str(distance)
         if class_ids is None:
             self.sample_ids = None
@@ -202,6 +189,7 @@ class MembershipProbe:
         self.emb_v1 = np.ascontiguousarray(self.embedder(v1.images, desc="embed X_v1"), dtype=np.float32)
         self.emb_v2 = np.ascontiguousarray(self.embedder(v2.images, desc="embed X_v2"), dtype=np.float32)
         self.emb_pool = np.ascontiguousarray(np.concatenate([self.emb_v1, self.emb_v2]))
+        self.split = np.array(["v1"] * self.n_v1 + ["v2"] * self.n_v2)
         n_floor = min(self.m, self.n_v2)
         pick = np.sort(np.random.default_rng(self.seed).choice(self.n_v2, n_floor, replace=False))
         self.fd_floor = frechet_distance_fast(self.emb_v1, self.emb_v2[pick])
@@ -217,26 +205,22 @@ class MembershipProbe:
 
     def evaluate(self, module) -> dict[str, Any]:
         """One trajectory row (`COLUMNS`) for the module's current weights."""
+        from gmv.analysis.ra1 import nearest_neighbour_distances
         from gmv.analysis.ra2 import membership_stats
-        from gmv.valuation.matchers import exact_search
-        from gmv.valuation.value import values_from_matches
+        from gmv.valuation.matchers import MatcherConfig, match
+        from gmv.valuation.methods import Evidence
 
         t0 = time.perf_counter()
         iteration = int(module.iteration)
         samples = self.sample(module)
         with isolate_rng():  # embedders and FAISS draw no random numbers; make sure of it
             emb = np.ascontiguousarray(self.embedder(samples.images, desc="embed X̂"), dtype=np.float32)
-            sq, idx = exact_search(self.emb_pool, emb, self.k)
-            idx = np.asarray(idx, np.int64)
-            sq = np.where(idx < 0, np.inf, np.maximum(sq, 0.0))
-            dist = sq if self.distance == "sqeuclidean" else np.sqrt(sq)
-            values = values_from_matches(dist, idx, self.n_v1 + self.n_v2, self.tau)[0]
-            tau_used = _resolved_tau(dist, idx, self.tau)
-            v1, v2 = values[: self.n_v1], values[self.n_v1:]
+            tables = match(self.emb_pool, emb, self.k, MatcherConfig(kind="flat"), distance=self.distance)
+            valued = self.method.value(Evidence(self.emb_pool, emb, self.split, tables))
+            v1, v2 = valued.side("v1"), valued.side("v2")
             stats = membership_stats(v1, v2, alpha=ALPHA, n_boot=N_BOOT, seed=self.seed)
             fd = frechet_distance_fast(self.emb_v1, emb)
-            nn1 = np.sqrt(np.maximum(exact_search(self.emb_v1, emb, 1)[0][:, 0], 0.0))
-            nn2 = np.sqrt(np.maximum(exact_search(self.emb_v2, emb, 1)[0][:, 0], 0.0))
+            nn = nearest_neighbour_distances(emb, self.emb_v1, self.emb_v2)
         return {
             "iteration": iteration,
             "t_statistic": stats["t_statistic"],
@@ -249,12 +233,12 @@ class MembershipProbe:
             "fd": fd,
             "fd_floor": self.fd_floor,
             "fd_ratio": fd / self.fd_floor if self.fd_floor > 0 else math.inf,
-            "nn_dist_v1": float(nn1.mean()),
-            "nn_dist_v2": float(nn2.mean()),
+            "nn_dist_v1": nn["nn_dist_gen_to_v1"],
+            "nn_dist_v2": nn["nn_dist_gen_to_v2"],
             "m": self.m,
             "k": self.k,
             "tau": self.tau,
-            "tau_used": tau_used,
+            "tau_used": valued.extras["tau"],
             "seconds": round(time.perf_counter() - t0, 3),
         }
 

@@ -31,7 +31,7 @@ from gmv.data.sources import load_images
 from gmv.errors import GmvError
 from gmv.valuation.embedders import Embedder, build_embedder, embed_cached
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
-from gmv.valuation.methods import Evidence, GMValuator, MethodResult, Valuator, build_method
+from gmv.valuation.methods import Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method, tables_k
 
 
 @dataclass
@@ -110,7 +110,7 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     methods = _methods(method, baselines, k, tau, distance)  # every method checks its settings here
     main = methods[0]
     distance = getattr(main, "distance", distance)
-    k_tables = max([m.needs_k() for m in methods] + [1])
+    k_tables = tables_k(methods)
     opts = {} if image_size is None else {"image_size": image_size}
     train_set = as_imageset(train, "train", **opts)
     gen_set = as_imageset(generated, "generated", **opts)
@@ -147,7 +147,7 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     results: dict[str, MethodResult] = {}
     skipped: dict[str, str] = {}
     for m in methods:
-        if getattr(m, "calibrated", False) and ref_emb is None and m is not main:
+        if m.needs_reference and ref_emb is None and m is not main:
             skipped[m.name] = "no reference set of real images outside the split"
             continue
         results[m.name] = m.value(evidence)
@@ -155,8 +155,9 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     first = results[main.name]
     k_main = int(first.extras.get("k", k_tables))
     credit = first.arrays.get("credit", np.ones((len(gen_set), k_main)) / k_main)
-    n_matches = first.arrays.get("n_matches", np.bincount(result.indices[:, :k_main][result.indices[:, :k_main] >= 0],
-                                                          minlength=len(pool)))
+    n_matches = first.arrays.get("n_matches")
+    if n_matches is None:  # a main method without match counts: the K-NN count over its K
+        n_matches = KNNCount(k_main).value(evidence).values.astype(np.int64)
     return Valuation(first.values, n_matches, split, pool, gen_set, pool_emb, gen_emb, result, credit, k_main,
                      float(first.extras.get("tau", float("nan"))), emb.fingerprint(), timings, reused, results,
                      skipped, ref_emb)

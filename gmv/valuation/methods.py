@@ -60,6 +60,7 @@ class MethodResult:
 @runtime_checkable
 class Valuator(Protocol):
     name: str
+    needs_reference: bool  # reads Evidence.reference_emb (skipped as a baseline when no reference set is given)
 
     def needs_k(self) -> int:
         """How many matches per generated point the method reads from the tables (0 = none)."""
@@ -85,6 +86,7 @@ class GMValuator:
     """The paper's method: Eq. 5 credits over each generated point's K matches, summed per image (Eq. 6)."""
 
     name = "gmvaluator"
+    needs_reference = False
 
     def __init__(self, k: int = 10, tau: float | str = "auto", distance: str = "l2",
                  target_top_credit: float = TARGET_TOP_CREDIT):
@@ -118,6 +120,7 @@ class KNNCount:
     """Plain K-NN match count: how many generated points have x_i among their K nearest training points."""
 
     name = "knn_count"
+    needs_reference = False
 
     def __init__(self, k: int = 10):
         self.k = _check_k(k, "KNNCount")
@@ -144,6 +147,7 @@ class GANLeaks:
     def __init__(self, calibrated: bool = False):
         self.calibrated = bool(calibrated)
         self.name = "gan_leaks_calibrated" if self.calibrated else "gan_leaks"
+        self.needs_reference = self.calibrated
 
     def needs_k(self) -> int:
         return 0
@@ -161,6 +165,11 @@ class GANLeaks:
         arrays["distance_to_reference"] = d_ref
         return MethodResult(self.name, -(d_gen - d_ref), evidence.split,
                             {"calibrated": True, "n_reference": int(len(ref))}, arrays)
+
+
+def tables_k(methods) -> int:
+    """How many matches per generated point the m×K tables must hold for all of `methods` (at least 1)."""
+    return max([m.needs_k() for m in methods] + [1])
 
 
 def build_method(spec: Any) -> Valuator:
@@ -186,7 +195,7 @@ def build_method(spec: Any) -> Valuator:
             raise GmvError(f"cannot build valuation method {spec.get('_target_')!r}: "
                            f"{str(cause).splitlines()[0]}") from None
         if not isinstance(method, Valuator):
-            raise GmvError(f"{spec.get('_target_')} is not a valuation method (needs `name`, `needs_k()` "
-                           "and `value(evidence)`)")
+            raise GmvError(f"{spec.get('_target_')} is not a valuation method (needs `name`, `needs_reference`, "
+                           "`needs_k()` and `value(evidence)`)")
         return method
     raise GmvError(f"cannot build a valuation method from {spec!r}")
