@@ -21,6 +21,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gmv.analysis.sweep import markdown_table  # noqa: E402
 from gmv.io import write_csv, write_text  # noqa: E402
 
 IGNORED = ("study=", "logger.", "cache_dir=", "hydra.", "train.checkpoint_every=", "train.sample_every=",
@@ -68,16 +69,14 @@ def main(argv: list[str] | None = None) -> int:
             if src.is_file():
                 shutil.copyfile(src, a.out / f"{run.name}{suffix}")
     write_csv(a.out / "exploration.csv", COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
-    lines = [f"# {a.title}", "", a.note, "",
-             "| configuration | n_v1 | iteration | train s | t | p | AUROC | Cohen's d | FD / floor |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        train_s = "–" if r["train_seconds_to_here"] is None else r["train_seconds_to_here"]
-        lines.append(f"| `{r['configuration']}` | {r['n_v1']} | {r['iteration']} | {train_s} | "
-                     f"{r['t_statistic']:.2f} | {r['p_value']:.2g} | {r['auroc']:.3f} | {r['cohens_d']:.2f} | "
-                     f"{r['fd_ratio']:.2f} |")
-    write_text(a.out / "exploration.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    header = ["configuration", "n_v1", "iteration", "train s", "t", "p", "AUROC", "Cohen's d", "FD / floor"]
+    body = [[f"`{r['configuration']}`", str(r["n_v1"]), str(r["iteration"]),
+             "–" if r["train_seconds_to_here"] is None else str(r["train_seconds_to_here"]),
+             f"{r['t_statistic']:.2f}", f"{r['p_value']:.2g}", f"{r['auroc']:.3f}", f"{r['cohens_d']:.2f}",
+             f"{r['fd_ratio']:.2f}"] for r in rows]
+    text = f"# {a.title}\n\n{a.note}\n\n" + markdown_table(header, body, [False] + [True] * 8)
+    write_text(a.out / "exploration.md", text)
+    print(text, end="")
     return 0
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from gmv.data.augment import near_copies
 from gmv.data.imageset import ImageSet
 from gmv.errors import GmvError
+from gmv.analysis.sweep import markdown_table
 from gmv.io import save_figure, write_csv, write_text
 
 COLUMNS = ["fraction", "seed", "n_planted", "method", "t_statistic", "p_value", "auroc", "tpr_at_1fpr", "cohens_d"]
@@ -108,13 +109,13 @@ def write_dose_response(rows: list[dict], out_dir: str | Path, title: str = "dos
     write_csv(out / "dose_response.csv", COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
     summary = summarise(rows)
     threshold = detection_threshold(summary)
+    header = ["method", "f", "AUROC", "TPR@1%FPR", "t", "p", "p<0.01"]
+    body = [[r["method"], f"{r['fraction']:g}", f"{r['auroc_mean']:.3f} [{r['auroc_min']:.3f}–{r['auroc_max']:.3f}]",
+             f"{r['tpr_at_1fpr_mean']:.3f}", f"{r['t_statistic_mean']:.2f}", f"{r['p_value_mean']:.2g}",
+             f"{r['seeds_p_below_0.01']}/{r['n_seeds']}"] for r in summary]
     lines = [f"# {title}", "",
              "Mean over seeds (min–max in brackets); 'p<0.01' counts the seeds that reach it.", "",
-             "| method | f | AUROC | TPR@1%FPR | t | p | p<0.01 |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in summary:
-        lines.append(f"| {r['method']} | {r['fraction']:g} | {r['auroc_mean']:.3f} [{r['auroc_min']:.3f}–"
-                     f"{r['auroc_max']:.3f}] | {r['tpr_at_1fpr_mean']:.3f} | {r['t_statistic_mean']:.2f} | "
-                     f"{r['p_value_mean']:.2g} | {r['seeds_p_below_0.01']}/{r['n_seeds']} |")
+             markdown_table(header, body, [False] + [True] * 6).rstrip("\n")]
     lines += ["", "Smallest planted fraction at which every seed reaches p < 0.01:", ""]
     lines += [f"- {m}: {'not reached' if f is None else f'{f:g}'}" for m, f in threshold.items()]
     write_text(out / "dose_response.md", "\n".join(lines) + "\n")

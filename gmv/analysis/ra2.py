@@ -106,7 +106,7 @@ def membership_stats(values_v1, values_v2, alpha: float = 0.01, n_boot: int = 20
     * ``diff_mean``, ``diff_ci_low``, ``diff_ci_high`` — mean(v1) − mean(v2) and its
       seeded percentile-bootstrap 95% CI (`n_boot` resamples).
     """
-    from sklearn.metrics import roc_auc_score
+    from gmv.analysis.membership import auroc as rank_auroc
 
     v1 = _as_values(values_v1, "values of X_v1")
     v2 = _as_values(values_v2, "values of X_v2")
@@ -116,8 +116,7 @@ def membership_stats(values_v1, values_v2, alpha: float = 0.01, n_boot: int = 20
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mw = stats.mannwhitneyu(v1, v2, alternative="greater")
-    labels = np.concatenate([np.ones(len(v1)), np.zeros(len(v2))])
-    auroc = float(roc_auc_score(labels, np.concatenate([v1, v2])))
+    auroc = rank_auroc(v1, v2)
     low, high = bootstrap_diff_ci(v1, v2, n_boot=n_boot, seed=seed)
     return {
         "n_v1": int(len(v1)),
