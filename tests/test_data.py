@@ -76,7 +76,7 @@ def test_split_disjoint_covering_and_sizes(labels, ratio):
     for c, n in COUNTS.items():
         n1 = int((labels[sp.v1] == c).sum())
         n2 = int((labels[sp.v2] == c).sum())
-        assert n1 == round(ratio * n), (c, n, n1)
+        assert n1 == int(np.floor(ratio * n + 0.5)), (c, n, n1)  # rounded half up
         assert n1 + n2 == n
 
 
@@ -101,11 +101,21 @@ def test_split_per_class_limit(labels):
     assert np.intersect1d(sp.v1, sp.v2).size == 0
     for c, n in COUNTS.items():
         m = min(n, 4)
-        assert (labels[sp.v1] == c).sum() == round(0.5 * m)
-        assert (labels[sp.v2] == c).sum() == m - round(0.5 * m)
+        assert (labels[sp.v1] == c).sum() == (m + 1) // 2  # half up: 3 of 3 → 2 / 1
+        assert (labels[sp.v2] == c).sum() == m // 2
     # the capped images are a seeded random subset, not just the first ones of the class
     other = stratified_split(labels, ratio=0.5, per_class_limit=4, seed=1)
     assert not np.array_equal(np.concatenate([sp.v1, sp.v2]), np.concatenate([other.v1, other.v2]))
+
+
+def test_split_rounds_half_up_for_every_class():
+    """Odd classes of 5 and 7 both give v1 the extra image (banker's rounding gave 2 / 3 and 4 / 3)."""
+    labels = np.array([0] * 5 + [1] * 7 + [2] * 4)
+    sp = stratified_split(labels, ratio=0.5, seed=0)
+    assert [(labels[sp.v1] == c).sum() for c in (0, 1, 2)] == [3, 4, 2]
+    assert [(labels[sp.v2] == c).sum() for c in (0, 1, 2)] == [2, 3, 2]
+    sp = stratified_split(labels, ratio=0.3, seed=0)  # 1.5 → 2, 2.1 → 2, 1.2 → 1
+    assert [(labels[sp.v1] == c).sum() for c in (0, 1, 2)] == [2, 2, 1]
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0, -0.2, 1.5, float("nan")])

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from gmv.errors import GmvError
 from gmv.pipeline import run_study
-from gmv.pipeline.cache import array_digest, key_of
+from gmv.cache import array_digest, key_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -6,6 +6,8 @@
     gmv -m valuation.k=1,5,10 matcher=pq matcher.m=8,16     a sweep; then `gmv-report multirun/...`
 
 Bad settings stop with `gmv: error: …` and exit status 2 before any training starts.
+`-q`/`--quiet` (= `quiet=true`): no progress bars or stage lines, only warnings, errors and the closing
+summary; `verbose=true` keeps third-party INFO lines.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def app(cfg: DictConfig) -> dict | None:
     from gmv.console import quiet_third_party
     from gmv.pipeline import run_study
 
-    quiet_third_party(bool(cfg.get("verbose", False)))
+    quiet_third_party(bool(cfg.get("verbose", False)), quiet=bool(cfg.get("quiet", False)))
     hc = HydraConfig.get()
     group = None
     if hc.mode == RunMode.MULTIRUN:
@@ -44,7 +46,16 @@ def app(cfg: DictConfig) -> dict | None:
         sys.exit(2)
 
 
+def _quiet_flag(argv: list[str]) -> list[str]:
+    """`-q`/`--quiet` are gmv's, not Hydra's: turned into the `quiet=true` override."""
+    flags = {"-q", "--quiet"}
+    if not flags & set(argv):
+        return argv
+    return [a for a in argv if a not in flags] + ["quiet=true"]
+
+
 def main() -> None:
+    sys.argv = [sys.argv[0], *_quiet_flag(sys.argv[1:])]
     if not Path(CONF_DIR, "config.yaml").is_file():
         print(f"gmv: error: no config tree at {CONF_DIR}; set GMV_CONF to the repository's conf/ folder",
               file=sys.stderr)

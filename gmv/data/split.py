@@ -31,6 +31,9 @@ def stratified_split(labels: np.ndarray, ratio: float = 0.5, classes: Sequence[i
                      seed: int = 0, per_class_limit: int | None = None) -> Split:
     """Within every class, a seeded permutation puts the first `ratio` share in v1, the rest in v2.
 
+    The share is rounded half up, ⌊ratio·n + ½⌋ images to v1, alike for every class (Python's `round`
+    rounds half to even — 2.5 → 2 but 3.5 → 4 — so odd classes tipped one way or the other by size).
+
     `classes` keeps only those classes; `per_class_limit` caps how many images of each class are
     used (before splitting). Disjoint by construction: each index goes to exactly one side.
     """
@@ -52,7 +55,7 @@ def stratified_split(labels: np.ndarray, ratio: float = 0.5, classes: Sequence[i
         idx = idx[rng.permutation(len(idx))]
         if per_class_limit is not None:
             idx = idx[:per_class_limit]
-        n1 = int(round(ratio * len(idx)))
+        n1 = int(np.floor(ratio * len(idx) + 0.5))
         if n1 == 0 or n1 == len(idx):
             raise GmvError(f"class {c} has {len(idx)} images: too few to split at ratio {ratio}")
         v1.append(idx[:n1])

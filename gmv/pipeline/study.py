@@ -1,9 +1,17 @@
-"""`run_study(cfg, run_dir)`: one study, from the data to the run folder.
+"""`run_study(cfg, run_dir)`: one study as a list of stages, run by one loop.
 
-Order: every check first (config, data, split, generator, embedder, matcher — no training has
-started when a bad setting is reported), then train → generate → valuate → quality → analyse →
-report. The run folder gets:
+Every stage declares what it reads from the `Study` (its inputs), what it sets (its outputs) and, when
+its result is cached, its key (from the *effective* settings) and the files its cache entry holds. The
+loop checks the inputs, times the stage, and for a cached stage takes the entry's lock, reuses a
+finished intact entry, reports and recomputes a damaged one (gmv/cache.py), and records the entry's
+files with their checksums when it finishes. Every setting is checked before the first stage, and the
+`prepare` stage builds everything that can still fail on the data (generator, embedder, matcher,
+methods) before anything is trained.
 
+    prepare → train → generate → embed → match → value → quality → report     (a study)
+    prepare → train → generate → control                                       (a control study)
+
+The run folder gets:
     config.yaml      the resolved config            metrics.json   every number (flat keys)
     values.csv       φ per pool image               ra2_table.md/.csv, ra2_per_class.md/.csv (RA2)
     ra1_tsne.png, ra2_hist.png, ra3_high.png, ra3_low.png            the paper's figures
@@ -14,123 +22,221 @@ report. The run folder gets:
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
-import subprocess
-import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
-
-from gmv.errors import GmvError
-from gmv.io import link_or_copy, write_json, write_text
-from gmv.pipeline import stages
-from gmv.pipeline.cache import stage_dir
-
-PACKAGES = ("gmv", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "faiss-cpu", "numpy", "scipy",
-            "scikit-learn", "diffusers", "wandb", "torchmetrics")
+from gmv.cache import CacheEntry
+from gmv.console import note, show_progress
+from gmv.pipeline import sampling, stages, training
+from gmv.pipeline.checks import check_config
+from gmv.pipeline.manifest import StageClock, git_state, manifest, write_run_files
 
 
-# --------------------------------------------------------------------------- checks
+@dataclass
+class Study:
+    """What the stages hand each other. Each field is set by one stage (see STAGES)."""
+
+    cfg: Any
+    run_dir: Path
+    generator_name: str | None = None
+    tracker: Any = None
+    data: Any = None
+    split: Any = None
+    v1: Any = None
+    v2: Any = None
+    datamodule: Any = None
+    module: Any = None
+    embedder: Any = None
+    matcher: Any = None
+    methods: Any = None  # (main method, [baselines])
+    reference: Any = None
+    trained: dict | None = None
+    samples: Any = None
+    val: Any = None
+    quality: dict | None = None
+    metrics: dict | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cfg.cache_dir)
+
+    @property
+    def label(self) -> str:
+        return f"{self.cfg.study}: {type(self.module).__name__} on {self.v1.name}"
 
 
-def check_config(cfg) -> None:
-    """Settings that can be judged without data: fail before anything is loaded."""
-    from omegaconf import OmegaConf
+@dataclass(frozen=True)
+class Stage:
+    """One step of a study. `run(study, entry)` does the work (entry is None for uncached stages) and
+    returns the facts a cached stage records in done.json; a cached stage also gives `key(study)`, the
+    cache folder name `entry`, `load(study, entry)` for a finished entry and `files(entry)`, its outputs."""
 
-    from gmv.tracking import MODES
-    from gmv.valuation.matchers import DISTANCES, KINDS
+    name: str
+    needs: tuple[str, ...]
+    gives: tuple[str, ...]
+    run: Callable[[Study, CacheEntry | None], dict | None]
+    key: Callable[[Study], str] | None = None
+    entry: str | None = None
+    load: Callable[[Study, CacheEntry], None] | None = None
+    files: Callable[[CacheEntry], list[str]] | None = None
 
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise GmvError(f"required setting(s) {', '.join(missing)} not given; pass them as overrides, e.g. "
-                       f"`{missing[0]}=…`" + (" (the npz path for data.source)" if "data.source" in missing else ""))
-    v = cfg.valuation
-    if not isinstance(v.k, int) or v.k < 1:
-        raise GmvError(f"valuation.k must be an integer ≥ 1, got {v.k!r}")
-    from gmv.valuation.value import check_target, check_tau
 
-    try:
-        check_tau(v.tau)
-        check_target(v.target_top_credit)
-    except GmvError as e:
-        raise GmvError(f"valuation: {e}") from None
-    if not isinstance(v.reference_size, int) or v.reference_size < 0:
-        raise GmvError(f"valuation.reference_size must be an integer ≥ 0, got {v.reference_size!r}")
-    if v.distance not in DISTANCES:
-        raise GmvError(f"valuation.distance must be one of {', '.join(DISTANCES)}, got {v.distance!r}")
-    if cfg.matcher.kind not in KINDS:
-        raise GmvError(f"unknown matcher kind {cfg.matcher.kind!r}; choose matcher=flat|pq|ivfpq|opq")
-    if cfg.logger.mode not in MODES:
-        raise GmvError(f"logger.mode must be one of {', '.join(MODES)}, got {cfg.logger.mode!r}")
+def run_stage(stage: Stage, study: Study, clock: StageClock) -> None:
+    missing = [name for name in stage.needs if getattr(study, name) is None]
+    if missing:  # the stage list is out of order: a bug in gmv, not a user error
+        raise RuntimeError(f"stage {stage.name} needs {missing}, which no earlier stage set")
+    clock.start()
+    if stage.key is None:
+        stage.run(study, None)
+        clock.stop(stage.name)
+        return
+    key = study.keys[stage.name] = stage.key(study)
+    entry = CacheEntry(study.cache, stage.entry or stage.name, key)
+    with entry.lock():
+        reused = entry.usable()  # a damaged entry is reported and cleared here
+        if reused:
+            stage.load(study, entry)
+        else:
+            facts = stage.run(study, entry) or {}
+            entry.complete(stage.files(entry), **facts)
+    clock.stop(stage.name, reused, key)
+
+
+# --------------------------------------------------------------------------- the stages
+
+
+def _prepare(s: Study, _) -> None:
+    """Data, split, generator, embedder, matcher, methods, reference set: every check that needs data."""
+    from gmv.training.datamodule import ImageSetDataModule
+    from gmv.valuation.embedders import build_embedder
+    from gmv.valuation.matchers import MatcherConfig, resolve
+    from gmv.valuation.methods import tables_k
+
+    cfg = s.cfg
+    s.data = stages.load_data(cfg.data)
+    s.split, s.v1, s.v2 = stages.split_data(s.data, cfg.data.split)
+    n_classes = ImageSetDataModule.count_classes(s.v1, conditional=bool(cfg.train.conditional))
+    s.module = stages.build_generator(cfg.generator, n_classes, s.v1.shape[0], s.v1.shape[2], seed=int(cfg.seed))
+    s.datamodule = ImageSetDataModule(s.v1, batch_size=int(s.module.config.batch_size), seed=cfg.seed,
+                                      hflip=cfg.train.hflip, conditional=cfg.train.conditional)
+    s.embedder = build_embedder(stages.plain(cfg.embedder))
+    s.methods = stages.valuation_methods(cfg.valuation)
+    n_pool = len(s.v1) + (len(s.v2) if cfg.valuation.held_out else 0)
+    s.matcher = resolve(MatcherConfig(**stages.plain(cfg.matcher)), n_pool, s.embedder.dim(s.v1.shape),
+                        tables_k([s.methods[0], *s.methods[1]]))
+    s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
+    sampling.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m))
+    n_params = sum(p.numel() for p in s.module.parameters())
+    note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)} / X_v2 {len(s.v2)}, "
+          f"{s.datamodule.n_classes} class(es); generator {type(s.module).__name__} ({n_params / 1e6:.2f}M "
+          f"parameters)")
+
+
+def _train(s: Study, entry: CacheEntry) -> dict:
+    with training.trajectory(s.cfg, s.module, s.datamodule, s.v1, s.v2, s.embedder, s.run_dir):
+        s.trained = training.train(s.module, s.datamodule, s.cfg.train, stages.plain(s.cfg.trainer), entry,
+                                   seed=int(s.cfg.seed), logger=_lightning_loggers(s.tracker, entry.folder))
+    return {k: s.trained[k] for k in training.RECORDED}
+
+
+def _train_reused(s: Study, entry: CacheEntry) -> None:
+    s.trained = training.reuse(s.module, s.datamodule, s.cfg.train, entry, seed=int(s.cfg.seed))
+    if int(s.cfg.train.get("trajectory_every") or 0):
+        note(f"[gmv] training reused from the cache: no new trajectory (post hoc from its checkpoints: "
+              f"python scripts/trajectory.py {s.run_dir})")
+
+
+def _generate(s: Study, entry: CacheEntry) -> dict:
+    t0 = time.perf_counter()
+    s.samples = sampling.generate(s.module, s.datamodule, s.cfg.generate, entry, progress=show_progress())
+    _link_samples(s, entry)
+    return {"m": len(s.samples), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _generate_reused(s: Study, entry: CacheEntry) -> None:
+    s.samples = sampling.load(entry)
+    _link_samples(s, entry)
+
+
+def _link_samples(s: Study, entry: CacheEntry) -> None:
+    from gmv.io import link_or_copy
+
+    for name in ("samples.npz", "samples.png"):
+        link_or_copy(entry.folder / name, s.run_dir / name)
+
+
+def _value(s: Study, _) -> None:
+    from gmv.valuation.api import valuate
+
+    main, baselines = s.methods
+    held_out = s.v2 if s.cfg.valuation.held_out else None
+    s.val = valuate(s.v1, s.samples, embedder=s.embedder, matcher=s.matcher, held_out=held_out, cache_dir=s.cache,
+                    method=main, baselines=baselines, reference=s.reference)
+
+
+def _quality(s: Study, _) -> None:
+    val = s.val
+    i1, i2 = val.side("v1"), val.side("v2")
+    s.quality = stages.quality(s.v1, s.v2 if len(i2) else None, s.samples, val.pool_emb[i1],
+                               val.pool_emb[i2] if len(i2) else None, val.gen_emb, val.embedder["name"],
+                               bool(s.cfg.quality.inception))
+
+
+def _report(s: Study, _) -> None:
+    from gmv.analysis.report import write_report
+
+    cfg, val = s.cfg, s.val
+    s.metrics = write_report(val, s.run_dir, label=s.label, tracker=s.tracker, ra3_n=int(cfg.valuation.ra3_n),
+                             audit_fdr=float(cfg.valuation.audit_fdr), tsne_cap=int(cfg.valuation.tsne_cap),
+                             seed=int(cfg.seed), extra_metrics=_study_facts(s),
+                             report_class=cfg.valuation.report_class, class_names=s.data.class_names)
+
+
+def _study_facts(s: Study) -> dict[str, Any]:
+    target, settings = stages.generator_settings(s.cfg.generator)
+    t = s.trained
+    return {"study": str(s.cfg.study), "generator": s.generator_name or target.rsplit(".", 1)[-1].lower(),
+            "generator_preset": settings.get("preset"),
+            "generator_parameters": int(sum(p.numel() for p in s.module.parameters())),
+            "train_iterations": t["iterations"], "train_seconds": t["train_seconds"],
+            "train_images_per_s": t.get("images_per_s"), **s.quality}
+
+
+def _control(s: Study, _) -> None:
+    from gmv.pipeline.controls import run_control
+
+    main, baselines = s.methods
+    s.metrics = run_control(s.cfg, s.v1, s.v2, s.samples, s.embedder, s.matcher, main, baselines, s.reference,
+                            s.run_dir, s.tracker, label=s.label)
+
+
+PREPARE = Stage("data", needs=(), gives=("data", "split", "v1", "v2", "datamodule", "module", "embedder", "matcher",
+                                         "methods", "reference"), run=_prepare)
+TRAIN = Stage("train", needs=("v1", "module", "datamodule"), gives=("trained",), run=_train,
+              key=lambda s: training.train_key(s.v1, s.module, s.cfg.train, s.cfg.seed), load=_train_reused,
+              files=lambda e: sorted(str(p.relative_to(e.folder)) for p in (e.folder / "checkpoints").glob("*.ckpt")))
+GENERATE = Stage("generate", needs=("trained", "module", "datamodule"), gives=("samples",), run=_generate,
+                 key=lambda s: sampling.samples_key(s.keys["train"], s.module, s.cfg.generate), entry="samples",
+                 load=_generate_reused, files=lambda e: ["samples.npz", "samples.png"])
+VALUE = Stage("value", needs=("v1", "samples", "embedder", "matcher", "methods"), gives=("val",), run=_value)
+QUALITY = Stage("quality", needs=("val",), gives=("quality",), run=_quality)
+REPORT = Stage("report", needs=("val", "quality", "trained"), gives=("metrics",), run=_report)
+CONTROL = Stage("control", needs=("samples", "embedder", "matcher", "methods"), gives=("metrics",), run=_control)
+
+
+def stages_for(cfg) -> list[Stage]:
     if cfg.get("control"):
-        from gmv.pipeline.controls import check_control
-
-        check_control(cfg.control)
-    t, g = cfg.train, cfg.generate
-    if not isinstance(t.max_iterations, int) or t.max_iterations < 1:
-        raise GmvError(f"train.max_iterations must be an integer ≥ 1, got {t.max_iterations!r}")
-    if t.checkpoint_every < 0 or t.sample_every < 0:
-        raise GmvError("train.checkpoint_every and train.sample_every must be ≥ 0 (0 = off)")
-    if not isinstance(g.m, int) or g.m < 1:
-        raise GmvError(f"generate.m must be an integer ≥ 1, got {g.m!r}")
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def _git(*args: str) -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_state() -> dict[str, Any]:
-    """The code a run starts with: HEAD and whether tracked files differ from it."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
-
-
-def manifest(cfg, clock: stages.StageClock, keys: dict[str, str], git: dict[str, Any]) -> dict[str, Any]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "command": " ".join(["gmv", *sys.argv[1:]]),
-        **git,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": versions,
-        "seeds": {"seed": cfg.seed, "split": cfg.data.split.seed, "generate": cfg.generate.seed,
-                  "matcher": cfg.matcher.seed},
-        "cache_dir": str(cfg.cache_dir),
-        "cache_keys": keys,
-        "stages": clock.stages,
-    }
+        return [PREPARE, TRAIN, GENERATE, CONTROL]
+    return [PREPARE, TRAIN, GENERATE, VALUE, QUALITY, REPORT]
 
 
 # --------------------------------------------------------------------------- the study
 
 
-def write_run_files(run_dir: Path, metrics: dict[str, Any], clock: stages.StageClock, manifest_: dict[str, Any],
-                    t_total: float) -> None:
-    """metrics.json (with the per-stage and total seconds), stages.json and manifest.json."""
-    metrics.update(clock.metrics())
-    metrics["seconds_total"] = round(time.perf_counter() - t_total, 3)
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "stages.json", clock.stages)
-    write_json(run_dir / "manifest.json", manifest_)
-
-
-def _lightning_logger(tracker, folder: Path):
+def _lightning_loggers(tracker, folder: Path):
     from lightning.pytorch.loggers import CSVLogger
 
     loggers = [CSVLogger(str(folder), name="logs")]
@@ -141,26 +247,6 @@ def _lightning_logger(tracker, folder: Path):
     return loggers
 
 
-def _label(cfg, v1) -> str:
-    return f"{cfg.study}: {cfg.generator._target_.rsplit('.', 1)[-1]} on {v1.name}"
-
-
-def per_class_rows(val, class_names: list[str] | None) -> dict[str, dict]:
-    """RA2 per class (the paper's Table 1 is per CIFAR-10 class): {label: membership_stats}."""
-    from gmv.analysis.ra2 import membership_stats
-
-    labels = val.pool.labels
-    rows = {}
-    for c in np.unique(labels):
-        i1 = val.side("v1")[labels[val.side("v1")] == c]
-        i2 = val.side("v2")[labels[val.side("v2")] == c]
-        if len(i1) >= 2 and len(i2) >= 2:
-            name = class_names[int(c)] if class_names and 0 <= int(c) < len(class_names) else str(int(c))
-            rows[f"class {int(c)} ({name})" if name != str(int(c)) else f"class {int(c)}"] = membership_stats(
-                val.values[i1], val.values[i2], n_boot=500)
-    return rows
-
-
 def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name: str | None = None) -> dict[str, Any]:
     """Run the study `cfg` (a composed Hydra config) into `run_dir`; returns metrics.json's content.
 
@@ -169,138 +255,34 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
     import torch
     from omegaconf import OmegaConf
 
-    from gmv.analysis import ra2
-    from gmv.analysis.ra3 import attribute_agreement
-    from gmv.analysis.report import summary, write_report
     from gmv.tracking import Tracker
-    from gmv.training.datamodule import ImageSetDataModule
-    from gmv.valuation.api import valuate
-    from gmv.valuation.embedders import build_embedder
-    from gmv.valuation.matchers import MatcherConfig, resolve
-    from gmv.valuation.methods import tables_k
 
     t_total = time.perf_counter()
     git = git_state()
-    run_dir = Path(run_dir)
     check_config(cfg)
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
-    clock = stages.StageClock()
-    keys: dict[str, str] = {}
-    cache = Path(cfg.cache_dir)
+    s = Study(cfg, Path(run_dir), generator_name=generator_name)
+    clock = StageClock()
+    plan = stages_for(cfg)
+    run_stage(plan[0], s, clock)  # prepare: every check on the data before the run folder is made
 
-    # ---- data, split, and every check that needs them (before any training)
-    clock.start()
-    data = stages.load_data(cfg.data)
-    split, v1, v2 = stages.split_data(data, cfg.data.split)
-    dm = ImageSetDataModule(v1, batch_size=1, seed=cfg.seed, hflip=cfg.train.hflip,
-                            conditional=cfg.train.conditional)
-    module = stages.build_generator(cfg.generator, dm.n_classes, v1.shape[0], v1.shape[2], seed=int(cfg.seed))
-    dm = ImageSetDataModule(v1, batch_size=int(module.config.batch_size), seed=cfg.seed, hflip=cfg.train.hflip,
-                            conditional=cfg.train.conditional)
-    embedder = build_embedder(stages.plain(cfg.embedder))
-    n_pool = len(v1) + (len(v2) if cfg.valuation.held_out else 0)
-    method, baselines = stages.valuation_methods(cfg.valuation)
-    matcher = MatcherConfig(**stages.plain(cfg.matcher))
-    resolve(matcher, n_pool, embedder.dim(v1.shape), tables_k([method, *baselines]))
-    reference = stages.reference_set(data, split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
-    stages.sample_class_ids(dm, cfg.generate, int(cfg.generate.m))
-    clock.stop("data")
-    print(f"[gmv] {cfg.study}: {len(data)} images {data.shape} → X_v1 {len(v1)} / X_v2 {len(v2)}, "
-          f"{dm.n_classes} class(es); generator {type(module).__name__} "
-          f"({sum(p.numel() for p in module.parameters()) / 1e6:.2f}M parameters)", flush=True)
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    from gmv.io import write_text
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    split.save(run_dir / "split.npz")
-    tracker = Tracker(mode=cfg.logger.mode, project=cfg.logger.project, dir=run_dir, name=str(cfg.study),
-                      group=cfg.logger.group or group, config=OmegaConf.to_container(cfg, resolve=True),
-                      job_type="study", tags=list(cfg.logger.tags or []))
-    with tracker:
-        # ---- train
-        keys["train"] = stages.train_key(v1, cfg.generator, cfg.train, cfg.seed)
-        train_dir = stage_dir(cache, "train", keys["train"])
-        with stages.trajectory(cfg, module, dm, v1, v2, embedder, run_dir):
-            trained = stages.train(module, dm, cfg.train, stages.plain(cfg.trainer), train_dir, seed=int(cfg.seed),
-                                   logger=_lightning_logger(tracker, train_dir))
-        if trained["reused"] and int(cfg.train.trajectory_every):
-            print(f"[gmv] training reused from the cache: no new trajectory (post hoc from its checkpoints: "
-                  f"python scripts/trajectory.py {run_dir})")
-        clock.stop("train", trained["reused"], keys["train"])
+    write_text(s.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    s.split.save(s.run_dir / "split.npz")
+    s.tracker = Tracker(mode=cfg.logger.mode, project=cfg.logger.project, dir=s.run_dir, name=str(cfg.study),
+                        group=cfg.logger.group or group, config=OmegaConf.to_container(cfg, resolve=True),
+                        job_type="study", tags=list(cfg.logger.tags or []))
+    with s.tracker:
+        for stage in plan[1:]:
+            run_stage(stage, s, clock)
+        write_run_files(s.run_dir, s.metrics, clock, manifest(cfg, clock, s.keys, git), t_total)
+        if s.quality is not None:
+            s.tracker.log_metrics({k: v for k, v in s.metrics.items() if k.startswith("seconds_") or k in s.quality})
+            s.tracker.log_image("samples", s.run_dir / "samples.png")
+    from gmv.pipeline.summary import closing_summary
 
-        # ---- generate
-        keys["samples"] = stages.samples_key(keys["train"], cfg.generator, cfg.generate)
-        samples_dir = stage_dir(cache, "samples", keys["samples"])
-        samples, reused = stages.generate(module, dm, cfg.generate, samples_dir)
-        link_or_copy(samples_dir / "samples.npz", run_dir / "samples.npz")
-        link_or_copy(samples_dir / "samples.png", run_dir / "samples.png")
-        clock.stop("generate", reused, keys["samples"])
-
-        if cfg.get("control"):  # a control study on the cached X̂ instead of the plain valuation
-            from gmv.pipeline.controls import run_control
-
-            metrics = run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, reference, run_dir,
-                                  tracker, label=_label(cfg, v1))
-            clock.stop("control")
-            write_run_files(run_dir, metrics, clock, manifest(cfg, clock, keys, git), t_total)
-            print("stages:\n" + clock.table())
-            print(f"results in {run_dir}/")
-            return metrics
-
-        # ---- embed, match, value
-        held_out = v2 if cfg.valuation.held_out else None
-        val = valuate(v1, samples, embedder=embedder, matcher=matcher, held_out=held_out, cache_dir=cache,
-                      method=method, baselines=baselines, reference=reference)
-        embeddings_reused = all(val.reused.values())
-        clock.stages["embed"] = {"seconds": round(val.seconds.get("embed", 0.0), 3), "reused": embeddings_reused,
-                                 "key": None}
-        clock.stages["match"] = {"seconds": round(val.seconds.get("match", 0.0) + val.seconds.get("value", 0.0), 3),
-                                 "reused": False, "key": None}
-        clock.start()
-
-        # ---- sample quality
-        i1, i2 = val.side("v1"), val.side("v2")
-        q = stages.quality(v1, held_out, samples, val.pool_emb[i1], val.pool_emb[i2] if len(i2) else None,
-                           val.gen_emb, val.embedder["name"], bool(cfg.quality.inception))
-        clock.stop("quality")
-
-        # ---- analyses and report
-        label = _label(cfg, v1)
-        target, settings = stages.generator_settings(cfg.generator)
-        extra = {
-            "study": str(cfg.study), "generator": generator_name or target.rsplit(".", 1)[-1].lower(),
-            "generator_preset": settings.get("preset"), "generator_parameters": int(sum(
-                p.numel() for p in module.parameters())),
-            "train_iterations": trained["iterations"], "train_seconds": trained["train_seconds"],
-            "train_images_per_s": trained.get("images_per_s"),
-            **q,
-        }
-        if v1.attributes is not None and len(i2):
-            extra.update(attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb,
-                                             n=int(cfg.valuation.ra3_n) * 4, seed=int(cfg.seed)))
-        metrics = write_report(val, run_dir, label=label, tracker=tracker, ra3_n=int(cfg.valuation.ra3_n),
-                               audit_fdr=float(cfg.valuation.audit_fdr),
-                               tsne_cap=int(cfg.valuation.tsne_cap), seed=int(cfg.seed), extra_metrics=extra)
-        if len(i2) and len(np.unique(val.pool.labels)) > 1:
-            rows = per_class_rows(val, data.class_names)
-            if rows:
-                ra2.write_table1(rows, run_dir, stem="ra2_per_class")
-                tracker.log_table("ra2_per_class", ra2.table1_rows(rows))
-                metrics["per_class_share_p_below_0.01"] = float(np.mean([r["p_value"] < 0.01 for r in rows.values()]))
-                if cfg.valuation.report_class is not None:
-                    chosen = [r for name, r in rows.items() if name.split()[1] == str(cfg.valuation.report_class)]
-                    if chosen:
-                        metrics.update({f"class_{cfg.valuation.report_class}_{k}": chosen[0][k]
-                                        for k in ("t_statistic", "p_value", "auroc", "mean_value_v1", "mean_value_v2")})
-        clock.stop("report")
-        write_run_files(run_dir, metrics, clock, manifest(cfg, clock, keys, git), t_total)
-        tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("seconds_") or k in q})
-        tracker.log_image("samples", run_dir / "samples.png")
-
-    print(summary(metrics, label))
-    print("sample quality: FD in the " + f"{q['fd_embedder']} embedding {q['fd_embedding']:.4g}"
-          + (f" (X_v2 vs X_v1: {q['fd_embedding_v2_vs_v1']:.4g})" if "fd_embedding_v2_vs_v1" in q else "")
-          + (f", FID {q['fid']:.2f}" if q.get("fid") is not None else ", FID: not available offline"))
-    print("stages:\n" + clock.table())
-    print(f"results in {run_dir}/")
-    return metrics
+    print(closing_summary(s, clock))
+    return s.metrics

@@ -129,6 +129,12 @@ class ImageSetDataModule(L.LightningDataModule):
         self._labels = torch.from_numpy(y)
         self.batches_consumed = 0
 
+    @classmethod
+    def count_classes(cls, data: ImageSet, conditional: bool = True, classes: Sequence[int] | None = None) -> int:
+        """How many classes a datamodule over `data` has — known before its batch size is (the generator,
+        which sets the batch size, is built for that many classes)."""
+        return len(cls._class_mapping(data, conditional, classes)[0])
+
     @staticmethod
     def _class_mapping(data: ImageSet, conditional: bool, classes) -> tuple[np.ndarray, np.ndarray]:
         labels = data.labels

@@ -117,14 +117,16 @@ def generate_uint8(module, class_ids: torch.Tensor, generator: torch.Generator) 
 def sample_imageset(module, m: int, class_ids: np.ndarray | None, seed: int, batch_size: int = 256,
                     label_values: np.ndarray | Sequence[int] | None = None,
                     class_names: list[str] | None = None, name: str = "generated",
-                    progress: bool = True) -> ImageSet:
+                    progress: bool = True, generator: torch.Generator | None = None) -> ImageSet:
     """Draw `m` images from a GeneratorModule (its EMA weights) as a uint8 ImageSet.
 
     `class_ids`: the contiguous class id of every sample (length m; None → all class 0, the
     unconditional case). `label_values[k]` is the original label of class id k (the datamodule's
     `class_ids`); the returned labels are mapped through it (unmapped ids when None).
     Deterministic for (seed, batch_size): one CPU `torch.Generator` seeded with `seed` feeds the
-    batches in order, so the same call gives bit-identical images on the same device.
+    batches in order, so the same call gives bit-identical images on the same device. `generator`: use
+    this (already seeded) generator instead, and leave it advanced — so that consecutive calls on batch
+    boundaries draw exactly what one call would (resumable sampling, gmv/pipeline/sampling.py).
     """
     m = int(m)
     if m < 1:
@@ -151,7 +153,8 @@ def sample_imageset(module, m: int, class_ids: np.ndarray | None, seed: int, bat
         labels = ids.copy()
 
     device = getattr(module, "device", torch.device("cpu"))
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    if generator is None:
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
     flags = _module_training_flags(module)
     module.eval()
     chunks = []

@@ -34,6 +34,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, TQDMProgressBar
 from lightning.pytorch.utilities.seed import isolate_rng
 
+from gmv.console import show_progress
 from gmv.errors import GmvError
 from gmv.io import link_or_copy
 
@@ -434,11 +435,12 @@ def train_generator(module, datamodule, max_iterations: int, out_dir: str | Path
         **kw,
         max_epochs=-1,
         max_steps=-1,
-        callbacks=[rng, stop, throughput, grids, IterationProgressBar(max_iterations), ckpt_cb],
+        callbacks=[rng, stop, throughput, grids, *([IterationProgressBar(max_iterations)] if show_progress() else []),
+                   ckpt_cb],
         logger=logger if logger is not None else False,
         default_root_dir=str(out_dir),
         enable_checkpointing=True,
-        enable_progress_bar=True,
+        enable_progress_bar=show_progress(),
         use_distributed_sampler=False,
     )
     with quiet_fit_warnings():

@@ -1,0 +1,136 @@
+"""The generate stage: X̂ drawn from the trained generator's EMA weights, in resumable parts.
+
+Entry `samples/<key>/`: `samples.npz` (images, labels) and `samples.png` (a preview grid), recorded
+with their checksums in `done.json`. The key adds to the train key the sampling-only settings the
+generator declares (guidance w, DDIM steps, truncation …) and the generate section (m, classes,
+seed, batch size), so sweeping those does not retrain.
+
+Sampling is written in parts of `PART_BATCHES` batches (`part_00000.npz` …), each holding its images
+and the state of the one seeded `torch.Generator` after it. A killed run resumes after the last part it
+finished, and because parts end on batch boundaries and the generator's state travels with them, the
+samples are bit-identical to an uninterrupted run (and to `sample_imageset` in one call). When all
+parts are done they are joined into `samples.npz` and removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from gmv.cache import CacheEntry, key_of
+from gmv.data.imageset import ImageSet
+from gmv.errors import GmvError
+from gmv.io import save_npz
+
+PART_BATCHES = 16  # batches per part file: 4,096 images at the default batch size of 256
+
+
+def samples_key(train_key: str, module, generate_cfg: Mapping[str, Any]) -> str:
+    from gmv.pipeline.training import effective_settings, sampling_fields
+
+    fields = sampling_fields(module)
+    settings = {k: v for k, v in effective_settings(module).items() if k in fields}
+    return key_of("samples", train_key, settings, {k: _plain(generate_cfg.get(k))
+                                                   for k in ("m", "classes", "seed", "batch_size")})
+
+
+def _plain(value):
+    from gmv.pipeline.stages import plain
+
+    return plain(value)
+
+
+def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int) -> np.ndarray:
+    """Class ids of the m samples: X_v1's class proportions, or only the chosen labels."""
+    from gmv.training.sample import class_counts, class_ids_from_counts
+
+    chosen = generate_cfg.get("classes")
+    only = None
+    if chosen is not None:
+        lookup = {int(c): k for k, c in enumerate(datamodule.class_ids)}
+        missing = sorted(int(c) for c in chosen if int(c) not in lookup)
+        if missing:
+            raise GmvError(f"generate.classes {missing} are not classes the generator was trained on "
+                           f"(its classes: {[int(c) for c in datamodule.class_ids]})")
+        only = [lookup[int(c)] for c in chosen]
+    counts = class_counts(datamodule.labels, m, n_classes=datamodule.n_classes, only=only)
+    return class_ids_from_counts(counts)
+
+
+def _finished_parts(entry: CacheEntry, n_parts: int) -> tuple[int, torch.ByteTensor | None]:
+    """How many leading parts are complete and readable, and the generator state after the last one."""
+    state = None
+    for i in range(n_parts):
+        path = entry.folder / f"part_{i:05d}.npz"
+        try:
+            with np.load(path) as z:
+                state = torch.from_numpy(z["generator_state"].copy())
+        except Exception:  # noqa: BLE001 - missing or unreadable: this part and the later ones are redone
+            for later in entry.folder.glob("part_*.npz"):
+                if int(later.stem.split("_")[1]) >= i:
+                    later.unlink()
+            return i, state
+    return n_parts, state
+
+
+def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEntry,
+             progress: bool = True) -> ImageSet:
+    """Draw m samples into the entry (resuming after its last finished part); returns X̂."""
+    from tqdm.auto import tqdm
+
+    from gmv.training.sample import sample_imageset
+
+    m, batch = int(generate_cfg["m"]), int(generate_cfg["batch_size"])
+    ids = sample_class_ids(datamodule, generate_cfg, m)
+    per_part = batch * PART_BATCHES
+    n_parts = -(-m // per_part)
+    done, state = _finished_parts(entry, n_parts)
+    generator = torch.Generator(device="cpu").manual_seed(int(generate_cfg["seed"]))
+    if state is not None:
+        generator.set_state(state)
+    with tqdm(total=m, initial=min(m, done * per_part), unit="img", desc="sampling X̂", disable=not progress,
+              leave=False) as bar:
+        for i in range(done, n_parts):
+            part_ids = ids[i * per_part:(i + 1) * per_part]
+            part = sample_imageset(module, len(part_ids), part_ids, seed=0, batch_size=batch,
+                                   label_values=datamodule.class_ids, generator=generator, progress=False)
+            save_npz(entry.folder / f"part_{i:05d}.npz", images=part.images, labels=part.labels,
+                     generator_state=generator.get_state().numpy())
+            bar.update(len(part_ids))
+    return _join_parts(entry, n_parts, ids, datamodule.n_classes)
+
+
+def _join_parts(entry: CacheEntry, n_parts: int, ids: np.ndarray, n_classes: int) -> ImageSet:
+    from gmv.training.sample import save_grid
+    from gmv.training.train import grid_columns
+
+    paths = [entry.folder / f"part_{i:05d}.npz" for i in range(n_parts)]
+    images, labels = [], []
+    for path in paths:
+        with np.load(path) as z:
+            images.append(z["images"])
+            labels.append(z["labels"])
+    samples = ImageSet(np.concatenate(images), np.concatenate(labels), name="generated")
+    samples.save_npz(entry.folder / "samples.npz")
+    save_grid(samples.images[grid_pick(ids, 64)], entry.folder / "samples.png", nrow=grid_columns(n_classes))
+    for path in paths:
+        path.unlink()
+    return samples
+
+
+def grid_pick(ids: np.ndarray, n: int) -> np.ndarray:
+    """Up to `n` sample indices for a preview grid: the first few of every class, interleaved."""
+    classes = np.unique(ids)
+    per = max(1, n // len(classes))
+    chosen = [np.flatnonzero(ids == c)[:per] for c in classes]
+    rows = max(len(c) for c in chosen)
+    picked = [c[r] for r in range(rows) for c in chosen if r < len(c)]
+    return np.asarray(picked[:n], np.int64)
+
+
+def load(entry: CacheEntry) -> ImageSet:
+    from gmv.data.sources import load_npz
+
+    return load_npz(entry.folder / "samples.npz")

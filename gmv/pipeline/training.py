@@ -1,0 +1,120 @@
+"""The train stage: its cache key, training into a cache entry (resuming, healing) and the trajectory.
+
+Entry `train/<key>/`: `checkpoints/last.ckpt` (+ `iter_XXXXXX.ckpt` every `checkpoint_every`), the
+harness's sample grids and CSV logs, and `done.json` (iterations, training seconds, images/s, and the
+checksum of every checkpoint). The key digests X_v1's pixels and labels, the generator's class and
+its *effective* training settings (the preset with the overrides applied, so editing a preset retrains),
+the training length and the seed. Sampling-only settings, which each generator declares, are left out.
+
+Healing. A killed run left an unfinished entry: the harness resumes from `last.ckpt` (bit-identical to
+an uninterrupted run). A damaged entry — a finished one whose checkpoint fails its checksum, or an
+unfinished one whose `last.ckpt` cannot be read — is reported in one line and resumed from the newest
+checkpoint that is still intact, or retrained from scratch when none is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from gmv.cache import CacheEntry, array_digest, key_of, say
+from gmv.data.imageset import ImageSet
+from gmv.io import link_or_copy
+
+RECORDED = ("iterations", "train_seconds", "images_per_s", "world_size")
+
+
+def sampling_fields(module) -> frozenset[str]:
+    """The generator's settings that change only how it samples (declared by each generator class)."""
+    return frozenset(getattr(type(module), "sampling_fields", ()))
+
+
+def effective_settings(module) -> dict[str, Any]:
+    """The generator's resolved settings (preset + overrides) as plain data."""
+    config = getattr(module, "config", None)
+    if config is None:
+        return {}
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def train_key(v1: ImageSet, module, train_cfg: Mapping[str, Any], seed: int) -> str:
+    target = f"{type(module).__module__}.{type(module).__qualname__}"
+    skip = sampling_fields(module)
+    settings = {k: v for k, v in effective_settings(module).items() if k not in skip}
+    shape = {"n_classes": int(module.n_classes), "image_size": int(module.image_size),
+             "channels": int(module.channels)}
+    return key_of("train", array_digest(v1.images, v1.labels), target, shape, settings,
+                  {k: train_cfg[k] for k in ("max_iterations", "conditional", "hflip")}, int(seed))
+
+
+def _readable(path: Path) -> bool:
+    import torch
+
+    from gmv.training.train import checkpoint_iteration
+
+    try:
+        checkpoint_iteration(torch.load(path, map_location="cpu", mmap=True, weights_only=False))
+        return True
+    except Exception:  # noqa: BLE001 - any failure to read means: do not resume from it
+        return False
+
+
+def prepare_resume(entry: CacheEntry) -> None:
+    """Leave `last.ckpt` a readable checkpoint to resume from — the newest readable one, when `last.ckpt`
+    is unreadable or was cleared as damaged — or no checkpoint at all (train from the start)."""
+    folder = entry.folder / "checkpoints"
+    last = folder / "last.ckpt"
+    if last.exists() and _readable(last):
+        return
+    periodic = sorted(folder.glob("iter_*.ckpt"), reverse=True) if folder.is_dir() else []
+    if not last.exists() and not periodic:
+        return  # a fresh entry
+    last.unlink(missing_ok=True)
+    for candidate in periodic:
+        if _readable(candidate):
+            say(f"{entry.name}: resuming from {candidate.name}, the newest intact checkpoint")
+            link_or_copy(candidate, last)
+            return
+        candidate.unlink()
+    say(f"{entry.name}: no intact checkpoint — training from the start")
+
+
+def train(module, datamodule, train_cfg: Mapping[str, Any], trainer_cfg: Mapping[str, Any] | None,
+          entry: CacheEntry, seed: int, logger=None) -> dict[str, Any]:
+    """Train (or resume) into the entry; returns the harness's result plus `train_seconds` (this run's)."""
+    from gmv.training.train import train_generator
+
+    prepare_resume(entry)
+    result = train_generator(module, datamodule, int(train_cfg["max_iterations"]), entry.folder,
+                             trainer_cfg=trainer_cfg, logger=logger,
+                             checkpoint_every=int(train_cfg["checkpoint_every"]),
+                             sample_every=int(train_cfg["sample_every"]), seed=seed)
+    result["train_seconds"] = round(result["wall_time_s"], 3)
+    return result
+
+
+def reuse(module, datamodule, train_cfg: Mapping[str, Any], entry: CacheEntry, seed: int) -> dict[str, Any]:
+    """A finished, intact entry: load its weights into `module`; the facts come from done.json."""
+    from gmv.training.train import train_generator
+
+    result = train_generator(module, datamodule, int(train_cfg["max_iterations"]), entry.folder, seed=seed)
+    info = entry.info()
+    result.update(train_seconds=info.get("train_seconds"), images_per_s=info.get("images_per_s"))
+    return result
+
+
+def trajectory(cfg, module, datamodule, v1: ImageSet, v2: ImageSet, embedder, run_dir: Path):
+    """A context in which training also records the membership trajectory (train.trajectory_every > 0):
+    every N iterations X̂ (trajectory.m samples) is drawn from the EMA weights and valued, into
+    run_dir/trajectory.csv/.png and the loggers (gmv/training/trajectory.py). Training is unchanged."""
+    every = int(cfg.train.get("trajectory_every") or 0)
+    if every <= 0 or not cfg.valuation.held_out:
+        return contextlib.nullcontext()
+    from gmv.training.trajectory import MembershipProbe, TrajectoryCallback, attach_callbacks
+
+    probe = MembershipProbe(v1, v2, embedder, class_ids=datamodule.labels, label_values=datamodule.class_ids,
+                            m=int(cfg.trajectory.m), k=int(cfg.valuation.k), tau=cfg.valuation.tau,
+                            distance=str(cfg.valuation.distance), seed=int(cfg.generate.seed))
+    return attach_callbacks(module, TrajectoryCallback(probe, every, run_dir, title=f"{cfg.study}: trajectory"))
