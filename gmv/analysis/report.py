@@ -81,7 +81,7 @@ def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 100
     shuffled (seeded) must show no signal."""
     from gmv.analysis.membership import auroc, membership_summary
     from gmv.analysis.ra2 import welch_one_sided
-    from gmv.analysis.sweep import markdown_table
+    from gmv.analysis.tables import markdown_table
 
     out_metrics: dict[str, Any] = {}
     rows = []
