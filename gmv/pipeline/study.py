@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gmv.errors import GmvError
 from gmv.io import link_or_copy, write_json, write_text
 from gmv.pipeline import stages
@@ -145,22 +143,6 @@ def _label(cfg, v1) -> str:
     return f"{cfg.study}: {cfg.generator._target_.rsplit('.', 1)[-1]} on {v1.name}"
 
 
-def per_class_rows(val, class_names: list[str] | None) -> dict[str, dict]:
-    """RA2 per class (the paper's Table 1 is per CIFAR-10 class): {label: membership_stats}."""
-    from gmv.analysis.ra2 import membership_stats
-
-    labels = val.pool.labels
-    rows = {}
-    for c in np.unique(labels):
-        i1 = val.side("v1")[labels[val.side("v1")] == c]
-        i2 = val.side("v2")[labels[val.side("v2")] == c]
-        if len(i1) >= 2 and len(i2) >= 2:
-            name = class_names[int(c)] if class_names and 0 <= int(c) < len(class_names) else str(int(c))
-            rows[f"class {int(c)} ({name})" if name != str(int(c)) else f"class {int(c)}"] = membership_stats(
-                val.values[i1], val.values[i2], n_boot=500)
-    return rows
-
-
 def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name: str | None = None) -> dict[str, Any]:
     """Run the study `cfg` (a composed Hydra config) into `run_dir`; returns metrics.json's content.
 
@@ -169,8 +151,6 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
     import torch
     from omegaconf import OmegaConf
 
-    from gmv.analysis import ra2
-    from gmv.analysis.ra3 import attribute_agreement
     from gmv.analysis.report import summary, write_report
     from gmv.tracking import Tracker
     from gmv.training.datamodule import ImageSetDataModule
@@ -275,23 +255,12 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
             "train_images_per_s": trained.get("images_per_s"),
             **q,
         }
-        if v1.attributes is not None and len(i2):
-            extra.update(attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb,
-                                             n=int(cfg.valuation.ra3_n) * 4, seed=int(cfg.seed)))
+        # write_report also writes RA2 per class (ra2_per_class.*, class_{report_class}_…) and, with
+        # attributes, the RA3 attribute agreement (n = 4 × ra3_n, seeded with cfg.seed)
         metrics = write_report(val, run_dir, label=label, tracker=tracker, ra3_n=int(cfg.valuation.ra3_n),
                                audit_fdr=float(cfg.valuation.audit_fdr),
-                               tsne_cap=int(cfg.valuation.tsne_cap), seed=int(cfg.seed), extra_metrics=extra)
-        if len(i2) and len(np.unique(val.pool.labels)) > 1:
-            rows = per_class_rows(val, data.class_names)
-            if rows:
-                ra2.write_table1(rows, run_dir, stem="ra2_per_class")
-                tracker.log_table("ra2_per_class", ra2.table1_rows(rows))
-                metrics["per_class_share_p_below_0.01"] = float(np.mean([r["p_value"] < 0.01 for r in rows.values()]))
-                if cfg.valuation.report_class is not None:
-                    chosen = [r for name, r in rows.items() if name.split()[1] == str(cfg.valuation.report_class)]
-                    if chosen:
-                        metrics.update({f"class_{cfg.valuation.report_class}_{k}": chosen[0][k]
-                                        for k in ("t_statistic", "p_value", "auroc", "mean_value_v1", "mean_value_v2")})
+                               tsne_cap=int(cfg.valuation.tsne_cap), seed=int(cfg.seed), extra_metrics=extra,
+                               report_class=cfg.valuation.report_class, class_names=data.class_names)
         clock.stop("report")
         write_run_files(run_dir, metrics, clock, manifest(cfg, clock, keys, git), t_total)
         tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("seconds_") or k in q})
