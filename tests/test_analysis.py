@@ -378,3 +378,46 @@ def test_ra3_low_gallery_says_when_it_draws_among_unmatched_images(tmp_path, mon
     # distinct low values: ranked as before, no caption
     out = ra3_report(np.arange(n_train, dtype=float), train_emb, gen_emb, *images, tmp_path, n=4, k=3)
     assert out["ra3_low_idx"] == [0, 1, 2, 3] and out["ra3_low_caption"] == "" and out["ra3_low_n_tied"] == 1
+
+
+# ---------------------------------------------------------------- RA2 per class (report writer)
+
+
+class _Pool:
+    def __init__(self, labels, class_names):
+        self.labels, self.class_names = np.asarray(labels), class_names
+
+
+class _Valuation:
+    """The part of a Valuation that the per-class report reads: pool labels, values, the v1/v2 split."""
+
+    def __init__(self, labels, values, split, class_names=None):
+        self.pool, self.values, self.split = _Pool(labels, class_names), np.asarray(values, float), np.asarray(split)
+
+    def side(self, which):
+        return np.flatnonzero(self.split == which)
+
+
+def test_per_class_report_rows_are_keyed_by_class_id(tmp_path):
+    from gmv.analysis.per_class import per_class_report
+
+    rng = np.random.default_rng(13)
+    labels = np.repeat([0, 2, 5], 20)  # class 5 has one image in X_v2 only: no row
+    split = np.tile(["v1"] * 10 + ["v2"] * 10, 3)
+    split[40:60] = ["v1"] * 19 + ["v2"]
+    values = rng.normal(size=60) + np.where(split == "v1", 2.0, 0.0) * (labels == 2)  # signal in class 2 only
+    val = _Valuation(labels, values, split, class_names=["zero", "one", "two"])
+    metrics, rows = per_class_report(val, tmp_path, report_class=2)
+    assert list(rows) == ["class 0 (zero)", "class 2 (two)"]  # names from the pool; class 5 dropped
+    i = (labels == 2) & (split == "v1"), (labels == 2) & (split == "v2")
+    t, p = welch_one_sided(values[i[0]], values[i[1]])
+    assert metrics["class_2_t_statistic"] == pytest.approx(t) and metrics["class_2_p_value"] == pytest.approx(p)
+    assert metrics["per_class_share_p_below_0.01"] == pytest.approx(np.mean([r["p_value"] < 0.01 for r in rows.values()]))
+    assert metrics["report_class"] == 2 and "class_0_t_statistic" not in metrics
+    assert (tmp_path / "ra2_per_class.csv").read_text().count("\n") == 3  # header + two classes
+    named, _ = per_class_report(val, tmp_path, class_names=["a", "b", "c"], report_class=5)
+    assert {k for k in named if k.startswith("class_")} == set() and named["report_class"] == 5  # no row for 5
+    assert list(per_class_report(val, tmp_path, class_names=["a", "b", "c"])[1])[0] == "class 0 (a)"
+    one_label = _Valuation(np.zeros(60, int), values, split)
+    assert per_class_report(one_label, tmp_path / "single") == ({}, {})
+    assert not (tmp_path / "single").exists()
