@@ -21,7 +21,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gmv.analysis.sweep import markdown_table  # noqa: E402
+from gmv.analysis.tables import markdown_table  # noqa: E402
 from gmv.io import write_csv, write_text  # noqa: E402
 
 IGNORED = ("study=", "logger.", "cache_dir=", "hydra.", "train.checkpoint_every=", "train.sample_every=",

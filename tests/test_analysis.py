@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,16 +17,19 @@ from gmv.analysis import (
     extremes,
     format_table1,
     gallery,
+    lowest,
     membership_stats,
     nearest_generated,
     nearest_neighbour_distances,
     ra3_report,
     table1_rows,
     tsne_figure,
+    tsne_map,
     value_histogram,
     welch_one_sided,
     write_table1,
 )
+from gmv.analysis import ra3
 from gmv.analysis.ra2 import cohens_d
 from gmv.errors import GmvError
 
@@ -232,6 +237,32 @@ def test_tsne_figure_writes_png(tmp_path):
         tsne_figure(v1, v2[:, :10], gen, tmp_path / "bad.png")
 
 
+def test_tsne_map_keeps_the_generated_set_beside_the_half_it_copies(monkeypatch):
+    """X̂ is drawn around X_v1's centre, X_v2 lies far away: in the 2-D map nearly every generated point's
+    nearest training point is an X_v1 point. Computed with matplotlib unavailable (no plotting involved)."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # any matplotlib import would now fail
+    rng = np.random.default_rng(3)
+    v1, v2 = rng.normal(0, 1, size=(70, 8)), rng.normal(12, 1, size=(50, 8))
+    gen = rng.normal(0, 1, size=(60, 8))
+    tmap = tsne_map(v1, v2, gen, cap=40, seed=5, max_iter=500)  # 250 = sklearn's early-exaggeration phase only
+    assert tmap.counts == {"v1": 40, "v2": 40, "gen": 40}  # each set capped at 40, equal weight
+    assert tmap.xy.shape == (120, 2) and np.all(np.isfinite(tmap.xy))
+    assert tmap.groups.tolist() == ["v1"] * 40 + ["v2"] * 40 + ["gen"] * 40
+    assert sorted(tmap.draw_order.tolist()) == list(range(120))  # a permutation of the rows
+    assert tmap.perplexity == 30 and tmap.seed == 5
+    train = tmap.groups != "gen"
+    nearest = np.argmin(brute_distances(tmap.xy[~train], tmap.xy[train]), axis=1)
+    assert np.mean(tmap.groups[train][nearest] == "v1") > 0.95
+    again = tsne_map(v1, v2, gen, cap=40, seed=5, max_iter=500)
+    np.testing.assert_array_equal(again.xy, tmap.xy)  # seeded: the same map
+    tiny = tsne_map(v1[:2], v2[:1], gen[:2], max_iter=250)
+    assert tiny.perplexity == pytest.approx(4 / 3)  # clipped to (n − 1) / 3 for n = 5 points
+    with pytest.raises(GmvError, match="at least 4 points"):
+        tsne_map(v1[:1], v2[:1], gen[:1])
+    with pytest.raises(GmvError, match="cap must be at least 1"):
+        tsne_map(v1, v2, gen, cap=0)
+
+
 # ---------------------------------------------------------------- RA3
 
 
@@ -299,3 +330,94 @@ def test_ra3_report_on_planted_matches(tmp_path):
         open_png(tmp_path / name)
     with pytest.raises(GmvError, match="same training set"):
         ra3_report(values[:-1], train_emb, gen_emb, _toy_images(n_train, 3, 2), _toy_images(n_gen, 3, 3), tmp_path)
+
+
+def test_lowest_draws_at_random_among_more_ties_than_shown():
+    values = np.array([0.5, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # ten zeros
+    zeros = set(np.flatnonzero(values == 0).tolist())
+    picks = {}
+    for seed in range(8):
+        idx, n_tied = lowest(values, 3, seed=seed)
+        assert n_tied == 10 and len(set(idx.tolist())) == 3 and set(idx.tolist()) <= zeros
+        assert idx.tolist() == sorted(idx.tolist())  # shown in index order
+        picks[seed] = tuple(idx.tolist())
+    assert lowest(values, 3, seed=0)[0].tolist() == list(picks[0])  # seeded
+    assert len(set(picks.values())) > 1  # different seeds, different draws …
+    assert len({i for p in picks.values() for i in p}) > 3  # … reaching beyond the first three by index
+    # as many ties as rows or fewer: the plain ranking (lowest first, ties by index), nothing drawn
+    idx, n_tied = lowest(values, 10, seed=0)
+    assert n_tied == 10 and idx.tolist() == sorted(zeros)
+    idx, n_tied = lowest(np.array([3.0, 1.0, 1.0, 2.0]), 3, seed=4)
+    assert (n_tied, idx.tolist()) == (2, [1, 2, 3])
+
+
+def test_ra3_low_gallery_says_when_it_draws_among_unmatched_images(tmp_path, monkeypatch):
+    rng = np.random.default_rng(12)
+    n_train, n_gen = 30, 12
+    train_emb, gen_emb = rng.normal(size=(n_train, 6)), rng.normal(size=(n_gen, 6))
+    values = np.zeros(n_train)
+    values[:5] = [4.0, 3.0, 2.0, 2.0, 1.0]  # 25 images never credited
+    titles = {}
+    real_gallery = ra3.gallery
+
+    def recording_gallery(*args, title=None, **kwargs):
+        titles[Path(args[6]).name] = title
+        return real_gallery(*args, title=title, **kwargs)
+
+    monkeypatch.setattr(ra3, "gallery", recording_gallery)
+    images = _toy_images(n_train, 1, 4), _toy_images(n_gen, 1, 5)
+    out = ra3_report(values, train_emb, gen_emb, *images, tmp_path, n=4, k=3, seed=7)
+    caption = "4 of 25 images valued 0 (credited by no generated image), drawn at random, seed 7"
+    assert out["ra3_low_caption"] == caption and out["ra3_low_n_tied"] == 25
+    assert titles["ra3_low.png"].endswith("\n" + caption)  # the line under the low gallery's title
+    assert "drawn at random" not in titles["ra3_high.png"]
+    assert out["ra3_low_idx"] == lowest(values, 4, seed=7)[0].tolist()
+    assert set(out["ra3_low_idx"]) <= set(range(5, 30)) and out["ra3_low_values"] == [0.0] * 4
+    assert out["ra3_high_idx"] == [0, 1, 2, 3]
+    open_png(tmp_path / "ra3_low.png")
+    # distinct low values: ranked as before, no caption
+    out = ra3_report(np.arange(n_train, dtype=float), train_emb, gen_emb, *images, tmp_path, n=4, k=3)
+    assert out["ra3_low_idx"] == [0, 1, 2, 3] and out["ra3_low_caption"] == "" and out["ra3_low_n_tied"] == 1
+
+
+# ---------------------------------------------------------------- RA2 per class (report writer)
+
+
+class _Pool:
+    def __init__(self, labels, class_names):
+        self.labels, self.class_names = np.asarray(labels), class_names
+
+
+class _Valuation:
+    """The part of a Valuation that the per-class report reads: pool labels, values, the v1/v2 split."""
+
+    def __init__(self, labels, values, split, class_names=None):
+        self.pool, self.values, self.split = _Pool(labels, class_names), np.asarray(values, float), np.asarray(split)
+
+    def side(self, which):
+        return np.flatnonzero(self.split == which)
+
+
+def test_per_class_report_rows_are_keyed_by_class_id(tmp_path):
+    from gmv.analysis.per_class import per_class_report
+
+    rng = np.random.default_rng(13)
+    labels = np.repeat([0, 2, 5], 20)  # class 5 has one image in X_v2 only: no row
+    split = np.tile(["v1"] * 10 + ["v2"] * 10, 3)
+    split[40:60] = ["v1"] * 19 + ["v2"]
+    values = rng.normal(size=60) + np.where(split == "v1", 2.0, 0.0) * (labels == 2)  # signal in class 2 only
+    val = _Valuation(labels, values, split, class_names=["zero", "one", "two"])
+    metrics, rows = per_class_report(val, tmp_path, report_class=2)
+    assert list(rows) == ["class 0 (zero)", "class 2 (two)"]  # names from the pool; class 5 dropped
+    i = (labels == 2) & (split == "v1"), (labels == 2) & (split == "v2")
+    t, p = welch_one_sided(values[i[0]], values[i[1]])
+    assert metrics["class_2_t_statistic"] == pytest.approx(t) and metrics["class_2_p_value"] == pytest.approx(p)
+    assert metrics["per_class_share_p_below_0.01"] == pytest.approx(np.mean([r["p_value"] < 0.01 for r in rows.values()]))
+    assert metrics["report_class"] == 2 and "class_0_t_statistic" not in metrics
+    assert (tmp_path / "ra2_per_class.csv").read_text().count("\n") == 3  # header + two classes
+    named, _ = per_class_report(val, tmp_path, class_names=["a", "b", "c"], report_class=5)
+    assert {k for k in named if k.startswith("class_")} == set() and named["report_class"] == 5  # no row for 5
+    assert list(per_class_report(val, tmp_path, class_names=["a", "b", "c"])[1])[0] == "class 0 (a)"
+    one_label = _Valuation(np.zeros(60, int), values, split)
+    assert per_class_report(one_label, tmp_path / "single") == ({}, {})
+    assert not (tmp_path / "single").exists()

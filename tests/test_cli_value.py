@@ -1,5 +1,6 @@
 """`gmv-value` end to end: a planted membership case, its outputs, and every bad input it must refuse early."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gmv.analysis.ra2 import welch_one_sided
 from gmv.cli.value import main
 from gmv.data import ImageSet, load_images, split_imageset, stratified_split
 
@@ -59,7 +61,53 @@ def test_planted_members_get_the_value(planted, tmp_path, capsys):
     for f in ["ra1_tsne.png", "ra2_hist.png", "ra2_table.md", "ra2_table.csv", "ra3_high.png", "ra3_low.png"]:
         assert (out / f).stat().st_size > 0, f
     assert "Reject H0" in (out / "ra2_table.md").read_text()
+    per_class = list(csv.reader((out / "ra2_per_class.csv").open()))  # ten digit classes, one row each
+    assert [r[0] for r in per_class[1:]] == [f"class {c}" for c in range(10)]  # names equal the ids
+    assert "class_3_t_statistic" not in m  # no --report-class
     assert "Average value v1" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def two_classes(planted, tmp_path_factory):
+    """The planted case cut to digits 0 and 1, named "zero" and "one", with two attributes per training
+    image: "is a one" (what the pixels show) and a coin flip (what they cannot show)."""
+    d = tmp_path_factory.mktemp("two_classes")
+    rng = np.random.default_rng(1)
+    z = {name: np.load(planted / f"{name}.npz") for name in ("v1", "v2", "gen")}
+    for name in ("v1", "v2", "gen"):
+        keep = np.isin(z[name]["labels"], [0, 1])
+        images, labels = z[name]["images"][keep], z[name]["labels"][keep]
+        attrs = None if name == "gen" else np.stack([labels == 1, rng.random(len(labels)) < 0.5], 1).astype(np.uint8)
+        ImageSet(images, labels, class_names=["zero", "one"], attributes=attrs).save_npz(d / f"{name}.npz")
+    return d
+
+
+def test_two_classes_get_per_class_rows_and_attribute_agreement(two_classes, tmp_path, capsys):
+    out = tmp_path / "two"
+    assert run_cli(two_classes, out, "--k", "5", "--ra3-n", "4", "--report-class", "1") == 0
+    m = json.loads((out / "metrics.json").read_text())
+    rows = list(csv.DictReader((out / "ra2_per_class.csv").open()))
+    assert [r["Setting"] for r in rows] == ["class 0 (zero)", "class 1 (one)"]
+    values = list(csv.DictReader((out / "values.csv").open()))
+    p_values = []
+    for c, row in zip((0, 1), rows):  # each row is the Welch test on that class's values alone
+        side = {s: [float(v["value"]) for v in values if v["split"] == s and v["label"] == str(c)] for s in ("v1", "v2")}
+        t, p = welch_one_sided(side["v1"], side["v2"])
+        assert float(row["t-statistic"]) == pytest.approx(t) and float(row["p-value"]) == pytest.approx(p)
+        assert (int(row["n v1"]), int(row["n v2"])) == (len(side["v1"]), len(side["v2"]))
+        p_values.append(p)
+    assert m["class_1_t_statistic"] == pytest.approx(float(rows[1]["t-statistic"]))
+    assert m["class_1_p_value"] == pytest.approx(p_values[1]) and "class_0_t_statistic" not in m
+    assert m["class_1_auroc"] > 0.9 and m["class_1_mean_value_v1"] > m["class_1_mean_value_v2"]
+    assert m["per_class_share_p_below_0.01"] == np.mean([p < 0.01 for p in p_values])
+    # attributes present → RA3 by attributes, for 4 × --ra3-n images a side
+    assert m["attr_n"] == 16
+    # "is a one" is read off the pixels (the coin flip is not): the probe beats the majority guess
+    assert m["attr_probe_accuracy"] > m["attr_probe_majority"] + 0.15
+    assert m["attr_agreement_high"] > m["attr_agreement_random"] + 0.1  # matches share "is a one"
+    printed = capsys.readouterr().out
+    assert "RA2 per class (ra2_per_class.md)" in printed and "class 1: t " in printed
+    assert "attribute agreement" in printed
 
 
 def test_paper_setting_and_a_reference_set(planted, tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gmv.analysis.ra3 import attribute_agreement
+from gmv.analysis.ra3_attributes import attribute_agreement
 from gmv.errors import GmvError
 
 

@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gmv.analysis.sweep import (
-    collect_jobs,
-    format_value,
-    parse_overrides,
-    swept_parameters,
-    write_sweep_report,
-)
+from gmv.analysis.sweep import write_sweep_report
+from gmv.analysis.sweep_jobs import collect_jobs, parse_overrides, swept_parameters
+from gmv.analysis.tables import format_value
 from gmv.cli.report import main
 from gmv.errors import GmvError
 

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 from gmv.analysis.seeds import aggregate_seeds, group_by_setting, mean_ci, seed_metrics
-from gmv.analysis.sweep import collect_jobs, swept_parameters, write_sweep_report
+from gmv.analysis.sweep import write_sweep_report
+from gmv.analysis.sweep_jobs import collect_jobs, swept_parameters
 from gmv.cli.report import main
 
 # Student-t quantiles in closed form (no scipy): with 2 degrees of freedom t_q = (2q−1)·√(2/(1−(2q−1)²)),

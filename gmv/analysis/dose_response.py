@@ -22,7 +22,7 @@ import numpy as np
 from gmv.data.augment import near_copies
 from gmv.data.imageset import ImageSet
 from gmv.errors import GmvError
-from gmv.analysis.sweep import markdown_table
+from gmv.analysis.tables import markdown_table
 from gmv.io import save_figure, write_csv, write_text
 
 COLUMNS = ["fraction", "seed", "n_planted", "method", "t_statistic", "p_value", "auroc", "tpr_at_1fpr", "cohens_d"]

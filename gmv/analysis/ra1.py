@@ -8,7 +8,8 @@ embeddings sit closer to X_v1 than to X_v2. This module measures that two ways:
   generated embedding to X_v1 and to X_v2, and the share of generated points whose
   nearest training point belongs to X_v1 (0.5 when the generator learned nothing
   specific to X_v1).
-* :func:`tsne_figure` — the paper's Fig. 2: a 2-D t-SNE map of the three sets.
+* :func:`tsne_figure` — the paper's Fig. 2: a 2-D t-SNE map of the three sets, computed by
+  :func:`tsne_map` (coordinates and set of every point, no plotting) and drawn by :func:`plot_tsne`.
 
 :func:`exact_knn` is the exact L2 k-nearest-neighbour search both use (RA3 uses it too).
 """
@@ -16,6 +17,7 @@ embeddings sit closer to X_v1 than to X_v2. This module measures that two ways:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -142,28 +144,40 @@ def nearest_neighbour_distances(gen_emb, v1_emb, v2_emb, *, backend: str = "auto
     }
 
 
-def tsne_figure(
-    v1_emb,
-    v2_emb,
-    gen_emb,
-    path: str | os.PathLike,
-    cap: int = 1500,
-    seed: int = 0,
-    perplexity: float = 30,
-    title: str | None = None,
-    *,
-    max_iter: int = 1000,
-) -> Path:
-    """Write the paper's Fig. 2: a t-SNE map of X_v1, X_v2 and the generated set, as a PNG.
+@dataclass
+class TsneMap:
+    """A 2-D t-SNE map of X_v1, X_v2 and X̂ (see :func:`tsne_map`)."""
+
+    xy: np.ndarray  # float n×2: the map coordinates, rows in set order (v1, then v2, then gen)
+    groups: np.ndarray  # str n: which set each row comes from ("v1", "v2" or "gen")
+    counts: dict[str, int]  # points per set after subsampling
+    draw_order: np.ndarray  # int n: a seeded shuffle of the rows, to draw them in
+    perplexity: float  # the perplexity used (clipped below the number of points)
+    seed: int
+
+
+def _subsample_sets(sets: dict[str, np.ndarray], cap: int, rng: np.random.Generator):
+    """Each set reduced (seeded, without replacement, original order kept) to at most `cap` rows:
+    (stacked float64 rows, their set keys, {key: count})."""
+    parts, groups, counts = [], [], {}
+    for key, a in sets.items():
+        if len(a) > cap:
+            a = a[np.sort(rng.choice(len(a), cap, replace=False))]
+        parts.append(a.astype(np.float64))
+        groups.append(np.full(len(a), key))
+        counts[key] = len(a)
+    return np.concatenate(parts), np.concatenate(groups), counts
+
+
+def tsne_map(v1_emb, v2_emb, gen_emb, cap: int = 1500, seed: int = 0, perplexity: float = 30, *,
+             max_iter: int = 1000) -> TsneMap:
+    """The t-SNE map of the paper's Fig. 2: 2-D coordinates of X_v1, X_v2 and the generated set.
 
     Each set is subsampled (seeded, without replacement) to at most `cap` points so the
     three sets weigh equally and the map stays quick; embeddings wider than 50 dims are
     reduced to 50 by PCA first (the usual t-SNE preprocessing). `perplexity` is clipped
-    below the number of points so tiny sets work. Points are drawn in a shuffled order,
-    so no set hides another just by being drawn last. Returns the PNG path.
+    below the number of points so tiny sets work.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
@@ -178,17 +192,8 @@ def tsne_figure(
     dims = {a.shape[1] for a in sets.values()}
     if len(dims) != 1:
         raise GmvError(f"embedding dimensions differ between the sets ({sorted(dims)}); embed all with one embedder")
-
     rng = np.random.default_rng(seed)
-    parts, groups, counts = [], [], {}
-    for g, (key, a) in enumerate(sets.items()):
-        if len(a) > cap:
-            a = a[np.sort(rng.choice(len(a), cap, replace=False))]
-        parts.append(a.astype(np.float64))
-        groups.append(np.full(len(a), g))
-        counts[key] = len(a)
-    x = np.concatenate(parts)
-    group = np.concatenate(groups)
+    x, groups, counts = _subsample_sets(sets, cap, rng)
     n = len(x)
     if n < 4:
         raise GmvError(f"t-SNE needs at least 4 points in all, got {n}; pass more embeddings")
@@ -196,29 +201,30 @@ def tsne_figure(
     if x.shape[1] > 50:
         x = PCA(n_components=min(50, n - 1), random_state=seed).fit_transform(x)
     perp = float(min(perplexity, max(1.0, (n - 1) / 3.0)))
-    tsne = TSNE(
-        n_components=2,
-        perplexity=perp,
-        init="pca",
-        learning_rate="auto",
-        max_iter=max(250, int(max_iter)),
-        random_state=seed,
-    )
+    tsne = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto", max_iter=max(250, int(max_iter)),
+                random_state=seed)
     # Small maps run faster on one thread: OpenMP start-up per iteration outweighs the
     # work, and on a busy machine spinning threads slow it down tenfold.
     with threadpool_limits(limits=1 if n < 1000 else None):
         xy = tsne.fit_transform(x)
+    return TsneMap(xy=xy, groups=groups, counts=counts, draw_order=rng.permutation(n), perplexity=perp, seed=seed)
 
-    order = rng.permutation(n)
-    keys = list(sets)
-    colours = np.array([COLOURS[keys[g]] for g in group])
-    size = 10 if n <= 3000 else 6
+
+def plot_tsne(tmap: TsneMap, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Draw a :class:`TsneMap` as a PNG, points in its shuffled draw order (so no set hides another
+    just by being drawn last), a legend with the set sizes; returns the PNG path."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    order, xy = tmap.draw_order, tmap.xy
+    colours = np.array([COLOURS[g] for g in tmap.groups])
+    size = 10 if len(xy) <= 3000 else 6
     fig = Figure(figsize=(6.4, 5.6), dpi=150)
     ax = fig.add_subplot()
     ax.scatter(xy[order, 0], xy[order, 1], c=colours[order], s=size, alpha=0.5, linewidths=0)
     handles = [
-        Line2D([], [], ls="", marker="o", ms=6, color=COLOURS[key], label=f"{LABELS[key]}  (n={counts[key]})")
-        for key in keys
+        Line2D([], [], ls="", marker="o", ms=6, color=COLOURS[key], label=f"{LABELS[key]}  (n={count})")
+        for key, count in tmap.counts.items()
     ]
     ax.legend(handles=handles, loc="best", frameon=True, framealpha=0.85, fontsize=8)
     ax.set_xticks([])
@@ -229,7 +235,25 @@ def tsne_figure(
     ax.set_ylabel("t-SNE 2", fontsize=9)
     ax.set_title(title or "t-SNE of training halves and generated embeddings", fontsize=10)
     ax.annotate(
-        f"perplexity {perp:g}, seed {seed}", xy=(1, 0), xycoords="axes fraction", xytext=(0, -4),
+        f"perplexity {tmap.perplexity:g}, seed {tmap.seed}", xy=(1, 0), xycoords="axes fraction", xytext=(0, -4),
         textcoords="offset points", ha="right", va="top", fontsize=6, color="0.5",
     )
     return save_figure(path, fig)
+
+
+def tsne_figure(
+    v1_emb,
+    v2_emb,
+    gen_emb,
+    path: str | os.PathLike,
+    cap: int = 1500,
+    seed: int = 0,
+    perplexity: float = 30,
+    title: str | None = None,
+    *,
+    max_iter: int = 1000,
+) -> Path:
+    """Write the paper's Fig. 2 as a PNG: :func:`tsne_map` of X_v1, X_v2 and the generated set, drawn by
+    :func:`plot_tsne`. Returns the PNG path."""
+    tmap = tsne_map(v1_emb, v2_emb, gen_emb, cap=cap, seed=seed, perplexity=perplexity, max_iter=max_iter)
+    return plot_tsne(tmap, path, title=title)

@@ -4,7 +4,8 @@ The paper's Figs. 3–4 put each of the highest- (and lowest-) valued training i
 beside its six nearest generated images: high-value images should have close,
 similar-looking matches, low-value ones should not. This module
 
-* picks the extremes (:func:`extremes`),
+* picks the extremes (:func:`extremes`; for the low gallery :func:`lowest`, which draws at
+  random among images tied at the lowest value when there are more than the gallery shows),
 * finds each one's nearest generated images (:func:`nearest_generated`),
 * draws the galleries (:func:`gallery`), and
 * quantifies the visual impression (:func:`ra3_report`): the mean embedding distance
@@ -82,6 +83,74 @@ def _show(ax, img: np.ndarray) -> None:
         spine.set_color("0.6")
 
 
+def lowest(values, n: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """The `n` lowest values for the low gallery: ``(indices, n_tied)``, `n_tied` the number of images
+    that share the lowest value.
+
+    When more than `n` images tie at the lowest value (typically 0: no generated image credited them),
+    ranking by index would show the first `n` of them, which says nothing about the rest; then the `n`
+    are drawn at random among the tied ones (seeded), in index order. Otherwise the result is
+    :func:`extremes`' bottom list (lowest first, ties by index).
+    """
+    _, bottom = extremes(values, n)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    tied = np.flatnonzero(v == v.min())
+    if len(tied) <= len(bottom):
+        return bottom, int(len(tied))
+    drawn = np.random.default_rng(seed).choice(tied, len(bottom), replace=False)
+    return np.sort(drawn).astype(np.int64), int(len(tied))
+
+
+def tie_caption(n_shown: int, n_tied: int, low_value: float, seed: int) -> str:
+    """"8 of 87 images valued 0 (credited by no generated image), drawn at random, seed 0"."""
+    what = ("images valued 0 (credited by no generated image)" if low_value == 0
+            else f"images tied at the lowest value {low_value:.4g}")
+    return f"{n_shown} of {n_tied} {what}, drawn at random, seed {seed}"
+
+
+def _check_gallery(train, gen, rows, midx, mdist, vals, row_labels) -> None:
+    if rows.size == 0:
+        raise GmvError("gallery: no rows to draw (rows_idx is empty)")
+    if midx.ndim != 2 or midx.shape[0] != rows.size or mdist.shape != midx.shape:
+        raise GmvError(
+            f"gallery: match_idx and match_dist must both be R×k with R = len(rows_idx) = {rows.size}; "
+            f"got {midx.shape} and {mdist.shape}"
+        )
+    if len(vals) != len(train):
+        raise GmvError(f"gallery: values ({len(vals)}) must be indexed like train_images ({len(train)})")
+    if rows.min() < 0 or rows.max() >= len(train):
+        raise GmvError(f"gallery: rows_idx must index the {len(train)} training images")
+    if midx.size and (midx.min() < 0 or midx.max() >= len(gen)):
+        raise GmvError(f"gallery: match_idx must index the {len(gen)} generated images")
+    if row_labels is not None and len(row_labels) != rows.size:
+        raise GmvError(f"gallery: {len(row_labels)} row labels for {rows.size} rows")
+
+
+def _draw_row(fig, gs, r: int, image: np.ndarray, value: float, label: str, matches, distances) -> None:
+    """One gallery row: the training image (strong frame, φ below), a dashed separator, its matches."""
+    ax = fig.add_subplot(gs[r, 0])
+    _show(ax, image)
+    for spine in ax.spines.values():  # the training image gets a stronger frame
+        spine.set_linewidth(1.4)
+        spine.set_color("0.15")
+    ax.set_xlabel(f"\u03c6 = {value:.4g}", fontsize=7, labelpad=2, fontweight="bold")
+    ax.set_ylabel(label, fontsize=7, labelpad=2)
+    if r == 0:
+        ax.set_title("training image", fontsize=7.5)
+
+    bar = fig.add_subplot(gs[r, 1])
+    bar.axis("off")
+    bar.axvline(0.5, color="0.55", lw=1.0, ls=(0, (2, 2)))
+    bar.set_xlim(0, 1)
+
+    for j, (match, d) in enumerate(zip(matches, distances)):
+        ax = fig.add_subplot(gs[r, 2 + j])
+        _show(ax, match)
+        ax.set_xlabel(f"d = {d:.3g}", fontsize=6.5, labelpad=2, color="0.25")
+        if r == 0:
+            ax.set_title(f"match {j + 1}", fontsize=7.5)
+
+
 def gallery(
     train_images,
     gen_images,
@@ -100,7 +169,8 @@ def gallery(
     `train_images`), then a separator, then the generated images
     ``gen_images[match_idx[r, j]]`` captioned with their embedding distances
     ``match_dist[r, j]``. Images are uint8 N×H×W×C (C = 1 grey or 3) or ImageSets.
-    `row_labels` (one per row) replace the default "train #<index>" labels.
+    `row_labels` (one per row) replace the default "train #<index>" labels; `title` may have
+    several lines (the figure makes room for them).
     """
     from matplotlib.figure import Figure
 
@@ -110,84 +180,27 @@ def gallery(
     midx = np.asarray(match_idx, dtype=np.int64)
     mdist = np.asarray(match_dist, dtype=np.float64)
     vals = np.asarray(values, dtype=np.float64).ravel()
-    if rows.size == 0:
-        raise GmvError("gallery: no rows to draw (rows_idx is empty)")
-    if midx.ndim != 2 or midx.shape[0] != rows.size or mdist.shape != midx.shape:
-        raise GmvError(
-            f"gallery: match_idx and match_dist must both be R×k with R = len(rows_idx) = {rows.size}; "
-            f"got {midx.shape} and {mdist.shape}"
-        )
-    if len(vals) != len(train):
-        raise GmvError(f"gallery: values ({len(vals)}) must be indexed like train_images ({len(train)})")
-    if rows.min() < 0 or rows.max() >= len(train):
-        raise GmvError(f"gallery: rows_idx must index the {len(train)} training images")
-    if midx.size and (midx.min() < 0 or midx.max() >= len(gen)):
-        raise GmvError(f"gallery: match_idx must index the {len(gen)} generated images")
-    if row_labels is not None and len(row_labels) != rows.size:
-        raise GmvError(f"gallery: {len(row_labels)} row labels for {rows.size} rows")
+    _check_gallery(train, gen, rows, midx, mdist, vals, row_labels)
 
     n_rows, k = midx.shape
     cell = 1.05  # inches per image
     sep = 0.22
-    fig = Figure(figsize=((1 + k) * cell + sep + 0.4, n_rows * (cell + 0.28) + 0.55), dpi=120)
+    head = 0.5 + 0.17 * (title.count("\n") if title else 0)  # inches above the first row
+    height = n_rows * (cell + 0.28) + head + 0.05
+    fig = Figure(figsize=((1 + k) * cell + sep + 0.4, height), dpi=120)
     gs = fig.add_gridspec(
         n_rows, k + 2, width_ratios=[1, sep / cell] + [1] * k, wspace=0.06, hspace=0.28,
-        left=0.06, right=0.99, top=1 - 0.5 / (n_rows * (cell + 0.28) + 0.55), bottom=0.02,
+        left=0.06, right=0.99, top=1 - head / height, bottom=0.02,
     )
-    for r in range(n_rows):
-        i = int(rows[r])
-        ax = fig.add_subplot(gs[r, 0])
-        _show(ax, train[i])
-        for spine in ax.spines.values():  # the training image gets a stronger frame
-            spine.set_linewidth(1.4)
-            spine.set_color("0.15")
-        ax.set_xlabel(f"\u03c6 = {vals[i]:.4g}", fontsize=7, labelpad=2, fontweight="bold")
-        ax.set_ylabel(row_labels[r] if row_labels is not None else f"train #{i}", fontsize=7, labelpad=2)
-        if r == 0:
-            ax.set_title("training image", fontsize=7.5)
-
-        bar = fig.add_subplot(gs[r, 1])
-        bar.axis("off")
-        bar.axvline(0.5, color="0.55", lw=1.0, ls=(0, (2, 2)))
-        bar.set_xlim(0, 1)
-
-        for j in range(k):
-            ax = fig.add_subplot(gs[r, 2 + j])
-            _show(ax, gen[midx[r, j]])
-            ax.set_xlabel(f"d = {mdist[r, j]:.3g}", fontsize=6.5, labelpad=2, color="0.25")
-            if r == 0:
-                ax.set_title(f"match {j + 1}", fontsize=7.5)
+    for r, i in enumerate(rows.tolist()):
+        label = row_labels[r] if row_labels is not None else f"train #{i}"
+        _draw_row(fig, gs, r, train[i], vals[i], label, gen[midx[r]], mdist[r])
     if title:
-        fig.suptitle(title, fontsize=9.5, y=1 - 0.12 / (n_rows * (cell + 0.28) + 0.55))
+        fig.suptitle(title, fontsize=9.5, y=1 - 0.12 / height)
     return save_figure(path, fig)
 
 
-def ra3_report(
-    values,
-    train_emb,
-    gen_emb,
-    train_images,
-    gen_images,
-    out_dir: str | os.PathLike,
-    n: int = 8,
-    k: int = 6,
-) -> dict:
-    """RA3 for one setting: galleries of the n highest- and n lowest-valued training images.
-
-    Writes ``ra3_high.png`` and ``ra3_low.png`` in `out_dir` (each row: a training
-    image and its k nearest generated images by embedding distance) and returns:
-
-    * ``ra3_mean_dist_high`` / ``ra3_mean_dist_low`` — mean L2 embedding distance
-      from a group's training images to their k matches (over all n·k pairs);
-      RA3 expects high < low;
-    * ``ra3_t_statistic``, ``ra3_p_value`` — one-sided Welch test, H1: the low group's
-      per-image mean match distances exceed the high group's (one number per image,
-      so n samples a side; NaN when n < 2);
-    * ``ra3_high_idx``, ``ra3_low_idx`` — training indices, highest resp. lowest first;
-    * ``ra3_high_values``, ``ra3_low_values`` — their values;
-    * ``ra3_high_match_idx``, ``ra3_low_match_idx`` — n×k generated indices (lists);
-    * ``ra3_high_png``, ``ra3_low_png`` — the gallery paths (str).
-    """
+def _check_ra3_inputs(values, train_emb, gen_emb, train_images, gen_images):
     vals = np.asarray(values, dtype=np.float64).ravel()
     t_emb = _as_matrix(train_emb, "training embeddings")
     g_emb = _as_matrix(gen_emb, "generated embeddings")
@@ -200,88 +213,64 @@ def ra3_report(
         )
     if len(g_emb) != len(g_img):
         raise GmvError(f"generated embeddings ({len(g_emb)}) and generated images ({len(g_img)}) differ in number")
+    return vals, t_emb, g_emb, t_img, g_img
 
-    top, bottom = extremes(vals, n)
+
+def ra3_report(
+    values,
+    train_emb,
+    gen_emb,
+    train_images,
+    gen_images,
+    out_dir: str | os.PathLike,
+    n: int = 8,
+    k: int = 6,
+    seed: int = 0,
+) -> dict:
+    """RA3 for one setting: galleries of the n highest- and n lowest-valued training images.
+
+    Writes ``ra3_high.png`` and ``ra3_low.png`` in `out_dir` (each row: a training
+    image and its k nearest generated images by embedding distance). When more than n images
+    tie at the lowest value, the low gallery shows n of them drawn at random with `seed`
+    (:func:`lowest`) and says so in its title. Returns:
+
+    * ``ra3_mean_dist_high`` / ``ra3_mean_dist_low`` — mean L2 embedding distance
+      from a group's training images to their k matches (over all n·k pairs);
+      RA3 expects high < low;
+    * ``ra3_t_statistic``, ``ra3_p_value`` — one-sided Welch test, H1: the low group's
+      per-image mean match distances exceed the high group's (one number per image,
+      so n samples a side; NaN when n < 2);
+    * ``ra3_low_n_tied`` — how many images share the lowest value;
+    * ``ra3_high_idx``, ``ra3_low_idx`` — training indices, highest resp. lowest first;
+    * ``ra3_high_values``, ``ra3_low_values`` — their values;
+    * ``ra3_high_match_idx``, ``ra3_low_match_idx`` — n×k generated indices (lists);
+    * ``ra3_high_png``, ``ra3_low_png`` — the gallery paths (str), ``ra3_low_caption`` — the line
+      under the low gallery's title saying how its rows were drawn ("" when ranked).
+    """
+    vals, t_emb, g_emb, t_img, g_img = _check_ra3_inputs(values, train_emb, gen_emb, train_images, gen_images)
+    top, _ = extremes(vals, n)
+    bottom, n_tied = lowest(vals, n, seed=seed)
+    caption = tie_caption(len(bottom), n_tied, float(vals.min()), seed) if n_tied > len(bottom) else ""
     out = Path(out_dir)
-    result: dict = {}
+    result: dict = {"ra3_low_caption": caption}
     row_means = {}
     for group, rows, word in (("high", top, "Highest"), ("low", bottom, "Lowest")):
         dist, idx = nearest_generated(t_emb[rows], g_emb, k)
-        png = gallery(
-            t_img, g_img, rows, idx, dist, vals, out / f"ra3_{group}.png",
-            title=f"{word}-value training images and their {idx.shape[1]} nearest generated images",
-        )
+        title = f"{word}-value training images and their {idx.shape[1]} nearest generated images"
+        png = gallery(t_img, g_img, rows, idx, dist, vals, out / f"ra3_{group}.png",
+                      title=title + (f"\n{caption}" if group == "low" and caption else ""))
         row_means[group] = dist.mean(axis=1)
         result[f"ra3_mean_dist_{group}"] = float(dist.mean())
         result[f"ra3_{group}_idx"] = rows.tolist()
         result[f"ra3_{group}_values"] = vals[rows].tolist()
         result[f"ra3_{group}_match_idx"] = idx.tolist()
         result[f"ra3_{group}_png"] = str(png)
-    if len(top) >= 2:
-        t, p = welch_one_sided(row_means["low"], row_means["high"])
-    else:
-        t, p = math.nan, math.nan
+    t, p = welch_one_sided(row_means["low"], row_means["high"]) if len(top) >= 2 else (math.nan, math.nan)
     scalars = {
         "ra3_mean_dist_high": result.pop("ra3_mean_dist_high"),
         "ra3_mean_dist_low": result.pop("ra3_mean_dist_low"),
         "ra3_t_statistic": t,
         "ra3_p_value": p,
+        "ra3_low_n_tied": n_tied,
     }
     return {**scalars, **result}
-
-
-def attribute_agreement(values, attributes, pool_emb, gen_emb, n: int = 32, top: int = 6, seed: int = 0) -> dict:
-    """RA3 with attributes (CelebA's 40): do high-value faces share more attributes with their top-6
-    matched generated faces than low-value faces do?
-
-    Generated faces carry no attributes, so a linear probe predicts them: one ridge regression per
-    attribute (targets ±1, a single multi-output solve) on the standardised pool embeddings. Its
-    accuracy is measured by fitting on the second half of the pool and scoring the first
-    (`attr_probe_accuracy`; majority-class accuracy beside it), then it is refitted on the whole pool.
-    For each of the `n` highest- and `n` lowest-value pool faces, the agreement is the share of the
-    40 attributes on which the face's true value equals the predicted value of a matched generated
-    face, averaged over its `top` nearest generated faces; `random` pairs each face with random
-    generated faces instead. A one-sided Welch test asks whether high > low.
-    """
-    from sklearn.linear_model import Ridge
-
-    a = np.asarray(attributes)
-    if a.ndim != 2 or len(a) != len(values):
-        raise GmvError(f"attributes must be N×A for the {len(values)} pool images, got {a.shape}")
-    a = (a > 0).astype(np.int8)
-    x = np.asarray(pool_emb, np.float64)
-    mu, sd = x.mean(0), x.std(0) + 1e-8
-    z, zg = (x - mu) / sd, (np.asarray(gen_emb, np.float64) - mu) / sd
-    y = 2.0 * a - 1.0
-    half = len(z) // 2
-    probe = Ridge(alpha=float(z.shape[1])).fit(z[half:], y[half:])
-    held = (probe.predict(z[:half]) > 0).astype(np.int8)
-    accuracy = float((held == a[:half]).mean())
-    majority = float(np.maximum(a[:half].mean(0), 1 - a[:half].mean(0)).mean())
-    probe = Ridge(alpha=float(z.shape[1])).fit(z, y)
-    gen_attr = (probe.predict(zg) > 0).astype(np.int8)
-
-    hi, lo = extremes(values, n)
-    top = min(top, len(gen_emb))
-    rng = np.random.default_rng(seed)
-
-    def agreement(rows: np.ndarray, random_pairs: bool = False) -> np.ndarray:
-        if random_pairs:
-            nn = rng.integers(0, len(gen_emb), size=(len(rows), top))
-        else:
-            _, nn = nearest_generated(x[rows], np.asarray(gen_emb), top)
-        return (a[rows][:, None, :] == gen_attr[nn]).mean(axis=(1, 2))
-
-    ag_hi, ag_lo = agreement(hi), agreement(lo)
-    ag_rand = agreement(np.concatenate([hi, lo]), random_pairs=True)
-    t_stat, p_value = welch_one_sided(ag_hi, ag_lo)
-    return {
-        "attr_agreement_high": float(ag_hi.mean()),
-        "attr_agreement_low": float(ag_lo.mean()),
-        "attr_agreement_random": float(ag_rand.mean()),
-        "attr_agreement_t": float(t_stat),
-        "attr_agreement_p_value": float(p_value),
-        "attr_probe_accuracy": accuracy,
-        "attr_probe_majority": majority,
-        "attr_n": int(len(hi)),
-    }

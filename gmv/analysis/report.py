@@ -8,13 +8,18 @@ Files (all written atomically):
     metrics.json        flat keys: k, tau (the τ used), top_credit_mean, effective_neighbours, n_generated,
                         n_v1, n_v2, mean_value_v1/v2, t_statistic, p_value, auroc (+ CI), tpr_at_1fpr (+ CI),
                         cohens_d, recall_at_k, per-method `method/<name>/…`, the shuffled-split control,
-                        the audit counts, C1 class agreement, … (see `valuation_metrics`)
+                        the audit counts, C1 class agreement, per_class_share_p_below_0.01 and
+                        class_{c}_… (RA2 per class), attr_agreement_* (RA3 by attributes), … (see
+                        `valuation_metrics` and `write_report`)
     methods.md/.csv     RA2 as membership inference, one row per method (t, p, AUROC, TPR@1%FPR, CIs)
     c1_per_class.csv    C1: share of each generated image's top-k matches that carry its class
     ra1_tsne.png        RA1 t-SNE of X_v1, X_v2 and X̂ (with a held-out set)
     ra2_table.md/.csv   RA2 in the layout of the paper's Table 1 (with a held-out set)
+    ra2_per_class.md/.csv  RA2 per class (with a held-out set and more than one label)
     ra2_hist.png        value distributions of X_v1 and X_v2
-    ra3_high.png, ra3_low.png   RA3 galleries: highest / lowest-value images and their top-6 matches
+    ra3_high.png, ra3_low.png   RA3 galleries: highest / lowest-value images and their top-6 matches (the
+                        low one drawn at random, seeded, among images tied at the lowest value when more
+                        tie than it shows)
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from gmv.analysis.per_class import class_agreement_metrics, per_class_report
+from gmv.errors import GmvError
 from gmv.io import save_npz, write_csv, write_json, write_text
 from gmv.valuation.api import Valuation
 
@@ -81,7 +88,7 @@ def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 100
     shuffled (seeded) must show no signal."""
     from gmv.analysis.membership import auroc, membership_summary
     from gmv.analysis.ra2 import welch_one_sided
-    from gmv.analysis.sweep import markdown_table
+    from gmv.analysis.tables import markdown_table
 
     out_metrics: dict[str, Any] = {}
     rows = []
@@ -109,33 +116,71 @@ def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 100
     return out_metrics
 
 
-def class_agreement_metrics(val: Valuation, out: Path, ks=(1, 5, 10)) -> dict[str, Any]:
-    """C1 of the ICLR 2025 GMValuator paper, for class-conditional generated sets with several classes:
-    the share of each generated image's top-k matched training images (exact search in the valuation
-    embedding) that carry its class → metrics c1_at_k and c1_per_class.csv."""
-    from gmv.analysis.membership import class_agreement
-    from gmv.valuation.matchers import exact_search
-
-    gen_labels, pool_labels = val.generated.labels, val.pool.labels
-    if gen_labels is None or pool_labels is None or len(np.unique(pool_labels)) < 2:
+def attribute_metrics(val: Valuation, n: int, seed: int = 0) -> dict[str, Any]:
+    """RA3 with attributes (:func:`gmv.analysis.ra3_attributes.attribute_agreement`) when the pool has attributes, else {}."""
+    if val.pool.attributes is None:
         return {}
-    k = min(max(ks), len(val.pool_emb))
-    _, idx = exact_search(np.ascontiguousarray(val.pool_emb, np.float32),
-                          np.ascontiguousarray(val.gen_emb, np.float32), k)
-    c1 = class_agreement(gen_labels, pool_labels, idx, ks=[x for x in ks if x <= k])
-    used = c1["ks"]
-    rows = [[c, *[f"{c1['c1_per_class'][c][x]:.4f}" for x in used]] for c in sorted(c1["c1_per_class"])]
-    rows.append(["all", *[f"{c1[f'c1_at_{x}']:.4f}" for x in used]])
-    write_csv(out / "c1_per_class.csv", ["class", *[f"c1_at_{x}" for x in used]], rows)
-    return {**{f"c1_at_{x}": c1[f"c1_at_{x}"] for x in used}, "c1_chance": c1["c1_chance"]}
+    from gmv.analysis.ra3_attributes import attribute_agreement
+
+    return attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb, n=n, seed=seed)
+
+
+def _check_report_class(report_class) -> int | None:
+    if report_class is None:
+        return None
+    try:
+        if float(report_class) == int(report_class):
+            return int(report_class)
+    except (TypeError, ValueError):
+        pass
+    raise GmvError(f"report_class must be a class label (an integer), got {report_class!r}")
+
+
+def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_cap: int,
+                       metrics: dict[str, Any], figures: dict[str, Path]) -> dict:
+    """RA2 (Table 1, histogram, membership views) and RA1 (NN distances, t-SNE) into `metrics` and
+    `figures`; returns the Table-1 statistics."""
+    from gmv.analysis import ra1, ra2
+
+    i1, i2 = val.side("v1"), val.side("v2")
+    stats = ra2.membership_stats(val.values[i1], val.values[i2], seed=seed)
+    metrics.update({k: v for k, v in stats.items() if k not in metrics or k.startswith("mean_value")})
+    metrics.update(membership_views(val, out, seed=seed))
+    ra2.write_table1({label: stats}, out)
+    figures["ra2_hist"] = ra2.value_histogram(val.values[i1], val.values[i2], out / "ra2_hist.png",
+                                              title=f"RA2 — {label}")
+    metrics.update(ra1.nearest_neighbour_distances(val.gen_emb, val.pool_emb[i1], val.pool_emb[i2]))
+    figures["ra1_tsne"] = ra1.tsne_figure(val.pool_emb[i1], val.pool_emb[i2], val.gen_emb, out / "ra1_tsne.png",
+                                          cap=tsne_cap, seed=seed, title=f"RA1 — {label}")
+    return stats
+
+
+def _log(tracker, metrics: dict, label: str, stats: dict | None, per_class: dict, figures: dict, out: Path) -> None:
+    from gmv.analysis import ra2
+
+    tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    if stats is not None:
+        tracker.log_table("ra2_table", ra2.table1_rows({label: stats}))
+    if per_class:
+        tracker.log_table("ra2_per_class", ra2.table1_rows(per_class))
+    for name, path in figures.items():
+        tracker.log_image(name, path)
+    tracker.log_artifact("valuation", "valuation", [out / "values.csv", out / "metrics.json", out / "match_tables.npz"])
 
 
 def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", tracker=None,
                  ra3_n: int = 8, tsne_cap: int = 1500, seed: int = 0, extra_metrics: dict | None = None,
-                 audit_fdr: float = 0.05) -> dict:
-    """Write every table and figure for `val` into `out_dir`; return metrics (also in metrics.json)."""
-    from gmv.analysis import ra1, ra2, ra3
+                 audit_fdr: float = 0.05, report_class: int | None = None, class_names: list[str] | None = None,
+                 attribute_n: int | None = None) -> dict:
+    """Write every table and figure for `val` into `out_dir`; return metrics (also in metrics.json).
 
+    With a held-out half and more than one label: RA2 per class (ra2_per_class.md/.csv, rows named by
+    `class_names`, default the pool's) and the Table-1 numbers of `report_class` (``class_{c}_…``).
+    With attributes: RA3 attribute agreement of the `attribute_n` (default 4 × `ra3_n`) highest- and
+    lowest-value images, seeded with `seed`. `extra_metrics` are added last."""
+    from gmv.analysis import ra3
+
+    report_class = _check_report_class(report_class)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = valuation_metrics(val)
@@ -148,39 +193,46 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
     write_value_tables(val, out, audit)
     metrics.update(class_agreement_metrics(val, out))
     figures: dict[str, Path] = {}
+    stats = None
     t0 = time.perf_counter()
-    i1, i2 = val.side("v1"), val.side("v2")
-    if len(i2):
-        stats = ra2.membership_stats(val.values[i1], val.values[i2], seed=seed)
-        metrics.update({k: v for k, v in stats.items() if k not in metrics or k.startswith("mean_value")})
-        metrics.update(membership_views(val, out, seed=seed))
-        ra2.write_table1({label: stats}, out)
-        figures["ra2_hist"] = ra2.value_histogram(val.values[i1], val.values[i2], out / "ra2_hist.png",
-                                                  title=f"RA2 — {label}")
-        metrics.update(ra1.nearest_neighbour_distances(val.gen_emb, val.pool_emb[i1], val.pool_emb[i2]))
-        figures["ra1_tsne"] = ra1.tsne_figure(val.pool_emb[i1], val.pool_emb[i2], val.gen_emb, out / "ra1_tsne.png",
-                                              cap=tsne_cap, seed=seed, title=f"RA1 — {label}")
+    if len(val.side("v2")):
+        stats = _held_out_analyses(val, out, label, seed, tsne_cap, metrics, figures)
+    class_metrics, per_class = per_class_report(val, out, class_names, report_class)
+    metrics.update(class_metrics)
     r3 = ra3.ra3_report(val.values, val.pool_emb, val.gen_emb, val.pool.images, val.generated.images, out,
-                        n=min(ra3_n, len(val.values) // 2 or 1))
+                        n=min(ra3_n, len(val.values) // 2 or 1), seed=seed)
     metrics.update({k: v for k, v in r3.items() if np.isscalar(v) and not isinstance(v, str)})
     figures["ra3_high"], figures["ra3_low"] = Path(r3["ra3_high_png"]), Path(r3["ra3_low_png"])
+    metrics.update(attribute_metrics(val, int(attribute_n) if attribute_n is not None else 4 * ra3_n, seed=seed))
     metrics["seconds_analysis"] = round(time.perf_counter() - t0, 3)
     metrics.update(extra_metrics or {})
     write_json(out / "metrics.json", metrics)
     if tracker is not None:
-        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        if len(i2):
-            tracker.log_table("ra2_table", ra2.table1_rows({label: stats}))
-        for name, path in figures.items():
-            tracker.log_image(name, path)
-        tracker.log_artifact("valuation", "valuation", [out / "values.csv", out / "metrics.json",
-                                                        out / "match_tables.npz"])
+        _log(tracker, metrics, label, stats, per_class, figures, out)
     return metrics
+
+
+def _class_lines(metrics: dict) -> list[str]:
+    """The summary's lines on RA2 per class, the report class and the attribute agreement (where present)."""
+    lines, c = [], metrics.get("report_class")
+    if "per_class_share_p_below_0.01" in metrics:
+        lines.append(f"RA2 per class (ra2_per_class.md): {metrics['per_class_share_p_below_0.01']:.0%} of the "
+                     "classes at p < 0.01")
+    if c is not None and f"class_{c}_t_statistic" in metrics:
+        g = lambda key: metrics[f"class_{c}_{key}"]  # noqa: E731
+        lines.append(f"class {c}: t {g('t_statistic'):.2f} · p {g('p_value'):.2g} · AUROC {g('auroc'):.3f}")
+    elif c is not None:
+        lines.append(f"class {c}: no RA2 row (it needs a label with at least 2 images in each half)")
+    if "attr_agreement_high" in metrics:
+        lines.append(f"attribute agreement with the top matches: high-value {metrics['attr_agreement_high']:.3f} vs "
+                     f"low-value {metrics['attr_agreement_low']:.3f} (random pairs "
+                     f"{metrics['attr_agreement_random']:.3f}; p = {metrics['attr_agreement_p_value']:.2g})")
+    return lines
 
 
 def summary(metrics: dict, label: str) -> str:
     """The printed summary: the Table-1 row, AUROC and TPR@1%FPR with CIs, the baselines, the τ used, the
-    shuffled-split control, the per-image audit and C1."""
+    shuffled-split control, the per-image audit, RA2 per class, the attribute agreement and C1."""
     from gmv.analysis.ra2 import format_table1
 
     tau = metrics.get("tau")
@@ -209,6 +261,7 @@ def summary(metrics: dict, label: str) -> str:
                          f"AUROC {metrics['control_shuffled_auroc']:.3f} (no signal expected)")
         if "audit_sentence" in metrics:
             lines.append("audit: " + metrics["audit_sentence"])
+        lines += _class_lines(metrics)
     else:
         lines.append(f"mean value {metrics['mean_value_v1']:.4f}; {metrics['share_valued_v1']:.1%} of images valued > 0")
     if "c1_at_1" in metrics:

@@ -30,17 +30,8 @@ from typing import Any
 import numpy as np
 
 from gmv.analysis.multiplicity import holm
-from gmv.analysis.sweep import (
-    METRIC_TITLES,
-    MISSING,
-    Job,
-    _csv_cell,
-    _is_number,
-    _param_cell,
-    format_value,
-    markdown_table,
-    sort_jobs,
-)
+from gmv.analysis.sweep_jobs import Job, sort_jobs
+from gmv.analysis.tables import METRIC_TITLES, MISSING, csv_cell, format_value, is_number, markdown_table, param_cell
 from gmv.io import write_csv, write_text
 
 SEED_PARAM = "seed"
@@ -62,7 +53,7 @@ def add_holm(jobs: list[Job], p_key: str = "p_value") -> tuple[int, int, int]:
     p < 0.01, jobs with Holm-adjusted p < 0.01).
     """
     finished = [j for j in jobs if not j.failed]
-    raw = np.array([float(j.metrics[p_key]) if _is_number(j.metrics.get(p_key)) else math.nan for j in finished])
+    raw = np.array([float(j.metrics[p_key]) if is_number(j.metrics.get(p_key)) else math.nan for j in finished])
     adjusted = holm(raw)
     for job, p in zip(finished, adjusted):
         job.metrics[HOLM_COLUMN] = float(p)
@@ -95,7 +86,7 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float, int]:
     """(mean, CI low, CI high, n) of the finite `values`: a Student-t interval, NaN bounds when n < 2."""
     from scipy import stats
 
-    v = np.asarray([x for x in values if _is_number(x) and math.isfinite(x)], dtype=np.float64)
+    v = np.asarray([x for x in values if is_number(x) and math.isfinite(x)], dtype=np.float64)
     n = v.size
     if n == 0:
         return math.nan, math.nan, math.nan, 0
@@ -113,9 +104,9 @@ def seed_metrics(jobs: list[Job], chosen: list[str] | None = None) -> list[str]:
     finished = [j for j in jobs if not j.failed]
     metrics = list(SEED_METRICS)
     reported = sorted({k for j in finished for k, v in j.metrics.items()
-                       if k.startswith(OPTIONAL_PREFIXES) and "_ci_" not in k and _is_number(v)})
+                       if k.startswith(OPTIONAL_PREFIXES) and "_ci_" not in k and is_number(v)})
     for m in [*reported, *(chosen or [])]:
-        if m not in metrics and m != HOLM_COLUMN and any(_is_number(j.metrics.get(m)) for j in finished):
+        if m not in metrics and m != HOLM_COLUMN and any(is_number(j.metrics.get(m)) for j in finished):
             metrics.append(m)
     return metrics
 
@@ -162,7 +153,7 @@ def aggregate_seeds(jobs: list[Job], params: list[str], metrics: list[str] | Non
                       n_failed=len(members) - len(finished))
         row.stats = {m: mean_ci([j.metrics.get(m) for j in finished]) for m in metrics}
         p = [float(j.metrics["p_value"]) for j in finished
-             if _is_number(j.metrics.get("p_value")) and math.isfinite(j.metrics["p_value"])]
+             if is_number(j.metrics.get("p_value")) and math.isfinite(j.metrics["p_value"])]
         row.p_count = len(p)
         row.p_below = sum(x < P_THRESHOLD for x in p)
         row.p_max = max(p) if p else math.nan
@@ -187,9 +178,9 @@ def seeds_markdown(rows: list[SeedRow], metrics: list[str]) -> str:
     others = list(rows[0].setting) if rows else []
     header = [*others, "seeds", *(f"{METRIC_TITLES.get(m, m)} mean [95% CI]" for m in metrics),
               "max p-value", f"p < {P_THRESHOLD:g}"]
-    numeric = ([all(_is_number(r.setting[p]) for r in rows) for p in others] + [True]
+    numeric = ([all(is_number(r.setting[p]) for r in rows) for p in others] + [True]
                + [True] * len(metrics) + [True, True])
-    body = [[*(_param_cell(r.setting[p]) for p in others), _seeds_text(r),
+    body = [[*(param_cell(r.setting[p]) for p in others), _seeds_text(r),
              *(_ci_cell(r.stats[m], m) for m in metrics), format_value(r.p_max, "p_value"), r.p_below_text()]
             for r in rows]
     return markdown_table(header, body, numeric)
@@ -212,7 +203,7 @@ def write_seeds_tables(rows: list[SeedRow], metrics: list[str], out_dir: Path,
     header += ["p_value_max", P_BELOW]
     body = []
     for r in rows:
-        cells = [*(_csv_cell(r.setting[p]) for p in others), r.n_seeds,
+        cells = [*(csv_cell(r.setting[p]) for p in others), r.n_seeds,
                  ",".join(str(s) for s in r.seeds), r.n_failed]
         for m in metrics:
             cells += list(r.stats[m][:3])

@@ -58,7 +58,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--distance", default="l2", choices=["l2", "sqeuclidean"],
                    help="distance in Eq. 5: Euclidean (default) or squared Euclidean (FAISS's raw output)")
     g = p.add_argument_group("analysis and logging")
-    g.add_argument("--ra3-n", type=int, default=8, help="rows in each RA3 gallery")
+    g.add_argument("--ra3-n", type=int, default=8,
+                   help="rows in each RA3 gallery (with attributes: 4 × this many images per side are compared)")
+    g.add_argument("--report-class", type=int,
+                   help="a class label whose RA2 row (t, p, AUROC, means) also goes into metrics.json as "
+                        "class_<c>_…; RA2 per class (ra2_per_class.md) is written whenever the pool has "
+                        "several labels and --held-out is given")
     g.add_argument("--tsne-cap", type=int, default=1500, help="points per set in the RA1 t-SNE")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--wandb", default="offline", choices=["online", "offline", "disabled"], help="W&B mode")
@@ -105,8 +110,7 @@ def run(args: argparse.Namespace) -> dict:
     with Tracker(mode=args.wandb, project=args.wandb_project, dir=out, name=label, config=config,
                  job_type="value") as tracker:
         metrics = write_report(val, out, label=label, tracker=tracker, ra3_n=args.ra3_n, tsne_cap=args.tsne_cap,
-                               audit_fdr=args.audit_fdr,
-                               seed=args.seed)
+                               audit_fdr=args.audit_fdr, seed=args.seed, report_class=args.report_class)
         metrics["seconds_total"] = round(time.perf_counter() - t0, 3)  # valuation + report, end to end
         write_json(out / "metrics.json", metrics)
         write_json(out / "command.json", {"argv": ["gmv-value", *sys.argv[1:]], "args": config})
