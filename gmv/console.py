@@ -9,16 +9,6 @@ and errors from every library still show. `verbose=True` leaves everything as it
 """
 
 
-def show_progress() -> bool:
-    """Whether gmv draws progress bars (not under `quiet`)."""
-    return not os.environ.get("GMV_QUIET")
-
-
-def note(message: str) -> None:
-    """One of gmv's own progress lines (stdout), silent under `quiet`."""
-    if not os.environ.get("GMV_QUIET"):
-        print(message, flush=True)
-
 from __future__ import annotations
 
 import logging
@@ -45,3 +35,14 @@ def quiet_third_party(verbose: bool = False, quiet: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).propagate = False  # one copy (Lightning's handler), not two
+
+
+def show_progress() -> bool:
+    """Whether gmv draws progress bars (not under `quiet`)."""
+    return not os.environ.get("GMV_QUIET")
+
+
+def note(message: str) -> None:
+    """One of gmv's own progress lines (stdout), silent under `quiet`."""
+    if not os.environ.get("GMV_QUIET"):
+        print(message, flush=True)

@@ -105,10 +105,10 @@ def main(argv=None) -> int:
 
     from gmv.data.split import Split
     from gmv.errors import GmvError
-    from gmv.pipeline import stages
-    from gmv.training.datamodule import ImageSetDataModule
+    from gmv.pipeline.sampling import sample_class_ids
+    from gmv.pipeline.study import PREPARE, Study
+    from gmv.pipeline.training import train_key
     from gmv.training.trajectory import MembershipProbe, evaluate_checkpoints, format_table
-    from gmv.valuation.embedders import build_embedder
 
     args = parse_args(argv)
     run_dir = args.run_dir
@@ -122,27 +122,24 @@ def main(argv=None) -> int:
         ckpt_dir = find_train_dir(run_dir, manifest, args.cache_dir)
         checkpoints = list_checkpoints(ckpt_dir, args.every_nth)
 
-        # the study's data, split, datamodule, generator and embedder (gmv/pipeline/study.py)
-        data = stages.load_data(cfg.data)
-        split, v1, v2 = stages.split_data(data, cfg.data.split)
+        # the study's data, split, datamodule, generator and embedder: its own prepare stage
+        study = Study(cfg, run_dir)
+        PREPARE.run(study, None)
+        v1, v2, dm, embedder = study.v1, study.v2, study.datamodule, study.embedder
         if (run_dir / "split.npz").is_file():
             saved = Split.load(run_dir / "split.npz")
-            if not (np.array_equal(saved.v1, split.v1) and np.array_equal(saved.v2, split.v2)):
+            if not (np.array_equal(saved.v1, study.split.v1) and np.array_equal(saved.v2, study.split.v2)):
                 raise GmvError(f"the rebuilt split differs from {run_dir}/split.npz: the data source has changed "
                                "since the run (check data.source)")
         key = manifest["cache_keys"]["train"]
-        if stages.train_key(v1, cfg.generator, cfg.train, cfg.seed) != key:
+        if train_key(v1, study.module, cfg.train, cfg.seed) != key:
             print(f"[trajectory] warning: the rebuilt train key differs from the manifest's {key} "
                   "(the code's key recipe may have changed); using the manifest's checkpoints", file=sys.stderr)
-        dm = ImageSetDataModule(v1, batch_size=1, seed=cfg.seed, hflip=cfg.train.hflip,
-                                conditional=cfg.train.conditional)
-        module = stages.build_generator(cfg.generator, dm.n_classes, v1.shape[0], v1.shape[2], seed=int(cfg.seed))
-        module = module.to(torch.device(args.device))
-        embedder = build_embedder(stages.plain(cfg.embedder))
+        module = study.module.to(torch.device(args.device))
         k = int(args.k if args.k is not None else cfg.valuation.k)
         tau = _tau(args.tau) if args.tau is not None else cfg.valuation.tau
         seed = int(args.seed if args.seed is not None else cfg.generate.seed)
-        class_ids = stages.sample_class_ids(dm, cfg.generate, args.m)
+        class_ids = sample_class_ids(dm, cfg.generate, args.m)
         print(f"[trajectory] {run_dir}: X_v1 {len(v1)} / X_v2 {len(v2)}, {len(checkpoints)} checkpoint(s) in "
               f"{ckpt_dir}; m = {args.m}, K = {k}, τ = {tau}, distance = {cfg.valuation.distance}, "
               f"embedder {embedder.name}", flush=True)
