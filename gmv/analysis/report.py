@@ -171,8 +171,9 @@ def _log(tracker, metrics: dict, label: str, stats: dict | None, per_class: dict
 def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", tracker=None,
                  ra3_n: int = 8, tsne_cap: int = 1500, seed: int = 0, extra_metrics: dict | None = None,
                  audit_fdr: float = 0.05, report_class: int | None = None, class_names: list[str] | None = None,
-                 attribute_n: int | None = None) -> dict:
-    """Write every table and figure for `val` into `out_dir`; return metrics (also in metrics.json).
+                 attribute_n: int | None = None, write_metrics: bool = True) -> dict:
+    """Write every table and figure for `val` into `out_dir`; return metrics (also in metrics.json, unless
+    `write_metrics` is False: the study app writes it once, with its stage times, when the run ends).
 
     With a held-out half and more than one label: RA2 per class (ra2_per_class.md/.csv, rows named by
     `class_names`, default the pool's) and the Table-1 numbers of `report_class` (``class_{c}_…``).
@@ -206,7 +207,8 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
     metrics.update(attribute_metrics(val, int(attribute_n) if attribute_n is not None else 4 * ra3_n, seed=seed))
     metrics["seconds_analysis"] = round(time.perf_counter() - t0, 3)
     metrics.update(extra_metrics or {})
-    write_json(out / "metrics.json", metrics)
+    if write_metrics:
+        write_json(out / "metrics.json", metrics)
     if tracker is not None:
         _log(tracker, metrics, label, stats, per_class, figures, out)
     return metrics

@@ -29,6 +29,9 @@ def check_config(cfg) -> None:
         raise GmvError(f"valuation: {e}") from None
     if not isinstance(v.reference_size, int) or v.reference_size < 0:
         raise GmvError(f"valuation.reference_size must be an integer ≥ 0, got {v.reference_size!r}")
+    report_class = v.get("report_class")
+    if report_class is not None and (isinstance(report_class, bool) or not isinstance(report_class, int)):
+        raise GmvError(f"valuation.report_class must be a class label (an integer) or null, got {report_class!r}")
     if v.distance not in DISTANCES:
         raise GmvError(f"valuation.distance must be one of {', '.join(DISTANCES)}, got {v.distance!r}")
     if cfg.matcher.kind not in KINDS:
