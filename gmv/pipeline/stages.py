@@ -11,7 +11,8 @@
 Keys: the train key digests X_v1's pixels and labels, the generator's training settings, the
 training length and the seed; the samples key adds the sampling settings. Settings that only
 change how a trained generator samples (guidance strength, DDIM steps, truncation) are left out of
-the train key, so sweeping them does not retrain.
+the train key, so sweeping them does not retrain: each generator class declares them
+(`sampling_fields`, gmv/generators/base.py).
 """
 
 from __future__ import annotations
@@ -26,23 +27,11 @@ import numpy as np
 from gmv.data.imageset import ImageSet
 from gmv.data.sources import load_images
 from gmv.data.split import Split, split_imageset, stratified_split
+from gmv.config_utils import plain  # noqa: F401 - re-exported: stages.plain is used across gmv
 from gmv.errors import GmvError
 from gmv.pipeline.cache import array_digest, is_done, key_of, mark_done, read_done
 
-#: generator settings that change sampling only — they belong to the samples key, not the train key
-SAMPLING_FIELDS = {"guidance_w", "sampling_steps", "eta", "timestep_spacing", "clip_sample",
-                   "sample_batch_size", "truncation_psi"}
-
 TORCHVISION_SOURCES = ("mnist", "cifar10", "celeba")
-
-
-def plain(cfg: Any) -> Any:
-    """An OmegaConf node (or anything) as plain Python containers, interpolations resolved."""
-    if hasattr(cfg, "_metadata"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
 
 
 # --------------------------------------------------------------------------- data
@@ -105,16 +94,27 @@ def generator_settings(gen_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]
     return str(target), {k: v for k, v in cfg.items() if v is not None}
 
 
+def generator_class(target: str) -> type:
+    """The generator class a `_target_` names."""
+    from hydra.utils import get_class
+
+    try:
+        return get_class(target)
+    except Exception as e:  # noqa: BLE001 - a typo in _target_ is the user's config error
+        raise GmvError(f"cannot import generator {target!r}: {str(e).splitlines()[0]}") from None
+
+
+def sampling_fields(target: str) -> frozenset[str]:
+    """The settings the generator class declares sampling-only: the samples key's, not the train key's."""
+    return frozenset(getattr(generator_class(target), "sampling_fields", ()))
+
+
 def build_generator(gen_cfg: Mapping[str, Any], n_classes: int, image_size: int, channels: int, seed: int = 0):
     """The untrained generator, its initial weights drawn from `seed` (the global RNGs are left as they were)."""
-    from hydra.utils import get_class
     from lightning.pytorch.utilities.seed import isolate_rng
 
     target, settings = generator_settings(gen_cfg)
-    try:
-        cls = get_class(target)
-    except Exception as e:  # noqa: BLE001 - a typo in _target_ is the user's config error
-        raise GmvError(f"cannot import generator {target!r}: {str(e).splitlines()[0]}") from None
+    cls = generator_class(target)
     with isolate_rng():
         L.seed_everything(int(seed), verbose=False)
         return cls(n_classes=n_classes, image_size=image_size, channels=channels, **settings)
@@ -122,8 +122,9 @@ def build_generator(gen_cfg: Mapping[str, Any], n_classes: int, image_size: int,
 
 def train_key(v1: ImageSet, gen_cfg: Mapping[str, Any], train_cfg: Mapping[str, Any], seed: int) -> str:
     target, settings = generator_settings(gen_cfg)
+    sampling = sampling_fields(target)
     return key_of("train", array_digest(v1.images, v1.labels), target,
-                  {k: v for k, v in settings.items() if k not in SAMPLING_FIELDS},
+                  {k: v for k, v in settings.items() if k not in sampling},
                   {k: train_cfg[k] for k in ("max_iterations", "conditional", "hflip")}, int(seed))
 
 
@@ -187,8 +188,9 @@ def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int) -> np.
 
 
 def samples_key(train_key_: str, gen_cfg: Mapping[str, Any], generate_cfg: Mapping[str, Any]) -> str:
-    _, settings = generator_settings(gen_cfg)
-    return key_of("samples", train_key_, {k: v for k, v in settings.items() if k in SAMPLING_FIELDS},
+    target, settings = generator_settings(gen_cfg)
+    sampling = sampling_fields(target)
+    return key_of("samples", train_key_, {k: v for k, v in settings.items() if k in sampling},
                   {k: plain(generate_cfg)[k] for k in ("m", "classes", "seed", "batch_size")})
 
 
