@@ -3,6 +3,10 @@ optional DiffAugment, an EMA copy of the generator for sampling.
 
     module = BigGAN(n_classes=10, image_size=32, channels=3, preset="cifar10")
 
+n_classes = 1 trains an unconditional model (every label 0); > 1 conditions G (shared class embedding +
+z chunks → conditional BatchNorm) and D (projection ⟨embed(y), h⟩). Image sizes: 16, 32, 64, 128, 256,
+512 (log2(size/4) G up-blocks from 4×4). Networks: gmv/models/biggan.py.
+
 Presets
 - `cifar10`: StudioGAN's CIFAR-10 BigGAN — G width 96 (three 384-channel up-blocks 4×4 → 32×32,
   ≈ 9.4M parameters), D width 96 (four 192-channel blocks, ≈ 2.4M), z 80 in 4 chunks of 20, shared
