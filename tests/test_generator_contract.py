@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +46,6 @@ class Spec:
     cls: type
     settings: dict  # tiny networks for 16×16 grey images
     sampling: dict  # a change of sampling-only settings that changes the samples
-    int_field: str = "batch_size"  # an integer setting, for the type checks
-    extra: dict = field(default_factory=dict)
 
 
 SPECS = [
