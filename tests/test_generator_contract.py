@@ -209,6 +209,7 @@ def test_sampling_fields_change_the_samples_not_the_training(trained, tmp_path):
 
 def test_settings_batch_size_and_parameter_counts(trained):
     spec, module, _, _ = trained
+    assert spec.cls.resolve_settings(16, "tiny", **spec.settings) == module.config  # without building networks
     settings = module.settings()
     assert set(spec.cls.sampling_fields) <= set(settings)
     assert module.training_settings() | module.sampling_settings() == settings

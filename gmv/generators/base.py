@@ -21,7 +21,8 @@ A subclass implements
 
 The base provides
 - settings: preset + overrides (None = "the preset's value") are resolved, coerced to the dataclass's
-  types and checked in `__init__`, so bad settings raise `GmvError` before any network is built.
+  types and checked in `__init__` (`resolve_settings`, also callable on the class), so bad settings
+  raise `GmvError` before any network is built.
   `self.config` holds them and `self.preset` the preset's name. The hyper-parameters Lightning saves are
   the data shape, the preset and the overrides as plain values, so `load_from_checkpoint` rebuilds the
   same module and hparams.yaml stays safe to load.
@@ -254,15 +255,23 @@ class GeneratorModule(L.LightningModule):
                 raise GmvError(f"{type(self).__name__} has no presets; got preset={preset!r}, {sorted(overrides)}")
             return
         self.preset = str(preset or self.default_preset)
-        given = {k: plain(v) for k, v in overrides.items() if v is not None}  # None: the preset's value
-        cfg = coerce_settings(resolve_preset(self.preset, self.presets, given, self.family), self.family)
-        problems = self.check_settings(cfg, self.image_size)
-        if problems:
-            raise GmvError(f"{self.family}: " + "; ".join(problems))
-        self.config = cfg
+        self.config = self.resolve_settings(self.image_size, self.preset, **overrides)
+        given = sorted(k for k, v in overrides.items() if v is not None)
         self.save_hyperparameters({"n_classes": self.n_classes, "image_size": self.image_size,
                                    "channels": self.channels, "preset": self.preset,
-                                   **{k: _plain_value(getattr(cfg, k)) for k in sorted(given)}})
+                                   **{k: _plain_value(getattr(self.config, k)) for k in given}})
+
+    @classmethod
+    def resolve_settings(cls, image_size: int, preset: str | None = None, **overrides: Any) -> Any:
+        """The settings `__init__` would use, without building anything: preset + overrides (None = the
+        preset's value) coerced to the dataclass's types and checked; GmvError when they are bad."""
+        given = {k: plain(v) for k, v in overrides.items() if v is not None}
+        cfg = coerce_settings(resolve_preset(str(preset or cls.default_preset), cls.presets, given, cls.family),
+                              cls.family)
+        problems = cls.check_settings(cfg, int(image_size))
+        if problems:
+            raise GmvError(f"{cls.family}: " + "; ".join(problems))
+        return cfg
 
     @classmethod
     def check_settings(cls, cfg: Any, image_size: int) -> list[str]:
