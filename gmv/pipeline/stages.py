@@ -24,10 +24,10 @@ from typing import Any, Mapping
 import lightning as L
 import numpy as np
 
+from gmv.config_utils import plain  # noqa: F401 - re-exported: stages.plain is used across gmv
 from gmv.data.imageset import ImageSet
 from gmv.data.sources import load_images
 from gmv.data.split import Split, split_imageset, stratified_split
-from gmv.config_utils import plain  # noqa: F401 - re-exported: stages.plain is used across gmv
 from gmv.errors import GmvError
 from gmv.pipeline.cache import array_digest, is_done, key_of, mark_done, read_done
 
