@@ -5,29 +5,33 @@
     python scripts/bench_generators.py --only 'stylegan2-*,diffusion-tiny'
     python scripts/bench_generators.py --device cuda                # the same on one GPU
 
-What is timed: the real Lightning training path — a `lightning.Trainer` built from the project's
-hardware config (conf/trainer/cpu.yaml or gpu.yaml, through the harness's own `_trainer_kwargs`)
-fitting the generator module on an `ImageSetDataModule`, with the harness's `RNGStateCallback` (a
-timing callback does the job of its `IterationStop`). Only checkpoint writing, sample grids and the
-progress bar are left out (they happen every `checkpoint_every`/`sample_every` iterations, not every
-iteration). The timing callback stamps the wall clock each time `module.iteration` advances (after a
-CUDA synchronise on a GPU), so one "iteration" is one generator iteration with everything Lightning
-does around it: data loading, n_dis discriminator steps (BigGAN), optimiser steps, EMA, logging.
+What is timed: the real Lightning training path — the harness's own Trainer (`gmv.training.train.
+build_trainer`, from the project's hardware config conf/trainer/cpu.yaml or gpu.yaml) fitting the
+generator module on an `ImageSetDataModule`, with the harness's `RNGStateCallback` (a timing callback
+does the job of its `IterationStop`). Only checkpoint writing, sample grids and the progress bar are
+left out (they happen every `checkpoint_every`/`sample_every` iterations, not every iteration). The
+timing callback stamps the wall clock each time `module.iteration` advances (after a CUDA synchronise
+on a GPU), so one "iteration" is one generator iteration with everything Lightning does around it:
+data loading, every real batch of the iteration (BigGAN: n_dis discriminator steps), optimiser steps,
+EMA, logging. Nothing here knows a generator family: it reads the generator contract
+(gmv/generators/base.py) — `parameter_counts()`, `batch_size`, `real_batches_per_iteration`,
+`lazy_regularisation()`, `sampling_settings()`.
 
 - `--warmup` untimed iterations (default 1; 0 for the published presets on the CPU, where one
   iteration takes 1–2 minutes on 2 cores and the one-time costs a fraction of a second), then
   `--iterations` timed ones (default 3 for tiny, 1 for the published presets).
-- StyleGAN2 runs lazy regularisation: R1 every `r1_interval` D steps and (celeba64) path-length
-  every `pl_interval` G steps. Warm-ups run at iteration 0 (both regularisers), timed plain
-  iterations follow, then (`--reg-iterations`, default on for tiny and on a GPU) the timing
-  callback moves the iteration counter so that one more iteration runs with PL only (if PL is on
-  and its interval differs) and one with R1 (+ PL where the intervals coincide); s/iteration is
-  then the amortised plain + extra(R1)/r1_interval + extra(PL)/pl_interval. Without them it is the
-  plain iteration. (The counter only chooses the branch; the EMA ramp-up is its only other use.)
-- images/s = batch_size × real batches per iteration (BigGAN: n_dis, others 1) / s per iteration.
-- Diffusion also reports sampling speed: `generate` (EMA UNet, classifier-free guidance with the
-  preset's guidance_w, i.e. 2 UNet passes per image per step, DDIM with the preset's steps) on a
-  small batch, after a 1-step warm-up at the same batch shape.
+- Lazy regularisation (`lazy_regularisation()`: StyleGAN2's R1 every `r1_interval` and, celeba64,
+  path length every `pl_interval` iterations). Warm-ups run at iteration 0 (every regulariser), timed
+  plain iterations follow, then (`--reg-iterations`, default on for tiny and on a GPU) the timing
+  callback moves the iteration counter to each regulariser's interval, so that one more iteration runs
+  with the regularisers due there (e.g. PL alone at 4, R1 + PL at 16); s/iteration is then the
+  amortised plain + Σ extra(regulariser)/interval, each extra from those iterations (smallest interval
+  first). Without them it is the plain iteration. (The counter only chooses the branch; StyleGAN2's EMA
+  ramp-up is its only other use.)
+- images/s = batch_size × real batches per iteration (`real_batches_per_iteration`) / s per iteration.
+- Cases with a sampling batch also report sampling speed: `generate` (EMA weights, the preset's
+  sampling settings — for diffusion DDIM steps and guidance w, i.e. 2 UNet passes per image and step)
+  on a small batch, after one untimed call at the same batch shape.
 
 Data: tiny presets train on scikit-learn's digits (1,797 images, 32×32×1, 10 classes); the published
 presets on random uint8 images of their shape (cifar10: 32×32×3, 10 classes; celeba64: 64×64×3,
@@ -67,54 +71,41 @@ sys.path.insert(0, str(ROOT))
 import lightning as L  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
+from hydra.utils import get_class  # noqa: E402
+
 from gmv.data.imageset import ImageSet  # noqa: E402
 from gmv.data.sources import load_digits  # noqa: E402
-from gmv.generators.biggan import BigGAN  # noqa: E402
-from gmv.generators.cfg_diffusion import CFGDiffusion  # noqa: E402
-from gmv.generators.stylegan2 import StyleGAN2  # noqa: E402
+from gmv.generators import GENERATORS  # noqa: E402
 from gmv.io import write_json, write_text  # noqa: E402
 from gmv.training.datamodule import ImageSetDataModule  # noqa: E402
-from gmv.training.train import RNGStateCallback, _trainer_kwargs, quiet_fit_warnings  # noqa: E402
+from gmv.training.train import RNGStateCallback, build_trainer, quiet_fit_warnings  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    family: str  # biggan | stylegan2 | diffusion
+    generator: str  # its config name, a key of gmv.generators.GENERATORS
     preset: str
     data: str  # digits | random
     image_size: int
     channels: int
     n_classes: int
     iterations: int  # default number of timed iterations (plain ones, for StyleGAN2)
-    sample_batch: int = 0  # diffusion: images in the timed sampling batch
+    sample_batch: int = 0  # images in the timed sampling batch (0: sampling not timed)
 
 
 CASES = [
-    Case("biggan-tiny", "biggan", "tiny", "digits", 32, 1, 10, 3),
+    Case("biggan-tiny", "biggan", "tiny", "digits", 32, 1, 10, 3, sample_batch=8),
     Case("biggan-cifar10", "biggan", "cifar10", "random", 32, 3, 10, 1),
-    Case("stylegan2-tiny", "stylegan2", "tiny", "digits", 32, 1, 10, 3),
+    Case("stylegan2-tiny", "stylegan2", "tiny", "digits", 32, 1, 10, 3, sample_batch=8),
     Case("stylegan2-cifar10", "stylegan2", "cifar10", "random", 32, 3, 10, 1),
     Case("stylegan2-celeba64", "stylegan2", "celeba64", "random", 64, 3, 1, 1),
-    Case("diffusion-tiny", "diffusion", "tiny", "digits", 32, 1, 10, 3, sample_batch=8),
-    Case("diffusion-cifar10", "diffusion", "cifar10", "random", 32, 3, 10, 1, sample_batch=2),
+    Case("diffusion-tiny", "cfg_diffusion", "tiny", "digits", 32, 1, 10, 3, sample_batch=8),
+    Case("diffusion-cifar10", "cfg_diffusion", "cifar10", "random", 32, 3, 10, 1, sample_batch=2),
 ]
-FAMILY_CLS = {"biggan": BigGAN, "stylegan2": StyleGAN2, "diffusion": CFGDiffusion}
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def parameter_counts(family: str, m) -> dict[str, int]:
-    if family == "biggan":
-        return {"G": n_params(m.generator), "D": n_params(m.discriminator)}
-    if family == "stylegan2":
-        return {"G": n_params(m.G), "D": n_params(m.D)}
-    return {"UNet": n_params(m.unet)}
 
 
 def fmt_params(counts: dict[str, int]) -> str:
@@ -182,12 +173,12 @@ def sync(device: str) -> None:
 
 
 class IterationTimer(Callback):
-    """Stamps the clock whenever a generator iteration ends; steers StyleGAN2's regulariser branches
-    by setting the iteration counter before chosen iterations; stops after the last planned one.
+    """Stamps the clock whenever a generator iteration ends; steers lazy regularisers (StyleGAN2's R1 and
+    path length) by setting the iteration counter before chosen iterations; stops after the last planned one.
 
     `plan`: one (counter value the iteration runs at, kind label) per iteration, in order; kinds are
-    "warm-up", "plain", "pl", "r1", "r1+pl". For BigGAN and diffusion the counters are the natural
-    0, 1, 2, … so setting them changes nothing.
+    "warm-up", "plain" and the regularisers due at that counter ("pl", "pl+r1", …). Without lazy
+    regularisers the counters are the natural 0, 1, 2, … so setting them changes nothing.
     """
 
     def __init__(self, plan: list[tuple[int, str]], device: str):
@@ -221,40 +212,36 @@ class IterationTimer(Callback):
             self._set_counter(pl_module, self.plan[self.done][0])
 
 
-def stylegan2_plan(cfg, n_warmup: int, n_plain: int, regs: bool) -> list[tuple[int, str]]:
-    """Counter values: warm-ups at 0 (every regulariser runs), n_plain plain iterations, then (regs)
-    one iteration per regulariser combination the lazy schedule produces."""
-    r1 = cfg.r1_gamma > 0
-    pl = cfg.pl_weight > 0
-    plain = next(i for i in range(1, 10_000)
-                 if not (r1 and i % cfg.r1_interval == 0) and not (pl and i % cfg.pl_interval == 0))
+def due_at(lazy: dict[str, int], iteration: int) -> list[str]:
+    """The lazy regularisers that run at `iteration`."""
+    return sorted(k for k, interval in lazy.items() if iteration % interval == 0)
+
+
+def lazy_plan(lazy: dict[str, int], n_warmup: int, n_plain: int, regs: bool) -> list[tuple[int, str]]:
+    """Counter values: warm-ups at 0 (every regulariser runs), n_plain plain iterations, then (regs) one
+    iteration at each distinct interval, running the regularisers due there (kind "r1+pl" etc.)."""
+    plain = next(i for i in range(1, 10_000) if not due_at(lazy, i))
     plan = [(0, "warm-up")] * n_warmup + [(plain, "plain")] * n_plain
     if regs:
-        if pl and (not r1 or cfg.pl_interval % cfg.r1_interval):
-            plan.append((cfg.pl_interval, "pl"))  # PL without R1
-        if r1:
-            plan.append((cfg.r1_interval, "r1+pl" if pl and cfg.r1_interval % cfg.pl_interval == 0 else "r1"))
+        plan += [(interval, "+".join(due_at(lazy, interval))) for interval in sorted(set(lazy.values()))]
     return plan
 
 
-def stylegan2_amortised(cfg, times: dict[str, list[float]]) -> tuple[float, dict[str, float]]:
+def lazy_amortised(lazy: dict[str, int], times: dict[str, list[float]]) -> tuple[float, dict[str, float]]:
+    """Plain s/iteration + Σ extra/interval, each regulariser's extra time from the iteration at its
+    interval minus those of the smaller-interval regularisers due there too; regularisers sharing an
+    interval are one extra ("r1+pl")."""
     plain = float(np.mean(times["plain"]))
     extra: dict[str, float] = {}
-    if "pl" in times:
-        extra["pl"] = float(np.mean(times["pl"])) - plain
-    if "r1+pl" in times:
-        both = float(np.mean(times["r1+pl"])) - plain
-        if "pl" in extra:  # can separate
-            extra["r1"] = both - extra["pl"]
-        else:  # every PL step is also an R1 step (same interval)
-            extra["r1+pl"] = both
-    if "r1" in times:
-        extra["r1"] = float(np.mean(times["r1"])) - plain
-    amort = plain
-    for k, v in extra.items():
-        interval = cfg.pl_interval if k == "pl" else cfg.r1_interval
-        amort += v / interval
-    return amort, extra
+    amortised = plain
+    for interval in sorted(set(lazy.values())):
+        kind = "+".join(due_at(lazy, interval))
+        own = "+".join(sorted(k for k, v in lazy.items() if v == interval))
+        known = sum(extra[k] for k in extra if all(lazy[r] < interval for r in k.split("+"))
+                    and all(r in kind.split("+") for r in k.split("+")))
+        extra[own] = float(np.mean(times[kind])) - plain - known
+        amortised += extra[own] / interval
+    return amortised, extra
 
 
 # --------------------------------------------------------------------------- one case
@@ -265,32 +252,21 @@ def run_case(case: Case, n_warmup: int, n_timed: int, regs: bool, device: str, t
     t_case = time.perf_counter()
     meter = LoadMeter()
     L.seed_everything(0, verbose=False)
-    module = FAMILY_CLS[case.family](case.n_classes, case.image_size, case.channels, preset=case.preset)
-    cfg = module.config
+    module = get_class(GENERATORS[case.generator])(case.n_classes, case.image_size, case.channels, preset=case.preset)
     data, conditional = make_data(case, n_random)
-    dm = ImageSetDataModule(data, batch_size=cfg.batch_size, seed=0, conditional=conditional)
-    batches_per_iter = cfg.n_dis if case.family == "biggan" else 1
-    if case.family == "stylegan2":
-        plan = stylegan2_plan(cfg, n_warmup, n_timed, regs)
-    else:
+    dm = ImageSetDataModule(data, batch_size=module.batch_size, seed=0, conditional=conditional)
+    batches_per_iter = module.real_batches_per_iteration
+    lazy = module.lazy_regularisation()
+    regs = regs and bool(lazy)
+    if lazy:
+        plan = lazy_plan(lazy, n_warmup, n_timed, regs)
+    else:  # natural counters 0, 1, 2, …: setting them changes nothing
         plan = [(i, "warm-up" if i < n_warmup else "plain") for i in range(n_warmup + n_timed)]
 
     timer = IterationTimer(plan, device)
-    kw = _trainer_kwargs(trainer_cfg)
-    kw["enable_model_summary"] = False
     with tempfile.TemporaryDirectory(prefix="gmv-bench-") as tmp:
-        trainer = L.Trainer(
-            **kw,
-            max_epochs=-1,
-            max_steps=-1,
-            # the harness's RNG callback; the timer replaces its IterationStop (it knows the plan)
-            callbacks=[RNGStateCallback(0), timer],
-            logger=False,
-            default_root_dir=tmp,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            use_distributed_sampler=False,
-        )
+        # the harness's Trainer and RNG callback; the timer replaces its IterationStop (it knows the plan)
+        trainer = build_trainer({**trainer_cfg, "enable_model_summary": False}, tmp, [RNGStateCallback(0), timer])
         with quiet_fit_warnings():
             t_fit = time.perf_counter()
             trainer.fit(module, datamodule=dm)
@@ -313,31 +289,30 @@ def run_case(case: Case, n_warmup: int, n_timed: int, regs: bool, device: str, t
                  else f"random uint8 {case.image_size}×{case.image_size}×{case.channels}"),
         "n_classes": case.n_classes,
         "n_train_images": len(data),
-        "params": parameter_counts(case.family, module),
-        "batch_size": int(cfg.batch_size),
+        "params": {k: v for k, v in module.parameter_counts().items() if k != "total"},
+        "batch_size": int(module.batch_size),
         "batches_per_iteration": int(batches_per_iter),
         "warmup_iterations_s": warmup,
         "timed_iterations": {k: v for k, v in by_kind.items()},
         "plain_s_per_iteration": float(np.mean(plain)),
         "fit_wall_s": fit_wall,
     }
-    if case.family == "stylegan2":
-        row["regularisation"] = {"r1_interval": cfg.r1_interval if cfg.r1_gamma > 0 else None,
-                                 "pl_interval": cfg.pl_interval if cfg.pl_weight > 0 else None}
-    if case.family == "stylegan2" and regs:
-        amort, extra = stylegan2_amortised(cfg, by_kind)
+    if lazy:
+        row["regularisation"] = {f"{k}_interval": v for k, v in lazy.items()}
+    if regs:
+        amort, extra = lazy_amortised(lazy, by_kind)
         row["s_per_iteration"] = amort
         row["regulariser_extra_s"] = extra
-        row["s_per_iteration_note"] = ("amortised: plain + extra(R1)/r1_interval + extra(PL)/pl_interval, "
-                                       "each from one timed regularised iteration")
+        row["s_per_iteration_note"] = ("amortised: plain + Σ extra(regulariser)/interval, each from one timed "
+                                       "regularised iteration")
     else:
         row["s_per_iteration"] = float(np.mean(plain))
-        if case.family == "stylegan2":
-            row["s_per_iteration_note"] = "plain iterations only: lazy R1/PL regularisation not timed"
-    row["images_per_s"] = cfg.batch_size * batches_per_iter / row["s_per_iteration"]
+        if lazy:
+            row["s_per_iteration_note"] = "plain iterations only: lazy regularisation not timed"
+    row["images_per_s"] = module.batch_size * batches_per_iter / row["s_per_iteration"]
     row["iterations_per_hour"] = 3600.0 / row["s_per_iteration"]
 
-    if case.family == "diffusion":
+    if case.sample_batch:
         row["sampling"] = time_sampling(module, case, device, sample_batch or case.sample_batch)
     row["case_wall_s"] = time.perf_counter() - t_case
     row["other_load"] = meter.stop()
@@ -345,23 +320,17 @@ def run_case(case: Case, n_warmup: int, n_timed: int, regs: bool, device: str, t
     return row
 
 
-def time_sampling(module: CFGDiffusion, case: Case, device: str, n: int) -> dict:
-    cfg = module.config
+def time_sampling(module, case: Case, device: str, n: int) -> dict:
     module = module.to(device)  # Lightning hands the module back on the CPU after fit
     labels = torch.arange(n) % case.n_classes
-    w = cfg.guidance_w if cfg.guidance_w > 0 else None
-    with torch.inference_mode():  # warm-up: one DDIM step at the same batch shape
-        module.sample(labels, torch.Generator().manual_seed(1), guidance_w=w, steps=1)
+    module.generate(labels, torch.Generator().manual_seed(1))  # warm-up at the same batch shape
     sync(device)
     t = time.perf_counter()
     x = module.generate(labels, torch.Generator().manual_seed(0))
     sync(device)
     s = time.perf_counter() - t
     assert x.shape == (n, case.channels, case.image_size, case.image_size) and torch.isfinite(x).all()
-    passes = 2 if w is not None else 1
-    return {"batch": n, "ddim_steps": cfg.sampling_steps, "guidance_w": cfg.guidance_w,
-            "unet_passes_per_image_step": passes, "eta": cfg.eta, "seconds": s,
-            "images_per_s": n / s, "s_per_step": s / cfg.sampling_steps}
+    return {"batch": n, "settings": module.sampling_settings(), "seconds": s, "images_per_s": n / s}
 
 
 # --------------------------------------------------------------------------- report
@@ -447,7 +416,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                 "iterations are not timed (`--reg-iterations on` times one of each and amortises them)."]
     sg = [r for r in rows if "regulariser_extra_s" in r]
     if sg:
-        out += ["", "\\* StyleGAN2: amortised over its lazy-regularisation schedule — plain iteration time plus "
+        out += ["", "\\* Amortised over the lazy-regularisation schedule — plain iteration time plus "
                 "each regulariser's extra time divided by its interval:", "",
                 "| case | plain s/iter | regularised iterations (s) | extra per regulariser (s) | intervals |",
                 "|---|---:|---|---|---|"]
@@ -458,18 +427,19 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             out.append(f"| {r['case']} | {g(r['plain_s_per_iteration'])} | {reg} | {extra} | {iv} |")
     samp = [r for r in rows if "sampling" in r]
     if samp:
-        out += ["", "Diffusion sampling (`generate`: EMA UNet, DDIM, classifier-free guidance = 2 UNet passes "
-                "per image and step, after a 1-step warm-up):", "",
-                "| case | batch | DDIM steps | guidance w | seconds | s / step | images/s |",
-                "|---|---:|---:|---:|---:|---:|---:|"]
+        out += ["", "Sampling (`generate` from the EMA weights with the preset's sampling settings — diffusion: "
+                "DDIM, classifier-free guidance = 2 UNet passes per image and step — after an untimed call):", "",
+                "| case | batch | sampling settings | seconds | images/s |",
+                "|---|---:|---|---:|---:|"]
         for r in samp:
             s = r["sampling"]
-            out.append(f"| {r['case']} | {s['batch']} | {s['ddim_steps']} | {s['guidance_w']} | {g(s['seconds'])} | "
-                       f"{g(s['s_per_step'])} | {g(s['images_per_s'])} |")
+            settings = s.get("settings") or {k: s[k] for k in ("ddim_steps", "guidance_w", "eta") if k in s}
+            shown = ", ".join(f"{k} {v}" for k, v in settings.items())
+            out.append(f"| {r['case']} | {s['batch']} | {shown} | {g(s['seconds'])} | {g(s['images_per_s'])} |")
     out += [
         "",
-        "How it is measured: the real Lightning path — `lightning.Trainer` from the project's trainer config "
-        "(via the harness's `_trainer_kwargs`) with the harness's `RNGStateCallback`, "
+        "How it is measured: the real Lightning path — the training harness's Trainer (`build_trainer`, from "
+        "the project's trainer config) with its `RNGStateCallback`, "
         "`trainer.fit(module, datamodule=ImageSetDataModule(...))`; no checkpoints, sample grids or progress "
         "bar (periodic in real runs). A callback stamps the clock whenever `module.iteration` advances, so an "
         "iteration includes data loading, every D step (BigGAN: n_dis real batches), optimiser steps, EMA "
@@ -495,13 +465,14 @@ def main() -> None:
                    help="untimed warm-up iterations (default: 1, but 0 for the published presets on the CPU, "
                         "where one iteration takes minutes and one-time costs a fraction of a second)")
     p.add_argument("--reg-iterations", choices=["auto", "on", "off"], default="auto",
-                   help="StyleGAN2: also time one iteration per lazy-regulariser kind and report the amortised "
+                   help="generators with lazy regularisation (StyleGAN2): also time one iteration per regulariser "
+                        "interval and report the amortised "
                         "cost (auto: on for tiny and on a GPU, off for the published presets on the CPU)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--n-random", type=int, default=1024, help="random images per set for the published presets")
     p.add_argument("--sample-batch", type=int, default=None,
-                   help="diffusion sampling batch (default: 8 tiny, 2 cifar10)")
+                   help="sampling batch for the cases that time sampling (default: 8 tiny, 2 diffusion-cifar10)")
     p.add_argument("--out", default=str(ROOT / "results" / "bench"))
     p.add_argument("--render", metavar="JSON", default=None,
                    help="only rewrite <out>/generators.md from a generators.json this script wrote (no timing)")
@@ -536,11 +507,11 @@ def main() -> None:
         slow = case.preset != "tiny" and a.device == "cpu"  # minutes per iteration on 2 cores
         n_timed = a.iterations if a.iterations is not None else case.iterations
         n_warmup = a.warmup if a.warmup is not None else (0 if slow else 1)
-        regs = case.family == "stylegan2" and (a.reg_iterations == "on" or (a.reg_iterations == "auto" and not slow))
+        regs = a.reg_iterations == "on" or (a.reg_iterations == "auto" and not slow)  # where there are lazy ones
         if n_timed < 1 or n_warmup < 0:
             raise SystemExit("--iterations must be ≥ 1 and --warmup ≥ 0")
         print(f"[bench] {case.name}: {n_warmup} warm-up + {n_timed} timed iteration(s)"
-              + (" + regularised ones" if regs else "") + " ...", flush=True)
+              + (" (+ regularised ones where there are lazy regularisers)" if regs else "") + " ...", flush=True)
         row = run_case(case, n_warmup, n_timed, regs, a.device, trainer_cfg, a.n_random, a.sample_batch)
         msg = (f"[bench] {case.name}: {row['s_per_iteration']:.3f} s/iteration, {row['images_per_s']:.1f} images/s "
                f"(case {row['case_wall_s']:.1f} s)")
@@ -548,7 +519,7 @@ def main() -> None:
             msg += f" CONTENDED: other processes used {row['other_load']['other_cores']:.2f} cores"
         if "sampling" in row:
             s = row["sampling"]
-            msg += f"; sampling {s['batch']} images × {s['ddim_steps']} steps: {s['seconds']:.2f} s"
+            msg += f"; sampling {s['batch']} images: {s['seconds']:.2f} s"
         print(msg, flush=True)
         rows.append(row)
         write_results(a, rows, trainer_yaml, partial=case is not cases[-1])  # a crash keeps what ran

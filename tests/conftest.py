@@ -10,6 +10,14 @@ os.environ.setdefault("WANDB_SILENT", "true")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def generator_configs():
+    """The typed `generator=…` options (gmv/generators/__init__.py), for every test that composes conf/."""
+    from gmv.generators import register_configs
+
+    register_configs()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the checkout (CI has it); tests that need it skip cleanly without it."""

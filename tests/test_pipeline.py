@@ -152,6 +152,8 @@ def test_missing_dataset_files_stop_before_training(tmp_path):
     (["experiment=no_such_study"], "experiment/no_such_study"),
     (["matcher=no_such_matcher"], "matcher/no_such_matcher"),
     (["valuation.k=0"], "gmv: error: valuation.k must be an integer ≥ 1"),
+    # the generator configs are typed (a misspelt setting is Hydra's error; wrong types: test_generator_contract)
+    (["generator=biggan", "generator.g_widht=8"], "Key 'g_widht' not in 'BigGANConfig'"),
 ])
 def test_cli_rejects_bad_overrides_early(tmp_path, args, message):
     out = subprocess.run([str(GMV), *args, f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",

@@ -20,6 +20,9 @@ import hydra
 from omegaconf import DictConfig
 
 from gmv.errors import GmvError
+from gmv.generators import register_configs
+
+register_configs()  # the typed `generator=…` options, before Hydra composes
 
 #: the config tree: the repository's conf/ (gmv is installed in editable mode), or $GMV_CONF
 CONF_DIR = os.environ.get("GMV_CONF") or str(Path(__file__).resolve().parents[2] / "conf")

@@ -3,6 +3,10 @@ optional DiffAugment, an EMA copy of the generator for sampling.
 
     module = BigGAN(n_classes=10, image_size=32, channels=3, preset="cifar10")
 
+n_classes = 1 trains an unconditional model (every label 0); > 1 conditions G (shared class embedding +
+z chunks → conditional BatchNorm) and D (projection ⟨embed(y), h⟩). Image sizes: 16, 32, 64, 128, 256,
+512 (log2(size/4) G up-blocks from 4×4). Networks: gmv/models/biggan.py.
+
 Presets
 - `cifar10`: StudioGAN's CIFAR-10 BigGAN — G width 96 (three 384-channel up-blocks 4×4 → 32×32,
   ≈ 9.4M parameters), D width 96 (four 192-channel blocks, ≈ 2.4M), z 80 in 4 chunks of 20, shared
@@ -32,7 +36,6 @@ weights and the caller's `torch.Generator`. `standing_stats = 0` keeps the copie
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from gmv.errors import GmvError
-from gmv.generators.base import GeneratorModule, resolve_preset
+from gmv.generators.base import GeneratorModule, update_ema
 from gmv.models.biggan import (
     IMAGE_SIZES,
     Discriminator,
@@ -58,10 +61,12 @@ GENERATE_CHUNK = 256  # images per forward pass in `generate`
 
 @dataclass(frozen=True)
 class BigGANConfig:
+    """BigGAN's settings (Hydra: `generator=biggan generator.<field>=…`; null = the preset's value)."""
+
     # architecture
     g_width: int = 96  # G channel unit "ch" (32×32: every G block has 4·ch channels)
     d_width: int = 96  # D channel unit (32×32: every D block has 2·ch channels)
-    z_dim: int = 80  # latent size; split into (number of G blocks + 1) equal chunks
+    z_dim: int = 80  # latent size; split into (G blocks + 1) equal chunks, so it must divide evenly (4 at 32×32)
     shared_dim: int = 128  # shared class embedding, concatenated with each z chunk
     g_attn_block: int = 2  # self-attention after this G block (1-based; 0 = none)
     d_attn_block: int = 1  # self-attention after this D block (1-based; 0 = none)
@@ -70,10 +75,10 @@ class BigGANConfig:
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     adam_eps: float = 1e-6
-    n_dis: int = 5  # D updates (= real batches) per G update
+    n_dis: int = 5  # D updates per G update, each on its own real batch
     batch_size: int = 64  # real batch size the data loader should use; fakes match the real batch
-    diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" = none
-    max_iterations: int = 100_000  # G iterations the preset is tuned for (the harness decides)
+    diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (small data sets); "" = none
+    max_iterations: int = 100_000  # G iterations the preset is tuned for (informational: train.max_iterations decides)
     # EMA generator
     ema_decay: float = 0.9999
     ema_start: int = 1000  # G iterations before the EMA starts averaging (until then it copies G)
@@ -96,100 +101,17 @@ PRESETS: dict[str, BigGANConfig] = {
     ),
 }
 
-_INT_FIELDS = ("g_width", "d_width", "z_dim", "shared_dim", "g_attn_block", "d_attn_block", "n_dis",
-               "batch_size", "max_iterations", "ema_start", "standing_stats")
-_FLOAT_FIELDS = ("lr_g", "lr_d", "adam_eps", "ema_decay")
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers (Hydra passes ListConfig for `betas`) → plain Python values."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(value, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - hydra-core is a dependency
-        pass
-    return value
-
-
-def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise GmvError(f"BigGAN setting {name} must be an integer, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise GmvError(f"BigGAN setting {name} must be an integer, got {value!r}") from None
-    if not number.is_integer():
-        raise GmvError(f"BigGAN setting {name} must be an integer, got {value!r}")
-    return int(number)
-
-
-def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise GmvError(f"BigGAN setting {name} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise GmvError(f"BigGAN setting {name} must be a number, got {value!r}") from None
-
-
-def check_config(cfg: BigGANConfig, image_size: int) -> BigGANConfig:
-    """Coerce types and reject settings the architecture or the training loop cannot use."""
-    changes: dict[str, Any] = {f: _as_int(f, getattr(cfg, f)) for f in _INT_FIELDS}
-    changes.update({f: _as_float(f, getattr(cfg, f)) for f in _FLOAT_FIELDS})
-    betas = cfg.betas
-    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-        raise GmvError(f"BigGAN setting betas must be two numbers (beta1, beta2), got {betas!r}")
-    changes["betas"] = tuple(_as_float("betas", b) for b in betas)
-    changes["diffaug"] = ",".join(parse_policy(cfg.diffaug))
-    cfg = dataclasses.replace(cfg, **changes)
-
-    if image_size not in IMAGE_SIZES:
-        raise GmvError(f"BigGAN cannot make {image_size}×{image_size} images; valid image sizes are "
-                       f"{', '.join(map(str, IMAGE_SIZES))} (resize the data, e.g. image_size=32)")
-    n_g, n_d = num_g_blocks(image_size), num_d_blocks(image_size)
-    for name in ("g_width", "d_width", "z_dim", "shared_dim", "batch_size", "n_dis"):
-        if getattr(cfg, name) < 1:
-            raise GmvError(f"BigGAN setting {name} must be ≥ 1, got {getattr(cfg, name)}")
-    if cfg.z_dim % (n_g + 1):
-        suggestion = (n_g + 1) * max(1, round(cfg.z_dim / (n_g + 1)))
-        raise GmvError(f"BigGAN z_dim {cfg.z_dim} must split evenly into {n_g + 1} chunks at "
-                       f"{image_size}×{image_size} ({n_g} G blocks + 1); e.g. z_dim={suggestion}")
-    if not 0 <= cfg.g_attn_block <= n_g:
-        raise GmvError(f"BigGAN g_attn_block must be 0 (none) or a G block 1…{n_g} at "
-                       f"{image_size}×{image_size}, got {cfg.g_attn_block}")
-    if not 0 <= cfg.d_attn_block <= n_d:
-        raise GmvError(f"BigGAN d_attn_block must be 0 (none) or a D block 1…{n_d} at "
-                       f"{image_size}×{image_size}, got {cfg.d_attn_block}")
-    if cfg.g_attn_block and G_CHANNELS[image_size][cfg.g_attn_block] * cfg.g_width < 8:
-        raise GmvError(f"BigGAN g_width {cfg.g_width} is too narrow for self-attention (needs ≥ 8 channels)")
-    if cfg.d_attn_block and D_CHANNELS[image_size][cfg.d_attn_block - 1] * cfg.d_width < 8:
-        raise GmvError(f"BigGAN d_width {cfg.d_width} is too narrow for self-attention (needs ≥ 8 channels)")
-    if cfg.lr_g <= 0 or cfg.lr_d <= 0 or cfg.adam_eps <= 0:
-        raise GmvError(f"BigGAN lr_g, lr_d and adam_eps must be > 0, got {cfg.lr_g}, {cfg.lr_d}, {cfg.adam_eps}")
-    if not all(0.0 <= b < 1.0 for b in cfg.betas):
-        raise GmvError(f"BigGAN betas must lie in [0, 1), got {cfg.betas}")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise GmvError(f"BigGAN ema_decay must lie in [0, 1), got {cfg.ema_decay}")
-    for name in ("ema_start", "standing_stats", "max_iterations"):
-        if getattr(cfg, name) < 0:
-            raise GmvError(f"BigGAN setting {name} must be ≥ 0, got {getattr(cfg, name)}")
-    return cfg
-
 
 class BigGAN(GeneratorModule):
     """Class-conditional BigGAN (n_classes = 1: unconditional) trained with the hinge loss."""
 
+    family = "BigGAN"
+    presets = PRESETS
+    # standing_stats only decides how generate() recomputes the EMA generator's BatchNorm statistics
+    sampling_fields = frozenset({"standing_stats"})
+
     def __init__(self, n_classes: int, image_size: int, channels: int, preset: str = "tiny", **overrides: Any):
-        super().__init__(n_classes, image_size, channels)
-        overrides = {k: _plain(v) for k, v in overrides.items()}
-        if "betas" in overrides and isinstance(overrides["betas"], list):
-            overrides["betas"] = tuple(overrides["betas"])
-        self.config = check_config(resolve_preset(preset, PRESETS, overrides, "BigGAN"), int(image_size))
-        # plain values only, so `load_from_checkpoint` rebuilds the same module
-        self.save_hyperparameters({"n_classes": int(n_classes), "image_size": int(image_size),
-                                   "channels": int(channels), "preset": str(preset), **overrides})
+        super().__init__(n_classes, image_size, channels, preset, **overrides)
         self.automatic_optimization = False
         cfg = self.config
 
@@ -201,6 +123,53 @@ class BigGAN(GeneratorModule):
         self.register_buffer("_d_updates", torch.zeros((), dtype=torch.long), persistent=True)
         self._augment_policy = parse_policy(cfg.diffaug)
         self._standing_stats_fresh = False
+
+    @classmethod
+    def check_settings(cls, cfg: BigGANConfig, image_size: int) -> list[str]:
+        """What the architecture or the training loop cannot use (the settings are already typed)."""
+        if image_size not in IMAGE_SIZES:
+            return [f"cannot make {image_size}×{image_size} images; valid image sizes are "
+                    f"{', '.join(map(str, IMAGE_SIZES))} (resize the data, e.g. image_size=32)"]
+        problems = []
+        n_g, n_d = num_g_blocks(image_size), num_d_blocks(image_size)
+        for name in ("g_width", "d_width", "z_dim", "shared_dim", "batch_size", "n_dis"):
+            if getattr(cfg, name) < 1:
+                problems.append(f"{name} must be ≥ 1, got {getattr(cfg, name)}")
+        if cfg.z_dim >= 1 and cfg.z_dim % (n_g + 1):
+            suggestion = (n_g + 1) * max(1, round(cfg.z_dim / (n_g + 1)))
+            problems.append(f"z_dim {cfg.z_dim} must split evenly into {n_g + 1} chunks at {image_size}×{image_size} "
+                            f"({n_g} G blocks + 1); e.g. z_dim={suggestion}")
+        if not 0 <= cfg.g_attn_block <= n_g:
+            problems.append(f"g_attn_block must be 0 (none) or a G block 1…{n_g} at {image_size}×{image_size}, "
+                            f"got {cfg.g_attn_block}")
+        elif cfg.g_attn_block and G_CHANNELS[image_size][cfg.g_attn_block] * cfg.g_width < 8:
+            problems.append(f"g_width {cfg.g_width} is too narrow for self-attention (needs ≥ 8 channels)")
+        if not 0 <= cfg.d_attn_block <= n_d:
+            problems.append(f"d_attn_block must be 0 (none) or a D block 1…{n_d} at {image_size}×{image_size}, "
+                            f"got {cfg.d_attn_block}")
+        elif cfg.d_attn_block and D_CHANNELS[image_size][cfg.d_attn_block - 1] * cfg.d_width < 8:
+            problems.append(f"d_width {cfg.d_width} is too narrow for self-attention (needs ≥ 8 channels)")
+        if cfg.lr_g <= 0 or cfg.lr_d <= 0 or cfg.adam_eps <= 0:
+            problems.append(f"lr_g, lr_d and adam_eps must be > 0, got {cfg.lr_g}, {cfg.lr_d}, {cfg.adam_eps}")
+        if not all(0.0 <= b < 1.0 for b in cfg.betas):
+            problems.append(f"betas must lie in [0, 1), got {cfg.betas}")
+        if not 0.0 <= cfg.ema_decay < 1.0:
+            problems.append(f"ema_decay must lie in [0, 1), got {cfg.ema_decay}")
+        for name in ("ema_start", "standing_stats", "max_iterations"):
+            if getattr(cfg, name) < 0:
+                problems.append(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
+        try:
+            parse_policy(cfg.diffaug)
+        except GmvError as e:
+            problems.append(str(e))
+        return problems
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.generator, "D": self.discriminator}
+
+    @property
+    def real_batches_per_iteration(self) -> int:
+        return self.config.n_dis
 
     # --- sampling -------------------------------------------------------------------------------
 
@@ -224,10 +193,7 @@ class BigGAN(GeneratorModule):
 
         z is drawn from `generator` (on its own device), so equal generator states give equal images.
         """
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
-            raise GmvError(f"labels must be class ids in [0, {self.n_classes}), got values "
-                           f"{int(labels.min())}…{int(labels.max())}")
+        labels = self.check_labels(labels)
         z = torch.randn(len(labels), self.config.z_dim, generator=generator, device=generator.device)
         g = self.generator_ema
         was_training = g.training
@@ -268,18 +234,10 @@ class BigGAN(GeneratorModule):
             g.eval()
         self._standing_stats_fresh = True
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
         """EMA of G's parameters (a plain copy before `ema_start`); buffers are copied."""
-        averaging = self.iteration >= self.config.ema_start
-        decay = self.config.ema_decay
-        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-            if averaging:
-                p_ema.lerp_(p, 1.0 - decay)  # p_ema ← decay·p_ema + (1 − decay)·p
-            else:
-                p_ema.copy_(p)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
+        decay = self.config.ema_decay if self.iteration >= self.config.ema_start else 0.0
+        update_ema(self.generator_ema, self.generator, decay, buffers="copy", anchor="ema")
         self._standing_stats_fresh = False
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -287,16 +245,11 @@ class BigGAN(GeneratorModule):
 
     # --- training -------------------------------------------------------------------------------
 
-    def _labels(self, y: torch.Tensor) -> torch.Tensor:
-        if self.n_classes == 1:
-            return torch.zeros_like(y, dtype=torch.long)
-        return y.long()
-
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self._augment_policy) if self._augment_policy else x
 
     def training_step(self, batch, batch_idx: int) -> None:
-        x_real, y_real = batch[0], self._labels(batch[1])
+        x_real, y_real = batch[0], self.batch_labels(batch[1])
         n = x_real.shape[0]
         opt_g, opt_d = self.optimizers()
 

@@ -33,7 +33,6 @@ Training notes:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from gmv.errors import GmvError
-from gmv.generators.base import GeneratorModule, resolve_preset
+from gmv.generators.base import GeneratorModule, update_ema
+from gmv.models.unet import ddpm_unet
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
@@ -50,35 +50,38 @@ TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
 @dataclass(frozen=True)
 class CFGDiffusionConfig:
-    # --- UNet ---
-    block_out_channels: tuple[int, ...] = (128, 256, 256, 256)  # one entry per resolution level
+    """The diffusion model's settings (Hydra: `generator=cfg_diffusion generator.<field>=…`; null = the
+    preset's value). The sampling settings (guidance_w … sample_batch_size) do not change training."""
+
+    # --- UNet (gmv.models.unet) ---
+    block_out_channels: tuple[int, ...] = (128, 256, 256, 256)  # one per level; image_size divisible by 2^(levels−1)
     layers_per_block: int = 2  # residual blocks per level (down path; up path has one more)
-    attention_resolutions: tuple[int, ...] = (16,)  # feature-map sizes (pixels) that get self-attention
+    attention_resolutions: tuple[int, ...] = (16,)  # feature-map sizes (pixels) with self-attention; [] = none
     mid_attention: bool = True  # self-attention in the middle block
     dropout: float = 0.1
     norm_groups: int = 32  # GroupNorm groups; every block width must be divisible by it
     # --- classifier-free guidance ---
-    p_uncond: float = 0.1  # probability a training label is replaced by the null label ∅
-    guidance_w: float = 0.5  # w in ε̃ = (1 + w)·ε(x, c) − w·ε(x, ∅); 0 = no guidance
+    p_uncond: float = 0.1  # probability a training label is replaced by the null label ∅, in [0, 1]
+    guidance_w: float = 0.5  # w ≥ 0 in ε̃ = (1 + w)·ε(x, c) − w·ε(x, ∅); 0 = plain conditional sampling
     # --- sampling (DDIM) ---
     sampling_steps: int = 100
     eta: float = 0.0  # 0 = deterministic DDIM, 1 = DDPM-like
-    timestep_spacing: str = "leading"
+    timestep_spacing: str = "leading"  # leading | trailing | linspace
     clip_sample: bool = True  # clip the predicted x₀ to [−1, 1] at every DDIM step
     sample_batch_size: int = 256  # generate() works through the labels in chunks of this size
     # --- optimisation ---
     lr: float = 2e-4
     warmup: int = 5000  # linear learning-rate warm-up, in optimiser steps
     weight_decay: float = 0.0  # AdamW; 0 = Adam as in DDPM
-    batch_size: int = 128
-    ema_decay: float = 0.9999
+    batch_size: int = 128  # training batch size for the data loader
+    ema_decay: float = 0.9999  # EMA of the UNet weights, which generate() uses
     ema_warmup: bool = True  # effective decay min(ema_decay, (1 + n) / (10 + n)) at iteration n
-    grad_clip: float = 1.0  # max global gradient L2 norm; 0 = no clipping
+    grad_clip: float = 1.0  # max global gradient L2 norm, applied by the module; 0 = no clipping
     # --- forward process (DDPM) ---
     num_train_timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    beta_schedule: str = "linear"
+    beta_schedule: str = "linear"  # linear | scaled_linear | squaredcos_cap_v2
 
 
 PRESETS: dict[str, CFGDiffusionConfig] = {
@@ -102,138 +105,28 @@ PRESETS: dict[str, CFGDiffusionConfig] = {
 }
 
 
-def _as_int_tuple(value: Any, name: str) -> tuple[int, ...]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = (value,)
-    try:
-        out = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise GmvError(f"{name} must be a list of integers, got {value!r}") from None
-    return out
-
-
-def _normalise(cfg: CFGDiffusionConfig) -> CFGDiffusionConfig:
-    """Lists (e.g. Hydra ListConfig) → tuples of int, so the config stays hashable and comparable."""
-    return dataclasses.replace(
-        cfg,
-        block_out_channels=_as_int_tuple(cfg.block_out_channels, "block_out_channels"),
-        attention_resolutions=_as_int_tuple(cfg.attention_resolutions or (), "attention_resolutions"),
-    )
-
-
 def _valid_sizes(multiple: int) -> str:
     sizes = [multiple * k for k in range(1, 9)]
     return ", ".join(str(s) for s in sizes) + ", …"
 
 
-def _check(cfg: CFGDiffusionConfig, image_size: int) -> None:
-    n_levels = len(cfg.block_out_channels)
-    if n_levels < 1:
-        raise GmvError("block_out_channels needs at least one entry")
-    if any(c < 1 for c in cfg.block_out_channels):
-        raise GmvError(f"block_out_channels must be positive, got {list(cfg.block_out_channels)}")
-    if cfg.norm_groups < 1 or any(c % cfg.norm_groups for c in cfg.block_out_channels):
-        raise GmvError(
-            f"every block_out_channels entry {list(cfg.block_out_channels)} must be divisible by "
-            f"norm_groups={cfg.norm_groups}"
-        )
-    if cfg.layers_per_block < 1:
-        raise GmvError(f"layers_per_block must be ≥ 1, got {cfg.layers_per_block}")
-    multiple = 2 ** (n_levels - 1)
-    if image_size < 1 or image_size % multiple:
-        raise GmvError(
-            f"image_size {image_size} does not fit a UNet with {n_levels} resolution levels: it must be "
-            f"divisible by 2^{n_levels - 1} = {multiple}; valid sizes are {_valid_sizes(multiple)}"
-        )
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise GmvError(f"dropout must be in [0, 1), got {cfg.dropout}")
-    if not 0.0 <= cfg.p_uncond <= 1.0:
-        raise GmvError(f"p_uncond must be in [0, 1], got {cfg.p_uncond}")
-    if not (math.isfinite(cfg.guidance_w) and cfg.guidance_w >= 0):
-        raise GmvError(f"guidance_w must be a finite number ≥ 0, got {cfg.guidance_w}")
-    if cfg.sampling_steps < 1:
-        raise GmvError(f"sampling_steps must be ≥ 1, got {cfg.sampling_steps}")
-    if cfg.num_train_timesteps < 1:
-        raise GmvError(f"num_train_timesteps must be ≥ 1, got {cfg.num_train_timesteps}")
-    if cfg.sampling_steps > cfg.num_train_timesteps:
-        raise GmvError(
-            f"sampling_steps ({cfg.sampling_steps}) cannot exceed num_train_timesteps ({cfg.num_train_timesteps})"
-        )
-    if cfg.eta < 0:
-        raise GmvError(f"eta must be ≥ 0, got {cfg.eta}")
-    if cfg.timestep_spacing not in TIMESTEP_SPACINGS:
-        raise GmvError(f"timestep_spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, got {cfg.timestep_spacing!r}")
-    if cfg.sample_batch_size < 1:
-        raise GmvError(f"sample_batch_size must be ≥ 1, got {cfg.sample_batch_size}")
-    if not cfg.lr > 0:
-        raise GmvError(f"lr must be > 0, got {cfg.lr}")
-    if cfg.warmup < 0:
-        raise GmvError(f"warmup must be ≥ 0, got {cfg.warmup}")
-    if cfg.weight_decay < 0:
-        raise GmvError(f"weight_decay must be ≥ 0, got {cfg.weight_decay}")
-    if cfg.batch_size < 1:
-        raise GmvError(f"batch_size must be ≥ 1, got {cfg.batch_size}")
-    if not 0.0 <= cfg.ema_decay <= 1.0:
-        raise GmvError(f"ema_decay must be in [0, 1], got {cfg.ema_decay}")
-    if cfg.grad_clip is not None and cfg.grad_clip < 0:
-        raise GmvError(f"grad_clip must be ≥ 0 (0 = off), got {cfg.grad_clip}")
-    if cfg.beta_schedule not in BETA_SCHEDULES:
-        raise GmvError(f"beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {cfg.beta_schedule!r}")
-    if not 0.0 < cfg.beta_start < cfg.beta_end < 1.0:
-        raise GmvError(f"need 0 < beta_start < beta_end < 1, got {cfg.beta_start} and {cfg.beta_end}")
-
-
-def build_unet(cfg: CFGDiffusionConfig, n_classes: int, image_size: int, channels: int):
-    """diffusers UNet2DModel with n_classes + 1 label embeddings (the last one is ∅)."""
-    from diffusers import UNet2DModel
-
-    attn = set(cfg.attention_resolutions)
-    n = len(cfg.block_out_channels)
-    # Down level i works at image_size / 2^i; up level j (in diffusers' order) at image_size / 2^(n-1-j).
-    down = tuple("AttnDownBlock2D" if image_size // 2**i in attn else "DownBlock2D" for i in range(n))
-    up = tuple("AttnUpBlock2D" if image_size // 2 ** (n - 1 - j) in attn else "UpBlock2D" for j in range(n))
-    return UNet2DModel(
-        sample_size=image_size,
-        in_channels=channels,
-        out_channels=channels,
-        # DDPM-style sinusoidal time embedding and layout (as in diffusers' port of the DDPM models)
-        time_embedding_type="positional",
-        flip_sin_to_cos=False,
-        freq_shift=1,
-        down_block_types=down,
-        up_block_types=up,
-        block_out_channels=tuple(cfg.block_out_channels),
-        layers_per_block=cfg.layers_per_block,
-        downsample_padding=0,
-        dropout=cfg.dropout,
-        attention_head_dim=None,  # one head spanning all channels, as in DDPM
-        norm_num_groups=cfg.norm_groups,
-        norm_eps=1e-6,
-        add_attention=cfg.mid_attention,
-        num_class_embeds=n_classes + 1,
-    )
-
-
 class CFGDiffusion(GeneratorModule):
     """Classifier-free guidance diffusion model; see the module docstring."""
 
-    def __init__(self, n_classes: int, image_size: int, channels: int, preset: str = "tiny", **overrides: Any):
-        super().__init__(n_classes, image_size, channels)
-        cfg = _normalise(resolve_preset(preset, PRESETS, overrides, "cfg_diffusion"))
-        _check(cfg, self.image_size)
-        self.config = cfg
-        self.preset = preset
-        # Plain Python values only (Hydra hands over ListConfig), so checkpoints load with
-        # torch.load(weights_only=True) and hparams.yaml stays safe-loadable.
-        plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in
-                 ((k, getattr(cfg, k)) for k in sorted(overrides))}
-        self.save_hyperparameters(dict(n_classes=self.n_classes, image_size=self.image_size,
-                                       channels=self.channels, preset=preset, **plain))
+    family = "cfg_diffusion"
+    presets = PRESETS
+    sampling_fields = frozenset({"guidance_w", "sampling_steps", "eta", "timestep_spacing", "clip_sample",
+                                 "sample_batch_size"})
 
+    def __init__(self, n_classes: int, image_size: int, channels: int, preset: str = "tiny", **overrides: Any):
+        super().__init__(n_classes, image_size, channels, preset, **overrides)
+        cfg = self.config
         from diffusers import DDIMScheduler, DDPMScheduler
 
         self.null_label = self.n_classes  # index of ∅ in the label embedding
-        self.unet = build_unet(cfg, self.n_classes, self.image_size, self.channels)
+        self.unet = ddpm_unet(self.n_classes, self.image_size, self.channels, cfg.block_out_channels,
+                              cfg.layers_per_block, cfg.attention_resolutions, cfg.mid_attention, cfg.dropout,
+                              cfg.norm_groups)
         self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)  # sample() switches it to eval
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
@@ -246,34 +139,64 @@ class CFGDiffusion(GeneratorModule):
         )
         self.sample_scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
 
-    # ------------------------------------------------------------------ training
+    @classmethod
+    def check_settings(cls, cfg: CFGDiffusionConfig, image_size: int) -> list[str]:
+        problems = []
+        n_levels = len(cfg.block_out_channels)
+        if n_levels < 1:
+            return ["block_out_channels needs at least one entry"]
+        if any(c < 1 for c in cfg.block_out_channels):
+            problems.append(f"block_out_channels must be positive, got {list(cfg.block_out_channels)}")
+        if cfg.norm_groups < 1 or any(c % cfg.norm_groups for c in cfg.block_out_channels):
+            problems.append(f"every block_out_channels entry {list(cfg.block_out_channels)} must be divisible by "
+                            f"norm_groups={cfg.norm_groups}")
+        multiple = 2 ** (n_levels - 1)
+        if image_size < 1 or image_size % multiple:
+            problems.append(f"image_size {image_size} does not fit a UNet with {n_levels} resolution levels: it must "
+                            f"be divisible by 2^{n_levels - 1} = {multiple}; valid sizes are {_valid_sizes(multiple)}")
+        for name in ("layers_per_block", "sampling_steps", "num_train_timesteps", "sample_batch_size", "batch_size"):
+            if getattr(cfg, name) < 1:
+                problems.append(f"{name} must be ≥ 1, got {getattr(cfg, name)}")
+        if cfg.sampling_steps > cfg.num_train_timesteps:
+            problems.append(f"sampling_steps ({cfg.sampling_steps}) cannot exceed num_train_timesteps "
+                            f"({cfg.num_train_timesteps})")
+        if not 0.0 <= cfg.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), got {cfg.dropout}")
+        for name in ("p_uncond", "ema_decay"):
+            if not 0.0 <= getattr(cfg, name) <= 1.0:
+                problems.append(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+        if not (math.isfinite(cfg.guidance_w) and cfg.guidance_w >= 0):
+            problems.append(f"guidance_w must be a finite number ≥ 0, got {cfg.guidance_w}")
+        for name in ("eta", "warmup", "weight_decay"):
+            if getattr(cfg, name) < 0:
+                problems.append(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
+        if cfg.grad_clip < 0:
+            problems.append(f"grad_clip must be ≥ 0 (0 = off), got {cfg.grad_clip}")
+        if not cfg.lr > 0:
+            problems.append(f"lr must be > 0, got {cfg.lr}")
+        if cfg.timestep_spacing not in TIMESTEP_SPACINGS:
+            problems.append(f"timestep_spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, "
+                            f"got {cfg.timestep_spacing!r}")
+        if cfg.beta_schedule not in BETA_SCHEDULES:
+            problems.append(f"beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {cfg.beta_schedule!r}")
+        if not 0.0 < cfg.beta_start < cfg.beta_end < 1.0:
+            problems.append(f"need 0 < beta_start < beta_end < 1, got {cfg.beta_start} and {cfg.beta_end}")
+        return problems
 
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"UNet": self.unet}
+
+    # ------------------------------------------------------------------ training
 
     def drop_labels(self, y: torch.Tensor) -> torch.Tensor:
         """Replace each label by the null label with probability p_uncond (torch's global RNG)."""
         drop = torch.rand(y.shape, device=y.device) < self.config.p_uncond
         return torch.where(drop, torch.full_like(y, self.null_label), y)
 
-    def _labels(self, y: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-        if self.n_classes == 1:  # unconditional: every label is class 0 (unknown labels −1 allowed)
-            return torch.zeros(n, dtype=torch.long, device=device)
-        y = torch.as_tensor(y, device=device).long().reshape(-1)
-        if y.numel() != n:
-            raise GmvError(f"{y.numel()} labels for {n} images")
-        if n and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
-            raise GmvError(
-                f"class labels must be in [0, {self.n_classes}) for this {self.n_classes}-class model, "
-                f"got values in [{int(y.min())}, {int(y.max())}]"
-            )
-        return y
-
     def training_step(self, batch, batch_idx):
         x, y = batch[0], batch[1]
         x = x.to(self.dtype)
-        y = self.drop_labels(self._labels(y, x.shape[0], x.device))
+        y = self.drop_labels(self.batch_labels(y))
         t = torch.randint(0, self.config.num_train_timesteps, (x.shape[0],), device=x.device, dtype=torch.long)
         noise = torch.randn_like(x)
         x_t = self.noise_scheduler.add_noise(x, noise, t)
@@ -316,18 +239,9 @@ class CFGDiffusion(GeneratorModule):
             d = min(d, (1.0 + n) / (10.0 + n))
         return d
 
-    @torch.no_grad()
     def update_ema(self) -> None:
         """ema ← decay·ema + (1 − decay)·θ, for parameters and (float) buffers."""
-        d = self.ema_decay_now()
-        ema_p = [p for p in self.ema_unet.parameters()]
-        cur_p = [p.detach().to(q.dtype) for p, q in zip(self.unet.parameters(), ema_p)]
-        torch._foreach_lerp_(ema_p, cur_p, 1.0 - d)
-        for b_ema, b in zip(self.ema_unet.buffers(), self.unet.buffers()):
-            if b_ema.dtype.is_floating_point:
-                b_ema.lerp_(b.to(b_ema.dtype), 1.0 - d)
-            else:
-                b_ema.copy_(b)
+        update_ema(self.ema_unet, self.unet, self.ema_decay_now(), buffers="average", anchor="ema")
 
     # ------------------------------------------------------------------ sampling
 
@@ -358,7 +272,7 @@ class CFGDiffusion(GeneratorModule):
         if guidance_w is not None and not (math.isfinite(guidance_w) and guidance_w >= 0):
             raise GmvError(f"guidance_w must be a finite number ≥ 0, got {guidance_w}")
         device = self.device
-        labels = self._labels(labels, len(labels), device)
+        labels = self.check_labels(labels).to(device)
         n = labels.shape[0]
         shape = (n, self.channels, self.image_size, self.image_size)
         gen_device = generator.device if generator is not None else torch.device("cpu")

@@ -7,51 +7,53 @@ One `training_step` = one real batch = one D update (+ an R1 update every `r1_in
 and one G update (+ a path-length update every `pl_interval` steps when `pl_weight` > 0), then the
 EMA update and `_advance_iteration()`. All training randomness comes from torch's global RNG.
 Fake images are generated with the real batch's labels (so fakes follow the data's class mix).
+n_classes = 1 trains an unconditional model; > 1 conditions G (class embedding concatenated to z in
+the mapping network) and D (projection with a class embedding, StyleGAN2-ADA's cmap).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from gmv.errors import GmvError
-from gmv.generators.base import GeneratorModule, resolve_preset
-from gmv.models.stylegan2 import Discriminator, Generator, count_parameters
+from gmv.generators.base import GeneratorModule, update_ema
+from gmv.models.stylegan2 import Discriminator, Generator
 
 
 @dataclass(frozen=True)
 class StyleGAN2Config:
+    """StyleGAN2's settings (Hydra: `generator=stylegan2 generator.<field>=…`; null = the preset's value)."""
+
     # networks
-    z_dim: int = 512
-    w_dim: int = 512
-    mapping_layers: int = 8  # G mapping MLP depth (paper 8; CIFAR 2)
+    z_dim: int = 512  # latent size
+    w_dim: int = 512  # intermediate latent size
+    mapping_layers: int = 8  # G mapping MLP depth (paper 8; CIFAR 2), lr multiplier mapping_lr_mul
     d_mapping_layers: int = 8  # depth of D's class-embedding (cmap) mapping, conditional case only
     mapping_lr_mul: float = 0.01
     channel_base: int = 16384  # channels at resolution R = min(channel_base // R, channel_max)
     channel_max: int = 512
     d_architecture: str = "resnet"  # "resnet" (paper config F) or "orig" (plain, StyleGAN2-ADA's CIFAR)
-    mbstd_group_size: int = 4
+    mbstd_group_size: int = 4  # minibatch-stddev group size
     # optimisation
     lr: float = 0.0025
     betas: tuple[float, float] = (0.0, 0.99)
     batch_size: int = 32  # for the data loader; training_step uses whatever batch it is given
-    r1_gamma: float = 10.0
+    r1_gamma: float = 10.0  # R1 weight γ
     r1_interval: int = 16  # lazy R1: every r1_interval D steps, weighted by r1_interval
     pl_weight: float = 0.0  # path-length regularisation weight (paper 2); 0 disables
-    pl_interval: int = 4
+    pl_interval: int = 4  # lazy path-length regularisation every pl_interval G steps
     pl_decay: float = 0.01
     pl_batch_shrink: int = 2
     style_mixing_prob: float = 0.0  # paper 0.9
-    # EMA generator: half-life ema_kimg thousand images, ramped up as min(ema_kimg, ema_rampup·kimg)
+    # EMA generator: half-life ema_kimg thousand images, at most ema_rampup × the images seen so far
     ema_kimg: float = 10.0
-    ema_rampup: float | None = 0.05
+    ema_rampup: float | None = 0.05  # None: no ramp-up (a preset's choice; null in Hydra means the preset's value)
     # sampling
-    truncation_psi: float = 1.0
+    truncation_psi: float = 1.0  # truncation for generate(); 1.0 = none
 
 
 PRESETS: dict[str, StyleGAN2Config] = {
@@ -81,55 +83,16 @@ PRESETS: dict[str, StyleGAN2Config] = {
 }
 
 
-def _check(cfg: StyleGAN2Config, image_size: int) -> None:
-    valid_sizes = [2 ** k for k in range(3, 11)]
-    if not (image_size >= 8 and image_size & (image_size - 1) == 0):
-        raise GmvError(f"StyleGAN2 needs a power-of-two image size ≥ 8 (e.g. {', '.join(map(str, valid_sizes))}), "
-                       f"got {image_size}")
-    problems = []
-    for name in ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group_size",
-                 "batch_size", "r1_interval", "pl_interval", "pl_batch_shrink"):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            problems.append(f"{name} must be a positive integer, got {v!r}")
-    if not isinstance(cfg.d_mapping_layers, int) or cfg.d_mapping_layers < 0:
-        problems.append(f"d_mapping_layers must be an integer ≥ 0, got {cfg.d_mapping_layers!r}")
-    if cfg.d_architecture not in ("resnet", "orig"):
-        problems.append(f"d_architecture must be 'resnet' or 'orig', got {cfg.d_architecture!r}")
-    if not cfg.lr > 0:
-        problems.append(f"lr must be > 0, got {cfg.lr}")
-    if len(cfg.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.betas):
-        problems.append(f"betas must be two numbers in [0, 1), got {cfg.betas!r}")
-    for name in ("r1_gamma", "pl_weight", "ema_kimg", "mapping_lr_mul"):
-        if not getattr(cfg, name) >= 0:
-            problems.append(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
-    if not cfg.mapping_lr_mul > 0:
-        problems.append(f"mapping_lr_mul must be > 0, got {cfg.mapping_lr_mul}")
-    if not 0.0 <= cfg.style_mixing_prob <= 1.0:
-        problems.append(f"style_mixing_prob must be in [0, 1], got {cfg.style_mixing_prob}")
-    if not 0.0 <= cfg.pl_decay <= 1.0:
-        problems.append(f"pl_decay must be in [0, 1], got {cfg.pl_decay}")
-    if cfg.ema_rampup is not None and not cfg.ema_rampup > 0:
-        problems.append(f"ema_rampup must be > 0 or null, got {cfg.ema_rampup}")
-    if not cfg.truncation_psi >= 0:
-        problems.append(f"truncation_psi must be ≥ 0, got {cfg.truncation_psi}")
-    if problems:
-        raise GmvError("bad StyleGAN2 settings: " + "; ".join(problems))
-
-
 class StyleGAN2(GeneratorModule):
     """StyleGAN2 generator + discriminator + EMA generator, trained with manual optimisation."""
 
+    family = "StyleGAN2"
+    presets = PRESETS
+    sampling_fields = frozenset({"truncation_psi"})
+
     def __init__(self, n_classes: int, image_size: int, channels: int, preset: str = "tiny", **overrides):
-        super().__init__(n_classes, image_size, channels)
-        self.save_hyperparameters()
-        cfg = resolve_preset(preset, PRESETS, overrides, "StyleGAN2")
-        try:
-            cfg = dataclasses.replace(cfg, betas=tuple(float(b) for b in cfg.betas))
-        except (TypeError, ValueError):
-            raise GmvError(f"betas must be two numbers, got {cfg.betas!r}") from None
-        _check(cfg, self.image_size)
-        self.config = cfg
+        super().__init__(n_classes, image_size, channels, preset, **overrides)
+        cfg = self.config
         self.automatic_optimization = False
 
         self.G = Generator(cfg.z_dim, cfg.w_dim, self.n_classes, self.image_size, self.channels,
@@ -139,14 +102,50 @@ class StyleGAN2(GeneratorModule):
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros(()), persistent=True)
 
+    @classmethod
+    def check_settings(cls, cfg: StyleGAN2Config, image_size: int) -> list[str]:
+        if not (image_size >= 8 and image_size & (image_size - 1) == 0):
+            valid_sizes = [2 ** k for k in range(3, 11)]
+            return [f"StyleGAN2 needs a power-of-two image size ≥ 8 (e.g. {', '.join(map(str, valid_sizes))}), "
+                    f"got {image_size}"]
+        problems = []
+        for name in ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group_size",
+                     "batch_size", "r1_interval", "pl_interval", "pl_batch_shrink"):
+            if getattr(cfg, name) < 1:
+                problems.append(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
+        if cfg.d_mapping_layers < 0:
+            problems.append(f"d_mapping_layers must be an integer ≥ 0, got {cfg.d_mapping_layers!r}")
+        if cfg.d_architecture not in ("resnet", "orig"):
+            problems.append(f"d_architecture must be 'resnet' or 'orig', got {cfg.d_architecture!r}")
+        if not cfg.lr > 0:
+            problems.append(f"lr must be > 0, got {cfg.lr}")
+        if not all(0.0 <= b < 1.0 for b in cfg.betas):
+            problems.append(f"betas must be two numbers in [0, 1), got {cfg.betas!r}")
+        for name in ("r1_gamma", "pl_weight", "ema_kimg"):
+            if not getattr(cfg, name) >= 0:
+                problems.append(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
+        if not cfg.mapping_lr_mul > 0:
+            problems.append(f"mapping_lr_mul must be > 0, got {cfg.mapping_lr_mul}")
+        if not 0.0 <= cfg.style_mixing_prob <= 1.0:
+            problems.append(f"style_mixing_prob must be in [0, 1], got {cfg.style_mixing_prob}")
+        if not 0.0 <= cfg.pl_decay <= 1.0:
+            problems.append(f"pl_decay must be in [0, 1], got {cfg.pl_decay}")
+        if cfg.ema_rampup is not None and not cfg.ema_rampup > 0:
+            problems.append(f"ema_rampup must be > 0 or null, got {cfg.ema_rampup}")
+        if not cfg.truncation_psi >= 0:
+            problems.append(f"truncation_psi must be ≥ 0, got {cfg.truncation_psi}")
+        return problems
+
     # ── bookkeeping ──────────────────────────────────────────────────────────────────────────────
 
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D}
 
-    def parameter_counts(self) -> dict[str, int]:
-        return {"G": count_parameters(self.G), "D": count_parameters(self.D)}
+    def lazy_regularisation(self) -> dict[str, int]:
+        """R1 every r1_interval iterations (when r1_gamma > 0), path length every pl_interval (pl_weight > 0)."""
+        cfg = self.config
+        return {**({"r1": cfg.r1_interval} if cfg.r1_gamma > 0 else {}),
+                **({"pl": cfg.pl_interval} if cfg.pl_weight > 0 else {})}
 
     def configure_optimizers(self):
         cfg = self.config
@@ -191,7 +190,7 @@ class StyleGAN2(GeneratorModule):
         cfg = self.config
         opt_g, opt_d = self.optimizers()
         x, y = batch
-        y = y.long() if self.n_classes > 1 else torch.zeros_like(y, dtype=torch.long)
+        y = self.batch_labels(y)
         n = x.shape[0]
         it = self.iteration
 
@@ -240,7 +239,6 @@ class StyleGAN2(GeneratorModule):
         self._advance_iteration()
         self.log("iteration", float(self.iteration), batch_size=n)
 
-    @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
         """G_ema ← β·G_ema + (1−β)·G with β = 0.5^(batch / ema_nimg): half-life ema_kimg·1000 images.
 
@@ -251,10 +249,7 @@ class StyleGAN2(GeneratorModule):
         if cfg.ema_rampup is not None:
             ema_nimg = min(ema_nimg, (self.iteration + 1) * batch * cfg.ema_rampup)
         beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        update_ema(self.G_ema, self.G, beta, buffers="copy", anchor="live")
 
     # ── sampling ─────────────────────────────────────────────────────────────────────────────────
 
@@ -265,12 +260,7 @@ class StyleGAN2(GeneratorModule):
         z and every noise map come from `generator` (drawn on its device), so the output is a
         function of the generator's state alone.
         """
-        labels = torch.as_tensor(labels).reshape(-1).long()
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.n_classes):
-            raise GmvError(f"labels must be class ids in [0, {self.n_classes}), got range "
-                           f"[{int(labels.min())}, {int(labels.max())}]")
-        if self.n_classes == 1:
-            labels = torch.zeros_like(labels)
+        labels = self.check_labels(labels)
         n = labels.numel()
         g = self.G_ema
         out = torch.empty(n, self.channels, self.image_size, self.image_size, device=self.device)

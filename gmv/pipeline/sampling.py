@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gmv.cache import CacheEntry, key_of
+from gmv.config_utils import plain
 from gmv.data.imageset import ImageSet
 from gmv.errors import GmvError
 from gmv.io import save_npz
@@ -28,18 +29,8 @@ PART_BATCHES = 16  # batches per part file: 4,096 images at the default batch si
 
 
 def samples_key(train_key: str, module, generate_cfg: Mapping[str, Any]) -> str:
-    from gmv.pipeline.training import effective_settings, sampling_fields
-
-    fields = sampling_fields(module)
-    settings = {k: v for k, v in effective_settings(module).items() if k in fields}
-    return key_of("samples", train_key, settings, {k: _plain(generate_cfg.get(k))
-                                                   for k in ("m", "classes", "seed", "batch_size")})
-
-
-def _plain(value):
-    from gmv.pipeline.stages import plain
-
-    return plain(value)
+    return key_of("samples", train_key, module.sampling_settings(),
+                  {k: plain(generate_cfg.get(k)) for k in ("m", "classes", "seed", "batch_size")})
 
 
 def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int) -> np.ndarray:

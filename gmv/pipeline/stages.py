@@ -2,12 +2,12 @@
 the stages; training and sampling, the two cached generator stages, are gmv/pipeline/training.py and
 gmv/pipeline/sampling.py):
 
-    load_data       → ImageSet                 (dataset name, .npz or folder)
-    split_data      → Split, X_v1, X_v2        (class-stratified halves)
-    reference_set   → real images in neither half (calibrated membership baselines)
+    load_data         → ImageSet                   (dataset name, .npz or folder)
+    split_data        → Split, X_v1, X_v2          (class-stratified halves)
+    reference_set     → real images in neither half (calibrated membership baselines)
     valuation_methods → the main method and the baselines (Valuator objects)
-    build_generator → an untrained GeneratorModule (validates the generator config)
-    quality         → Fréchet distance in the valuation embedding, FID/KID where available
+    build_generator   → an untrained GeneratorModule (validates the generator config)
+    quality           → Fréchet distance in the valuation embedding, FID/KID where available
 """
 
 from __future__ import annotations
@@ -17,21 +17,13 @@ from typing import Any, Mapping
 import lightning as L
 import numpy as np
 
+from gmv.config_utils import plain  # noqa: F401 - re-exported: stages.plain is used across gmv
 from gmv.data.imageset import ImageSet
 from gmv.data.sources import load_images
 from gmv.data.split import Split, split_imageset, stratified_split
 from gmv.errors import GmvError
 
 TORCHVISION_SOURCES = ("mnist", "cifar10", "celeba")
-
-
-def plain(cfg: Any) -> Any:
-    """An OmegaConf node (or anything) as plain Python containers, interpolations resolved."""
-    if hasattr(cfg, "_metadata"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
 
 
 # --------------------------------------------------------------------------- data
@@ -94,16 +86,27 @@ def generator_settings(gen_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]
     return str(target), {k: v for k, v in cfg.items() if v is not None}
 
 
+def generator_class(target: str) -> type:
+    """The generator class a `_target_` names."""
+    from hydra.utils import get_class
+
+    try:
+        return get_class(target)
+    except Exception as e:  # noqa: BLE001 - a typo in _target_ is the user's config error
+        raise GmvError(f"cannot import generator {target!r}: {str(e).splitlines()[0]}") from None
+
+
+def sampling_fields(target: str) -> frozenset[str]:
+    """The settings the generator class declares sampling-only: the samples key's, not the train key's."""
+    return frozenset(getattr(generator_class(target), "sampling_fields", ()))
+
+
 def build_generator(gen_cfg: Mapping[str, Any], n_classes: int, image_size: int, channels: int, seed: int = 0):
     """The untrained generator, its initial weights drawn from `seed` (the global RNGs are left as they were)."""
-    from hydra.utils import get_class
     from lightning.pytorch.utilities.seed import isolate_rng
 
     target, settings = generator_settings(gen_cfg)
-    try:
-        cls = get_class(target)
-    except Exception as e:  # noqa: BLE001 - a typo in _target_ is the user's config error
-        raise GmvError(f"cannot import generator {target!r}: {str(e).splitlines()[0]}") from None
+    cls = generator_class(target)
     with isolate_rng():
         L.seed_everything(int(seed), verbose=False)
         return cls(n_classes=n_classes, image_size=image_size, channels=channels, **settings)

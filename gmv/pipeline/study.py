@@ -129,7 +129,7 @@ def _prepare(s: Study, _) -> None:
                         tables_k([s.methods[0], *s.methods[1]]))
     s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
     sampling.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m))
-    n_params = sum(p.numel() for p in s.module.parameters())
+    n_params = s.module.parameter_counts()["total"]
     note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)} / X_v2 {len(s.v2)}, "
           f"{s.datamodule.n_classes} class(es); generator {type(s.module).__name__} ({n_params / 1e6:.2f}M "
           f"parameters)")
@@ -201,7 +201,7 @@ def _study_facts(s: Study) -> dict[str, Any]:
     t = s.trained
     return {"study": str(s.cfg.study), "generator": s.generator_name or target.rsplit(".", 1)[-1].lower(),
             "generator_preset": settings.get("preset"),
-            "generator_parameters": int(sum(p.numel() for p in s.module.parameters())),
+            "generator_parameters": int(s.module.parameter_counts()["total"]),  # trainable, without EMA copies
             "train_iterations": t["iterations"], "train_seconds": t["train_seconds"],
             "train_images_per_s": t.get("images_per_s"), **s.quality}
 

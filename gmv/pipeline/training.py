@@ -15,7 +15,6 @@ checkpoint that is still intact, or retrained from scratch when none is.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,23 +25,9 @@ from gmv.io import link_or_copy
 RECORDED = ("iterations", "train_seconds", "images_per_s", "world_size")
 
 
-def sampling_fields(module) -> frozenset[str]:
-    """The generator's settings that change only how it samples (declared by each generator class)."""
-    return frozenset(getattr(type(module), "sampling_fields", ()))
-
-
-def effective_settings(module) -> dict[str, Any]:
-    """The generator's resolved settings (preset + overrides) as plain data."""
-    config = getattr(module, "config", None)
-    if config is None:
-        return {}
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-
-
 def train_key(v1: ImageSet, module, train_cfg: Mapping[str, Any], seed: int) -> str:
     target = f"{type(module).__module__}.{type(module).__qualname__}"
-    skip = sampling_fields(module)
-    settings = {k: v for k, v in effective_settings(module).items() if k not in skip}
+    settings = module.training_settings()  # the effective settings: editing a preset changes the key
     shape = {"n_classes": int(module.n_classes), "image_size": int(module.image_size),
              "channels": int(module.channels)}
     return key_of("train", array_digest(v1.images, v1.labels), target, shape, settings,

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from gmv.data.imageset import ImageSet
 from gmv.errors import GmvError
+from gmv.generators.base import check_labels
 from gmv.io import atomic_path
 
 
@@ -137,10 +138,7 @@ def sample_imageset(module, m: int, class_ids: np.ndarray | None, seed: int, bat
     ids = np.zeros(m, np.int64) if class_ids is None else np.asarray(class_ids).astype(np.int64, copy=False)
     if ids.shape != (m,):
         raise GmvError(f"sample_imageset: {ids.size} class ids given for m={m} samples")
-    if ids.min() < 0 or ids.max() >= n_classes:
-        raise GmvError(
-            f"sample_imageset: class ids must lie in [0, {n_classes}), got {int(ids.min())}..{int(ids.max())}"
-        )
+    check_labels(ids, n_classes)
     if label_values is not None:
         label_values = np.asarray(label_values, np.int64)
         if label_values.ndim != 1 or len(label_values) < n_classes:

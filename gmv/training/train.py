@@ -34,6 +34,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, TQDMProgressBar
 from lightning.pytorch.utilities.seed import isolate_rng
 
+from gmv.config_utils import plain
 from gmv.console import show_progress
 from gmv.errors import GmvError
 from gmv.io import link_or_copy
@@ -332,11 +333,7 @@ def quiet_fit_warnings():
 def _trainer_kwargs(trainer_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     cfg: dict[str, Any] = {}
     if trainer_cfg is not None:
-        if hasattr(trainer_cfg, "_metadata"):  # an OmegaConf DictConfig
-            from omegaconf import OmegaConf
-
-            trainer_cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
-        cfg = {k: v for k, v in dict(trainer_cfg).items() if not str(k).startswith("_")}
+        cfg = {k: v for k, v in dict(plain(trainer_cfg)).items() if not str(k).startswith("_")}
     bad = sorted(_RESERVED & set(cfg))
     if bad:
         raise GmvError(
@@ -363,6 +360,26 @@ def _trainer_kwargs(trainer_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
             opts["find_unused_parameters"] = bool(unused) if unused is not None else True
         kw["strategy"] = DDPStrategy(**opts)
     return kw
+
+
+def build_trainer(trainer_cfg: Mapping[str, Any] | None, out_dir: str | Path, callbacks: list[Callback],
+                  logger=None) -> L.Trainer:
+    """The harness's `lightning.Trainer`: the hardware from `trainer_cfg` (see `train_generator`), no epoch or
+    step limit (a callback stops it: `IterationStop`), the data stream's own sampling, `callbacks` in order.
+    A progress bar shows when `callbacks` hold one (`IterationProgressBar`); checkpoints come from a
+    `Checkpoint` callback among them (`IterationCheckpoint`)."""
+    has_bar = any(isinstance(c, TQDMProgressBar) for c in callbacks)
+    return L.Trainer(
+        **_trainer_kwargs(trainer_cfg),
+        max_epochs=-1,
+        max_steps=-1,
+        callbacks=list(callbacks),
+        logger=logger if logger is not None else False,
+        default_root_dir=str(out_dir),
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
+        enable_progress_bar=has_bar,
+        use_distributed_sampler=False,
+    )
 
 
 def checkpoint_iteration(ckpt: Mapping[str, Any]) -> int:
@@ -425,24 +442,13 @@ def train_generator(module, datamodule, max_iterations: int, out_dir: str | Path
                       images=0, images_per_s=0.0, world_size=1)
         return result
 
-    kw = _trainer_kwargs(trainer_cfg)
     stop = IterationStop(max_iterations)
     rng = RNGStateCallback(seed)
     grids = SampleGrid(sample_every, out_dir / "samples", seed=seed)
     throughput = _Throughput()
     ckpt_cb = IterationCheckpoint(ckpt_dir, checkpoint_every, max_iterations)
-    trainer = L.Trainer(
-        **kw,
-        max_epochs=-1,
-        max_steps=-1,
-        callbacks=[rng, stop, throughput, grids, *([IterationProgressBar(max_iterations)] if show_progress() else []),
-                   ckpt_cb],
-        logger=logger if logger is not None else False,
-        default_root_dir=str(out_dir),
-        enable_checkpointing=True,
-        enable_progress_bar=show_progress(),
-        use_distributed_sampler=False,
-    )
+    bar = [IterationProgressBar(max_iterations)] if show_progress() else []
+    trainer = build_trainer(trainer_cfg, out_dir, [rng, stop, throughput, grids, *bar, ckpt_cb], logger=logger)
     with quiet_fit_warnings():
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=False)
 
