@@ -142,7 +142,7 @@ def _columns(path):
     return {c: np.array([float(r[c]) for r in rows]) for c in rows[0] if c not in ("split",)}
 
 
-def test_gmv_value_on_ray_equals_the_single_process_run(ray_local, tiny, tmp_path, capsys):
+def test_gmv_value_on_ray_equals_the_single_process_run(ray_local, tiny, tmp_path, capfd):
     """599 pool points in shards of 200 (200, 200, 199): every method's values to 1e-6, the tables equal."""
     assert _value(tiny, tmp_path / "local", "--cache-dir", str(tmp_path / "cache_local")) == 0
     assert _value(tiny, tmp_path / "ray", "--cache-dir", str(tmp_path / "cache_ray"), "--engine", "ray",
@@ -163,7 +163,7 @@ def test_gmv_value_on_ray_equals_the_single_process_run(ray_local, tiny, tmp_pat
     # the Ray engine writes gmv's embedding cache under the single-process keys: either reuses the other's
     assert sorted(p.name for p in (tmp_path / "cache_ray" / "embeddings").iterdir()) == \
         sorted(p.name for p in (tmp_path / "cache_local" / "embeddings").iterdir())
-    out = capsys.readouterr()
+    out = capfd.readouterr()  # file-descriptor level: Ray's C++ core worker writes to fd 2 directly
     assert "Average value v1" in out.out
     assert "logging_progress" not in out.err and "core_worker" not in out.err  # Ray's chatter stays out
 
@@ -188,7 +188,7 @@ def test_approximate_matchers_per_shard_report_recall_against_the_merged_exact_s
 
 
 def test_a_gmv_error_inside_a_ray_task_reaches_the_caller_as_itself(ray_local):
-    from gmv.valuation.ray_engine import _user_error
+    from gmv.valuation.ray_cluster import user_error
 
     @ray_local.remote
     def refuse():
@@ -196,5 +196,5 @@ def test_a_gmv_error_inside_a_ray_task_reaches_the_caller_as_itself(ray_local):
 
     with pytest.raises(Exception) as caught:
         ray_local.get(refuse.remote())
-    err = _user_error(caught.value)
+    err = user_error(caught.value)
     assert type(err) is GmvError and str(err) == "the pixels are wrong"

@@ -19,6 +19,8 @@ method's `MethodResult`; `result.values` etc. are the main method's.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from gmv.errors import GmvError
 from gmv.valuation.embedders import Embedder, build_embedder, embed_cached
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
 from gmv.valuation.methods import Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method, tables_k
-from gmv.valuation.ray_engine import check_engine, require_ray
+from gmv.valuation.ray_cluster import check_engine, require_ray
 
 
 @dataclass
@@ -182,16 +184,19 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
 def _embed_and_match_on_ray(emb, pool_images, gen_images, ref_images, cache_dir, mcfg, k, distance, address,
                             shard_size, timings):
     """engine="ray": embeddings from one Ray Data pass, tables from per-shard search tasks, merged exactly."""
-    from gmv.valuation import ray_engine
+    from gmv.valuation import ray_cluster, ray_engine
 
     dim = emb.dim(pool_images.shape[1:])
     if shard_size is not None:  # a given shard size is checked before Ray starts; the default needs the cluster
         ray_engine.plan_shards(mcfg, len(pool_images), dim, k, shard_size)
     t0 = time.perf_counter()
-    with ray_engine.ray_session(address) as ray:
+    with ray_cluster.ray_session(address) as ray:
         timings["ray_start"] = time.perf_counter() - t0
-        shard_size, _ = ray_engine.plan_shards(mcfg, len(pool_images), dim, k, shard_size,
-                                               ray_engine.cluster_slots(ray)[1])  # before any embedding
+        n_gpus, n_cpus = ray_cluster.cluster_slots(ray)
+        shard_size, shards = ray_engine.plan_shards(mcfg, len(pool_images), dim, k, shard_size, n_cpus)  # before work
+        print(f"[gmv] Ray ({address or os.environ.get('RAY_ADDRESS') or 'local instance'}): {n_cpus} CPU and "
+              f"{n_gpus} GPU slots; pool of {len(pool_images)} in {len(shards)} search shards of ≤ {shard_size}",
+              file=sys.stderr)
         t0 = time.perf_counter()
         sets = {"pool": pool_images, "generated": gen_images, "reference": ref_images}
         feats, reused = ray_engine.embed_sets(ray, emb, sets, cache_dir)

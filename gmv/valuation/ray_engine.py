@@ -29,128 +29,21 @@ recall@K is measured against the merged exact top-K on the sampled queries, as `
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
-import logging
 import math
-import os
-import socket
 import time
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from gmv.errors import GmvError
 from gmv.valuation.matchers import MatcherConfig, MatchResult, factory_string, recall_at_k, resolve
-
-INSTALL_HINT = "pip install 'gmv[distributed]'"
-ENGINES = ("local", "ray")
-
-
-def check_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise GmvError(f"unknown valuation engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    return engine
-
-
-def require_ray():
-    """The `ray` module, or a clear error saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401 - the embedding stage needs Ray Data, not just Ray core
-    except ImportError as e:
-        raise GmvError(f"engine=ray needs Ray with Ray Data, which is not installed ({e}); "
-                       f"install it with: {INSTALL_HINT}") from None
-    return ray
-
-
-# ---------------------------------------------------------------- connecting -------------------------
-
-
-def _host_port(address: str) -> tuple[str, int] | None:
-    """(host, port) of an address gmv can probe; None for Ray's own keywords ("auto", "local")."""
-    if address in ("auto", "local"):
-        return None
-    bare = address.split("://", 1)[-1].rstrip("/")
-    host, sep, port = bare.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise GmvError(f"Ray address {address!r} is not host:port (e.g. 10.0.0.5:6379, ray://head:10001 or auto)")
-    return host, int(port)
-
-
-def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds when nothing listens at `address` (ray.init itself would retry for minutes)."""
-    target = _host_port(address)
-    if target is None:
-        return
-    try:
-        socket.create_connection(target, timeout=timeout_s).close()
-    except OSError as e:
-        raise GmvError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); start one with "
-                       "`ray start --head` on the head node, or fix --ray-address / ray.address / RAY_ADDRESS "
-                       "(unset it to run on a local Ray instance)") from None
-
-
-def quiet_ray_data(verbose: bool = False) -> None:
-    """Ray Data's per-run banners and its non-terminal progress log lines stay in its log file."""
-    import ray.data
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.print_on_execution_start = verbose
-    if verbose:
-        return
-    logger = logging.getLogger("ray.data")
-    for handler in logger.handlers:
-        if not isinstance(handler, logging.FileHandler) and type(handler).__name__ != "SessionFileHandler":
-            handler.setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None = None, verbose: bool = False) -> Iterator[Any]:
-    """Ray, connected: the running connection if there is one, else `address` (or RAY_ADDRESS), else a
-    new local instance on this machine's CPUs/GPUs — shut down again afterwards."""
-    ray = require_ray()
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        check_reachable(address)
-    if ray.is_initialized():
-        quiet_ray_data(verbose)
-        yield ray
-        return
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=verbose, configure_logging=True,
-                 logging_level=logging.INFO if verbose else logging.ERROR)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise GmvError(f"cannot start or join Ray (address {address or 'local'}): {str(e).splitlines()[0]}") from None
-    quiet_ray_data(verbose)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-def cluster_slots(ray) -> tuple[int, int]:
-    res = ray.cluster_resources()
-    return int(res.get("GPU", 0)), max(1, int(res.get("CPU", 1)))
-
-
-def _user_error(e: BaseException) -> GmvError | None:
-    """The GmvError a Ray task or actor raised, if that is what went wrong."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        cause = getattr(e, "cause", None)  # ray.exceptions.RayTaskError keeps the task's own exception here
-        if isinstance(cause, GmvError):
-            return GmvError(*cause.args)
-        if type(e) is GmvError:
-            return e
-        e = e.__cause__ or cause
-    return None
-
+from gmv.valuation.ray_cluster import cluster_slots, user_error
 
 # ---------------------------------------------------------------- embedding ---------------------------
 
@@ -211,9 +104,10 @@ def _blocks(sets: Mapping[str, np.ndarray], rows: int) -> tuple[list, dict[str, 
     return tables, spans
 
 
-def embed_on_ray(ray, embedder, sets: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def embed_on_ray(ray, embedder, sets: Mapping[str, np.ndarray], progress: bool = True) -> dict[str, np.ndarray]:
     """Embed every image set in one Ray Data pass: blocks → actor pool → embeddings by id."""
     import ray.data
+    from tqdm.auto import tqdm
 
     total = sum(len(x) for x in sets.values())
     if total == 0:
@@ -225,18 +119,26 @@ def embed_on_ray(ray, embedder, sets: Mapping[str, np.ndarray]) -> dict[str, np.
     tables, spans = _blocks(sets, rows)
     worker_copy = copy.copy(embedder)
     worker_copy.progress = False
-    ds = ray.data.from_arrow(tables).map_batches(
-        EmbedBlocks, fn_constructor_args=(worker_copy,), batch_size=None, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(actors, len(tables))),
-        num_gpus=1 if n_gpus else 0, num_cpus=0 if n_gpus else 1, max_restarts=0)  # a failed actor fails the run
+    n_actors = min(actors, len(tables))
+    with warnings.catch_warnings():  # Ray ≥ 2.60 asks for max_restarts by another name; older Rays know only this one
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        ds = ray.data.from_arrow(tables).map_batches(
+            EmbedBlocks, fn_constructor_args=(worker_copy,), batch_size=None, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=n_actors), num_gpus=1 if n_gpus else 0, num_cpus=1,
+            max_restarts=0)  # a failed actor fails the run (and Ray stays quiet about restarting it)
     feats = None
+    bar = tqdm(total=total, desc=f"embed ({embedder.name}, {n_actors} Ray actors)", unit="img", disable=not progress,
+               leave=False)
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             if feats is None:
                 feats = np.empty((total, batch["embedding"].shape[1]), np.float32)
             feats[batch["id"]] = batch["embedding"]
+            bar.update(len(batch["id"]))
     except Exception as e:  # noqa: BLE001 - a GmvError inside an actor is the user's; anything else is Ray's
-        raise (_user_error(e) or e) from None
+        raise (user_error(e) or e) from None
+    finally:
+        bar.close()
     return {name: feats[lo:hi] for name, (lo, hi) in spans.items()}
 
 
@@ -364,7 +266,7 @@ def search_on_ray(ray, pool: np.ndarray, queries: np.ndarray, k: int, cfg: Match
                 bar.update(len(done))
         parts = ray.get(refs)
     except Exception as e:  # noqa: BLE001
-        raise (_user_error(e) or e) from None
+        raise (user_error(e) or e) from None
     sq, idx = merge_topk([p[0] for p in parts], [p[1] for p in parts], offsets, k)
     seconds = {"search": time.perf_counter() - t0, "shard_max": max(p[4] for p in parts)}
     recall = 1.0
