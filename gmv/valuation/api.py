@@ -19,8 +19,6 @@ method's `MethodResult`; `result.values` etc. are the main method's.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +140,9 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     # ---- embed + match: on this process (engine "local") or on a Ray cluster (engine "ray") ----
     ref_images = None if ref_set is None else ref_set.images
     if engine == "ray":
-        pool_emb, gen_emb, ref_emb, reused, result = _embed_and_match_on_ray(
+        from gmv.valuation.ray_engine import embed_and_match
+
+        pool_emb, gen_emb, ref_emb, reused, result = embed_and_match(
             emb, pool.images, gen_set.images, ref_images, cache_dir, mcfg, k_tables, distance, ray_address,
             shard_size, timings)
     else:
@@ -180,30 +180,3 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
                      float(first.extras.get("tau", float("nan"))), emb.fingerprint(), timings, reused, results,
                      skipped, ref_emb)
 
-
-def _embed_and_match_on_ray(emb, pool_images, gen_images, ref_images, cache_dir, mcfg, k, distance, address,
-                            shard_size, timings):
-    """engine="ray": embeddings from one Ray Data pass, tables from per-shard search tasks, merged exactly."""
-    from gmv.valuation import ray_cluster, ray_engine
-
-    dim = emb.dim(pool_images.shape[1:])
-    if shard_size is not None:  # a given shard size is checked before Ray starts; the default needs the cluster
-        ray_engine.plan_shards(mcfg, len(pool_images), dim, k, shard_size)
-    t0 = time.perf_counter()
-    with ray_cluster.ray_session(address) as ray:
-        timings["ray_start"] = time.perf_counter() - t0
-        n_gpus, n_cpus = ray_cluster.cluster_slots(ray)
-        shard_size, shards = ray_engine.plan_shards(mcfg, len(pool_images), dim, k, shard_size, n_cpus)  # before work
-        print(f"[gmv] Ray ({address or os.environ.get('RAY_ADDRESS') or 'local instance'}): {n_cpus} CPU and "
-              f"{n_gpus} GPU slots; pool of {len(pool_images)} in {len(shards)} search shards of ≤ {shard_size}",
-              file=sys.stderr)
-        t0 = time.perf_counter()
-        sets = {"pool": pool_images, "generated": gen_images, "reference": ref_images}
-        feats, reused = ray_engine.embed_sets(ray, emb, sets, cache_dir)
-        timings["embed"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = ray_engine.search_on_ray(ray, feats["pool"], feats["generated"], k, mcfg, distance, shard_size)
-        timings["match"] = time.perf_counter() - t0
-    reused = {"pool_embedding": reused["pool"], "generated_embedding": reused["generated"],
-              **({"reference_embedding": reused["reference"]} if ref_images is not None else {})}
-    return feats["pool"], feats["generated"], feats.get("reference"), reused, result

@@ -33,6 +33,8 @@ import copy
 import hashlib
 import json
 import math
+import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, replace
@@ -281,3 +283,35 @@ def search_on_ray(ray, pool: np.ndarray, queries: np.ndarray, k: int, cfg: Match
                     n_missing=int(missing.sum()), engine="ray", n_shards=len(offsets), shard_size=shard_size,
                     shard_factories=sorted({p[3] for p in parts}))
     return MatchResult(dist, idx, recall, settings, factory_string(cfgs[0]), seconds)
+
+
+# ---------------------------------------------------------------- the engine, for valuate() -----------
+
+
+def embed_and_match(emb, pool_images, gen_images, ref_images, cache_dir, mcfg, k, distance, address,
+                    shard_size, timings):
+    """valuate(engine="ray"): (pool, generated, reference embeddings, reused flags, merged MatchResult) —
+    embeddings from one Ray Data pass (or gmv's cache), tables from per-shard search tasks. Fills `timings`."""
+    from gmv.valuation import ray_cluster
+
+    dim = emb.dim(pool_images.shape[1:])
+    if shard_size is not None:  # a given shard size is checked before Ray starts; the default needs the cluster
+        plan_shards(mcfg, len(pool_images), dim, k, shard_size)
+    t0 = time.perf_counter()
+    with ray_cluster.ray_session(address) as ray:
+        timings["ray_start"] = time.perf_counter() - t0
+        n_gpus, n_cpus = ray_cluster.cluster_slots(ray)
+        shard_size, shards = plan_shards(mcfg, len(pool_images), dim, k, shard_size, n_cpus)  # before work
+        print(f"[gmv] Ray ({address or os.environ.get('RAY_ADDRESS') or 'local instance'}): {n_cpus} CPU and "
+              f"{n_gpus} GPU slots; pool of {len(pool_images)} in {len(shards)} search shards of ≤ {shard_size}",
+              file=sys.stderr)
+        t0 = time.perf_counter()
+        sets = {"pool": pool_images, "generated": gen_images, "reference": ref_images}
+        feats, reused = embed_sets(ray, emb, sets, cache_dir)
+        timings["embed"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = search_on_ray(ray, feats["pool"], feats["generated"], k, mcfg, distance, shard_size)
+        timings["match"] = time.perf_counter() - t0
+    reused = {"pool_embedding": reused["pool"], "generated_embedding": reused["generated"],
+              **({"reference_embedding": reused["reference"]} if ref_images is not None else {})}
+    return feats["pool"], feats["generated"], feats.get("reference"), reused, result
