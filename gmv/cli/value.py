@@ -57,6 +57,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--audit-fdr", type=float, default=0.05, help="per-image audit: Benjamini–Hochberg FDR level")
     g.add_argument("--distance", default="l2", choices=["l2", "sqeuclidean"],
                    help="distance in Eq. 5: Euclidean (default) or squared Euclidean (FAISS's raw output)")
+    g = p.add_argument_group("engine (where embedding and matching run)")
+    g.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: this process; ray: Ray Data actors embed, Ray tasks search pool shards, exact merge "
+                        "(needs pip install 'gmv[distributed]')")
+    g.add_argument("--ray-address", help="Ray cluster to join (host:port, ray://host:port or auto; default: "
+                                         "RAY_ADDRESS, else a local Ray instance)")
+    g.add_argument("--shard-size", type=int, help="pool points per Ray search task (default: pool / CPU slots)")
     g = p.add_argument_group("analysis and logging")
     g.add_argument("--ra3-n", type=int, default=8,
                    help="rows in each RA3 gallery (with attributes: 4 × this many images per side are compared)")
@@ -104,7 +111,8 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     val = valuate(args.train, args.generated, embedder=args.embedder, matcher=matcher, k=args.k,
                   held_out=args.held_out, cache_dir=args.cache_dir or None, embedder_options=embedder_options,
-                  image_size=args.image_size, method=method, baselines=baselines, reference=args.reference)
+                  image_size=args.image_size, method=method, baselines=baselines, reference=args.reference,
+                  engine=args.engine, ray_address=args.ray_address, shard_size=args.shard_size)
     out = Path(args.out)
     config = dict(vars(args))
     with Tracker(mode=args.wandb, project=args.wandb_project, dir=out, name=label, config=config,
@@ -112,6 +120,9 @@ def run(args: argparse.Namespace) -> dict:
         metrics = write_report(val, out, label=label, tracker=tracker, ra3_n=args.ra3_n, tsne_cap=args.tsne_cap,
                                audit_fdr=args.audit_fdr, seed=args.seed, report_class=args.report_class)
         metrics["seconds_total"] = round(time.perf_counter() - t0, 3)  # valuation + report, end to end
+        metrics["engine"] = args.engine
+        if args.engine == "ray":
+            metrics.update({k: val.matches.settings[k] for k in ("n_shards", "shard_size")})
         write_json(out / "metrics.json", metrics)
         write_json(out / "command.json", {"argv": ["gmv-value", *sys.argv[1:]], "args": config})
     print(summary(metrics, label))

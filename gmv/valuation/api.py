@@ -32,6 +32,7 @@ from gmv.errors import GmvError
 from gmv.valuation.embedders import Embedder, build_embedder, embed_cached
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
 from gmv.valuation.methods import Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method, tables_k
+from gmv.valuation.ray_cluster import check_engine, require_ray
 
 
 @dataclass
@@ -103,10 +104,17 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
             matcher: str | MatcherConfig | Mapping[str, Any] = "flat", k: int = 10, held_out=None,
             tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
             embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None,
-            method: Any = None, baselines: Sequence[Any] | None = None, reference=None) -> Valuation:
-    """Value every training (and held-out) image by the generated images that match it."""
+            method: Any = None, baselines: Sequence[Any] | None = None, reference=None,
+            engine: str = "local", ray_address: str | None = None, shard_size: int | None = None) -> Valuation:
+    """Value every training (and held-out) image by the generated images that match it.
+
+    `engine="ray"` embeds and matches on a Ray cluster (gmv/valuation/ray_engine.py): `ray_address`
+    (default: RAY_ADDRESS, else a local instance), `shard_size` pool points per search task."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    check_engine(engine)
+    if engine == "ray":
+        require_ray()  # before any loading: say how to install it
     methods = _methods(method, baselines, k, tau, distance)  # every method checks its settings here
     main = methods[0]
     distance = getattr(main, "distance", distance)
@@ -129,18 +137,28 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k_tables)  # all checks before work
     timings["load_and_check"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    pool_emb, reused_pool = embed_cached(emb, pool.images, cache_dir, desc="embed training")
-    gen_emb, reused_gen = embed_cached(emb, gen_set.images, cache_dir, desc="embed generated")
-    reused = {"pool_embedding": reused_pool, "generated_embedding": reused_gen}
-    ref_emb = None
-    if ref_set is not None:
-        ref_emb, reused["reference_embedding"] = embed_cached(emb, ref_set.images, cache_dir, desc="embed reference")
-    timings["embed"] = time.perf_counter() - t0
+    # ---- embed + match: on this process (engine "local") or on a Ray cluster (engine "ray") ----
+    ref_images = None if ref_set is None else ref_set.images
+    if engine == "ray":
+        from gmv.valuation.ray_engine import embed_and_match
 
-    t0 = time.perf_counter()
-    result = match(pool_emb, gen_emb, k_tables, mcfg, distance=distance)
-    timings["match"] = time.perf_counter() - t0
+        pool_emb, gen_emb, ref_emb, reused, result = embed_and_match(
+            emb, pool.images, gen_set.images, ref_images, cache_dir, mcfg, k_tables, distance, ray_address,
+            shard_size, timings)
+    else:
+        t0 = time.perf_counter()
+        pool_emb, reused_pool = embed_cached(emb, pool.images, cache_dir, desc="embed training")
+        gen_emb, reused_gen = embed_cached(emb, gen_set.images, cache_dir, desc="embed generated")
+        reused = {"pool_embedding": reused_pool, "generated_embedding": reused_gen}
+        ref_emb = None
+        if ref_set is not None:
+            ref_emb, reused["reference_embedding"] = embed_cached(emb, ref_images, cache_dir, desc="embed reference")
+        timings["embed"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        result = match(pool_emb, gen_emb, k_tables, mcfg, distance=distance)
+        timings["match"] = time.perf_counter() - t0
+    # ---- end of the engine-specific part: values below come from the same tables either way ----
 
     t0 = time.perf_counter()
     evidence = Evidence(pool_emb, gen_emb, split, result, ref_emb)
@@ -161,3 +179,4 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     return Valuation(first.values, n_matches, split, pool, gen_set, pool_emb, gen_emb, result, credit, k_main,
                      float(first.extras.get("tau", float("nan"))), emb.fingerprint(), timings, reused, results,
                      skipped, ref_emb)
+
