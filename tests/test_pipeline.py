@@ -123,6 +123,7 @@ def test_sampling_only_settings_do_not_retrain(tmp_path):
     ("valuation.tau=sharp", "tau"),
     ("valuation.target_top_credit=1.5", "target_top_credit"),
     ("valuation.report_class=cat", "valuation.report_class"),
+    ("valuation.engine=spark", "unknown valuation engine"),
     ("valuation.baselines.knn_count._target_=gmv.nothing.Here", "cannot build valuation method"),
     ("+control.kind=blend", "control.kind"),
     ("+control={kind:dose_response,fractions:[0,2],seeds:[0]}", "control.fractions"),

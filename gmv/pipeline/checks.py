@@ -36,6 +36,12 @@ def check_config(cfg) -> None:
         raise GmvError(f"valuation.distance must be one of {', '.join(DISTANCES)}, got {v.distance!r}")
     if cfg.matcher.kind not in KINDS:
         raise GmvError(f"unknown matcher kind {cfg.matcher.kind!r}; choose matcher=flat|pq|ivfpq|opq")
+    engine = v.get("engine", "local")
+    from gmv.valuation.ray_cluster import check_engine, require_ray
+
+    check_engine(engine)
+    if engine == "ray":
+        require_ray()  # a missing Ray fails here, before any training
     if cfg.logger.mode not in MODES:
         raise GmvError(f"logger.mode must be one of {', '.join(MODES)}, got {cfg.logger.mode!r}")
     if cfg.get("control"):

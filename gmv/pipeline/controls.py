@@ -31,6 +31,7 @@ def check_control(control) -> None:
 def run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, reference, run_dir: Path, tracker,
                 label: str) -> dict[str, Any]:
     from gmv.analysis.dose_response import dose_response, write_dose_response
+    from gmv.pipeline.stages import engine_options
     from gmv.valuation.api import valuate
 
     control = cfg.control  # checked by check_config before anything ran
@@ -38,7 +39,7 @@ def run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, refe
 
     def value_fn(planted):
         val = valuate(v1, planted, embedder=embedder, matcher=matcher, held_out=v2, cache_dir=cache, method=method,
-                      baselines=baselines, reference=reference)
+                      baselines=baselines, reference=reference, **engine_options(cfg.valuation))
         return {name: (r.side("v1"), r.side("v2")) for name, r in val.methods.items()}
 
     flip = bool(control.get("flip", cfg.train.hflip))

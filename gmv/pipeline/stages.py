@@ -74,6 +74,14 @@ def valuation_methods(valuation_cfg: Mapping[str, Any]):
     return method, baselines
 
 
+def engine_options(valuation_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """valuate()'s engine arguments from the valuation section (engine, ray.address, ray.shard_size)."""
+    v = valuation_cfg
+    ray = v.get("ray") or {}
+    return {"engine": str(v.get("engine", "local")), "ray_address": ray.get("address"),
+            "shard_size": ray.get("shard_size")}
+
+
 # --------------------------------------------------------------------------- generator
 
 

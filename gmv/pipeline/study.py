@@ -174,7 +174,7 @@ def _value(s: Study, _) -> None:
     main, baselines = s.methods
     held_out = s.v2 if s.cfg.valuation.held_out else None
     s.val = valuate(s.v1, s.samples, embedder=s.embedder, matcher=s.matcher, held_out=held_out, cache_dir=s.cache,
-                    method=main, baselines=baselines, reference=s.reference)
+                    method=main, baselines=baselines, reference=s.reference, **stages.engine_options(s.cfg.valuation))
 
 
 def _quality(s: Study, _) -> None:
