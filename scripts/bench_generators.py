@@ -78,7 +78,8 @@ from gmv.data.sources import load_digits  # noqa: E402
 from gmv.generators import GENERATORS  # noqa: E402
 from gmv.io import write_json, write_text  # noqa: E402
 from gmv.training.datamodule import ImageSetDataModule  # noqa: E402
-from gmv.training.train import RNGStateCallback, build_trainer, quiet_fit_warnings  # noqa: E402
+from gmv.training.callbacks import RNGStateCallback  # noqa: E402
+from gmv.training.train import build_trainer, quiet_fit_warnings  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def _after(owner, name: str, n: int, before: bool = False) -> None:
 
 def install(point: str, n: int) -> None:
     if point == "checkpoint":
-        from gmv.training.train import IterationCheckpoint
+        from gmv.training.callbacks import IterationCheckpoint
 
         _after(IterationCheckpoint, "_save", n)
     elif point == "part":

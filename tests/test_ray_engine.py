@@ -198,3 +198,17 @@ def test_a_gmv_error_inside_a_ray_task_reaches_the_caller_as_itself(ray_local):
         ray_local.get(refuse.remote())
     err = user_error(caught.value)
     assert type(err) is GmvError and str(err) == "the pixels are wrong"
+
+
+def test_a_study_on_the_ray_engine_equals_the_local_study(ray_local, tmp_path):
+    """`valuation.engine=ray` in the study app: the same values as the local engine, on the same cache."""
+    from test_pipeline import TINY, cfg_of
+
+    from gmv.pipeline import run_study
+
+    cache = tmp_path / "cache"
+    local = run_study(cfg_of(*TINY, f"cache_dir={cache}"), tmp_path / "local")
+    ray = run_study(cfg_of(*TINY, f"cache_dir={cache}", "valuation.engine=ray", "valuation.ray.shard_size=50"),
+                    tmp_path / "ray")
+    assert (tmp_path / "local" / "values.csv").read_text() == (tmp_path / "ray" / "values.csv").read_text()
+    assert ray["p_value"] == local["p_value"]

@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from gmv.data.sources import load_digits
 from gmv.errors import GmvError
 from gmv.generators.stylegan2 import PRESETS, StyleGAN2
-from gmv.models.stylegan2 import MinibatchStdLayer, downsample2d, fir_filter, modulated_conv2d, upsample2d
+from gmv.models.stylegan2_discriminator import MinibatchStdLayer
+from gmv.models.stylegan2_layers import downsample2d, fir_filter, modulated_conv2d, upsample2d
 
 
 def _trainer(**kw) -> L.Trainer:

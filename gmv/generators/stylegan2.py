@@ -1,5 +1,6 @@
 """StyleGAN2 as a Lightning module: non-saturating logistic loss, lazy R1, optional lazy path-length
-regularisation, style mixing, EMA generator. Networks live in `gmv.models.stylegan2`.
+regularisation, style mixing, EMA generator. Networks live in `gmv.models.stylegan2` (G) and
+`gmv.models.stylegan2_discriminator` (D).
 
     module = StyleGAN2(n_classes=10, image_size=32, channels=3, preset="cifar10")
 
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from gmv.generators.base import GeneratorModule, update_ema
-from gmv.models.stylegan2 import Discriminator, Generator
+from gmv.models.stylegan2 import Generator
+from gmv.models.stylegan2_discriminator import Discriminator
 
 
 @dataclass(frozen=True)

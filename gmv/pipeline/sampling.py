@@ -95,7 +95,7 @@ def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEn
 
 def _join_parts(entry: CacheEntry, n_parts: int, ids: np.ndarray, n_classes: int) -> ImageSet:
     from gmv.training.sample import save_grid
-    from gmv.training.train import grid_columns
+    from gmv.training.callbacks import grid_columns
 
     paths = [entry.folder / f"part_{i:05d}.npz" for i in range(n_parts)]
     images, labels = [], []
