@@ -315,9 +315,9 @@ def match(pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig = Ma
     settings.update(used)
     settings.update(distance=distance, k=k, n_pool=n, dim=d, n_missing=int((idx < 0).sum()), n_queries=len(queries))
     if cfg.kind != "flat" and recall < cfg.target_recall:
+        hint = ("raise nprobe or rerank" if cfg.kind in IVF_KINDS else "raise rerank") + ", or use matcher=flat / auto"
         print(f"[gmv] WARNING: recall@{k} = {recall:.3f} against exact search is below the target "
-              f"{cfg.target_recall:g} ({factory}{' + re-rank' if cfg.rerank else ''}); raise nprobe or rerank, "
-              "or use matcher=flat / auto", file=sys.stderr, flush=True)
+              f"{cfg.target_recall:g} ({factory}{' + re-rank' if cfg.rerank else ''}); {hint}", file=sys.stderr, flush=True)
     if tmp is not None:
         sq.flush()
         idx.flush()
