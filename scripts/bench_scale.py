@@ -202,8 +202,12 @@ def main():
     p.add_argument("--note", default="", help="a line for the report (e.g. 'machine loaded by other jobs')")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per case")
     p.add_argument("--case", nargs=2, metavar=("CELL", "MATCHER"), help=argparse.SUPPRESS)  # the subprocess
+    p.add_argument("--prepare", metavar="CELL", help=argparse.SUPPRESS)  # make a cell's data (own process)
     a = p.parse_args()
     work = Path(a.work_dir)
+    if a.prepare:
+        cell_data(a.prepare, work)
+        return
     if a.case:
         result = run_case(*a.case, work)
         path = work / "cases" / f"{a.case[0]}__{a.case[1]}.json"
@@ -217,6 +221,8 @@ def main():
         sys.exit(f"unknown cell(s) {unknown}; choose from {', '.join(GRID)}")
     if not a.report:
         for cell in cells:
+            # the data first, in a process of its own, so that no case's peak RSS includes making it
+            subprocess.run([sys.executable, __file__, "--prepare", cell, "--work-dir", str(work)], check=True)
             for name in [x for x in MATCHERS if x in a.matchers.split(",")]:  # flat first: the exact table
                 done = work / "cases" / f"{cell}__{name}.json"
                 if not wanted(cell, name) or (done.exists() and not a.force):
@@ -241,7 +247,16 @@ def write_report(work: Path, out: Path, a) -> None:
     order = {c: i for i, c in enumerate(GRID)}
     cases = [c for c in cases if c["cell"] in order]  # the grid's cells only (others were trials)
     cases.sort(key=lambda c: (order[c["cell"]], MATCHERS.index(c["matcher"])))
-    command = "python scripts/bench_scale.py " + " ".join(sys.argv[1:])
+    argv, skip = [], False  # the command that ran the cases (without --report / --note / --out)
+    for x in sys.argv[1:]:
+        if skip or x == "--report":
+            skip = False
+            continue
+        if x in ("--note", "--out"):
+            skip = True
+            continue
+        argv.append(x if " " not in x else repr(x))
+    command = "python scripts/bench_scale.py " + " ".join(argv)
     machine = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                "faiss": faiss.__version__, "numpy": np.__version__}
     write_json(out / "scale.json", {"command": command.strip(), "note": a.note, "d": D, "k": K,
@@ -280,7 +295,7 @@ def render(cases: list[dict], command: str, note: str, machine: dict) -> str:
         lines.append(
             f"| {c['cell']} | {c['matcher']} | {index} | {c['nprobe'] or '—'} | {c['seconds_build']:.1f} | "
             f"{c['seconds_search']:.1f} | {c['seconds_value']:.1f} | {c['seconds_end_to_end']:.1f} | {bare:.1f} | "
-            f"{c['ratio_gmv_over_bare']:.2f} | {c['data_gib']:.2f} | {c['peak_rss_gib']:.2f} | {c['recall_at_50']:.3f} | "
+            f"{c['ratio_gmv_over_bare']:.2f} | {c['data_gib']:.3f} | {c['peak_rss_gib']:.2f} | {c['recall_at_50']:.3f} | "
             f"{_f(c.get('credit_l1'), '.4f')} | {c['credit_l1_sampled']:.4f} | {c['load_before']:.1f} |")
     auto = [c for c in cases if c["matcher"] == "auto"]
     if auto:
