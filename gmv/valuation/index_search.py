@@ -24,6 +24,9 @@ SEARCH_CHUNK = 16_384  # queries per search
 #: nprobe values tried, in order, when tuning to the recall target (≈ ×1.5 steps)
 NPROBE_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 CALIBRATION_QUERIES = 500
+#: tuning aims this much above the target, so that recall on other queries stays above it too
+#: (tuned to exactly 0.95, the 200k × 512 benchmark measured 0.959 and 0.963 on two other samples)
+CALIBRATION_MARGIN = 0.01
 
 
 def chunks(n: int, size: int) -> list[np.ndarray]:
@@ -154,8 +157,9 @@ def run(pool: np.ndarray, queries: np.ndarray, k: int, cfg, factory: str, sq_out
         calib = (rng.choice(rest, min(CALIBRATION_QUERIES, len(rest)), replace=False) if len(rest) >= 100
                  else sample)
         _, exact_calib = knn_exact(pool, queries[calib], k)
-        nprobe, r, tried = tune_nprobe(index, queries[calib], exact_calib, k, cfg.nlist, cfg.target_recall)
-        used.update(nprobe=nprobe, nprobe_rule=f"tuned: smallest nprobe with recall@{k} ≥ {cfg.target_recall:g} on "
+        aim = min(1.0, cfg.target_recall + CALIBRATION_MARGIN)
+        nprobe, r, tried = tune_nprobe(index, queries[calib], exact_calib, k, cfg.nlist, aim)
+        used.update(nprobe=nprobe, nprobe_rule=f"tuned: smallest nprobe with recall@{k} ≥ {aim:g} on "
                     f"{len(calib)} {'other ' if calib is not sample else ''}sampled queries",
                     nprobe_tried=[list(x) for x in tried])
         seconds["tune"] = time.perf_counter() - t

@@ -15,7 +15,7 @@ by true distance (FAISS `IndexRefineFlat`, which keeps an exact copy of the pool
 Settings the user leaves unset (None) adapt to the data (N points, dimension D); settings given
 explicitly are validated and never changed. An unset `nprobe` of `ivfflat`/`ivfsq8` (and of auto's
 IVF choices) is tuned at match time: the smallest nprobe whose recall@K on sampled queries reaches
-`target_recall`. Every run measures recall@K against exact search on a sample of queries, because
+`target_recall` + 0.01. Every run measures recall@K against exact search on a sample of queries, because
 bare PQ can lose half the true neighbours — users must see that number, and a warning line when it
 falls below `target_recall`.
 
