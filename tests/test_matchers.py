@@ -1,5 +1,7 @@
 """FAISS matchers: exactness, recall against exact search, settings adapt or are validated."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import clustered
@@ -84,3 +86,136 @@ def test_small_pools_get_one_note_instead_of_faiss_warnings_and_opq_is_refused(c
     assert 0 < result.recall_at_k <= 1
     with pytest.raises(GmvError, match="opq needs a pool of ≥ 256"):
         match(pool, queries, 5, MatcherConfig(kind="opq"))
+
+
+# ---- large-pool matchers: ivfflat, ivfsq8, auto, chunking, memory-mapped tables ----------------------
+
+from gmv.valuation import auto_index  # noqa: E402
+from gmv.valuation.auto_index import choose  # noqa: E402
+from gmv.valuation.matchers import MatchResult  # noqa: E402
+from gmv.valuation.value import values_from_matches  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """5,000 × 32 pool in 50 clusters, 600 queries from the same clusters."""
+    return clustered(5000, 32, 50, seed=3), clustered(600, 32, 50, seed=4)
+
+
+@pytest.mark.parametrize("cfg", [MatcherConfig("ivfflat"), MatcherConfig("ivfsq8"), MatcherConfig("ivfsq8", rerank=20)],
+                         ids=["ivfflat", "ivfsq8", "ivfsq8+rerank"])
+def test_ivf_kinds_tune_nprobe_to_the_recall_target(blobs, cfg):
+    pool, q = blobs
+    r = match(pool, q, 10, replace(cfg, recall_queries=300))
+    _, exact = exact_search(pool, q, 10)
+    assert recall_at_k(r.indices, exact) >= 0.95  # over all queries, not only the sampled ones
+    assert r.recall_at_k >= 0.95 and 1 <= r.settings["nprobe"] <= r.settings["nlist"]
+    assert r.settings["nprobe"] < r.settings["nlist"]  # it did not just search everything
+    assert r.settings["nprobe_tried"][-1] == [r.settings["nprobe"], pytest.approx(r.settings["nprobe_tried"][-1][1])]
+    assert r.factory == f"IVF{r.settings['nlist']},{'Flat' if cfg.kind == 'ivfflat' else 'SQ8'}"
+    assert np.all(np.diff(r.distances, axis=1) >= -1e-5)
+    if cfg.kind == "ivfflat" or cfg.rerank:  # exact distances for the neighbours found
+        d2 = ((q[:, None, :].astype(np.float64) - pool[r.indices].astype(np.float64)) ** 2).sum(-1)
+        assert np.allclose(r.distances, np.sqrt(d2), rtol=1e-4)
+
+
+def test_fixed_nprobe_is_kept_and_low_recall_is_announced(blobs, capfd):
+    pool, q = blobs
+    r = match(pool, q, 10, MatcherConfig("ivfflat", nlist=100, nprobe=1, recall_queries=200))
+    assert r.settings["nprobe"] == 1 and "nprobe_rule" not in r.settings
+    err = capfd.readouterr().err
+    assert r.recall_at_k < 0.95 and "WARNING: recall@10" in err and "below the target 0.95" in err
+
+
+def test_auto_picks_exact_search_for_small_or_cheap_jobs():
+    assert choose(200, 256, 5, 1000, 8).kind == "flat"  # the default study's size
+    assert choose(15_000, 4096, 50, 1_000_000, 8).kind == "flat"  # small pool, any number of queries
+    assert choose(50_000, 512, 50, 10_000, 8).kind == "flat"  # N·M·D = 2.6e11
+    c = resolve(MatcherConfig("auto", m=8), n=1000, d=64, k=5)
+    assert c.kind == "flat" and "exact search is cheap" in c.auto_reason and "m=8 not used" in c.auto_reason
+
+
+def test_auto_picks_ivf_for_large_pools_and_compresses_to_fit_memory():
+    big = choose(1_000_000, 512, 50, 100_000, 8)
+    assert big.kind == "ivfsq8" and big.settings["rerank"] == 100 and big.settings["nprobe"] is None
+    assert big.settings["nlist"] == 4000 and big.index_bytes <= 8 * 2 ** 30
+    assert choose(200_000, 512, 50, 100_000, 8).kind == "ivfsq8"
+    no_copy = choose(1_000_000, 512, 50, 100_000, 1.0)  # 2.5 GB of re-rank copy does not fit 1 GB
+    assert no_copy.kind == "ivfsq8" and no_copy.settings["rerank"] == 0 and "no re-rank" in no_copy.reason
+    tight = choose(1_000_000, 512, 50, 100_000, 0.45)  # SQ8 needs 0.5 GB: PQ codes
+    assert tight.kind == "ivfpq" and tight.index_bytes <= 0.45 * 2 ** 30 and 512 % tight.settings["m"] == 0
+    assert tight.settings["m"] >= 64
+    with pytest.raises(GmvError, match="too small for a pool of 1,000,000"):
+        choose(1_000_000, 512, 50, 100_000, 0.01)
+    cfg = resolve(MatcherConfig("auto", memory_gb=0.45), n=1_000_000, d=512, k=50, n_queries=100_000)
+    assert cfg.kind == "ivfpq" and cfg.nprobe is None and cfg.auto_reason  # nprobe tuned at match time
+
+
+def test_auto_end_to_end_on_an_ivf_choice(blobs, monkeypatch, capsys):
+    monkeypatch.setattr(auto_index, "SMALL_POOL", 0)  # make this small job look large
+    monkeypatch.setattr(auto_index, "EXACT_WORK", 0)
+    pool, q = blobs
+    r = match(pool, q, 10, MatcherConfig(recall_queries=300))  # kind = auto is the default
+    assert r.settings["kind"] == "ivfsq8" and r.settings["rerank"] == 20 and r.recall_at_k >= 0.95
+    assert r.settings["auto_reason"].startswith("exact search would cost")
+    out = capsys.readouterr().out
+    assert out.count("[gmv] matcher auto → ivfsq8") == 1
+
+
+@pytest.mark.parametrize("cfg", [MatcherConfig("flat"), MatcherConfig("ivfsq8", rerank=20, nprobe=4),
+                                 MatcherConfig("pq", m=8)], ids=["flat", "ivfsq8+rerank", "pq"])
+def test_chunked_add_and_search_give_the_one_shot_tables(blobs, cfg):
+    pool, q = blobs
+    one = match(pool, q, 10, cfg)
+    chunked = match(pool, q, 10, replace(cfg, chunk_size=250))  # 20 add chunks, 3 search chunks
+    assert np.array_equal(one.indices, chunked.indices) and np.array_equal(one.distances, chunked.distances)
+    assert one.recall_at_k == chunked.recall_at_k
+
+
+def test_tables_round_trip_through_memory_mapped_npy(blobs, tmp_path):
+    pool, q = blobs
+    r = match(pool, q, 7, MatcherConfig("ivfflat", recall_queries=100), out_dir=tmp_path / "tables")
+    assert isinstance(r.distances, np.memmap) and isinstance(r.indices, np.memmap)
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["distances.npy", "indices.npy", "match.json"]
+    back = MatchResult.load(tmp_path / "tables")
+    assert isinstance(back.indices, np.memmap) and back.indices.shape == (600, 7)
+    assert np.array_equal(back.indices, r.indices) and np.array_equal(back.distances, r.distances)
+    assert back.settings == r.settings and back.recall_at_k == r.recall_at_k and back.factory == r.factory
+    in_ram = match(pool, q, 7, MatcherConfig("flat"))
+    in_ram.save(tmp_path / "flat")
+    again = MatchResult.load(tmp_path / "flat", mmap_mode=None)
+    assert np.array_equal(again.distances, in_ram.distances) and again.settings["kind"] == "flat"
+    with pytest.raises(GmvError, match="holds no match tables"):
+        MatchResult.load(tmp_path / "nothing")
+
+
+def test_values_summed_in_chunks_equal_one_piece(blobs, monkeypatch):
+    import gmv.valuation.value as value
+
+    pool, q = blobs
+    r = match(pool, q, 10, MatcherConfig("flat"))
+    whole = values_from_matches(r.distances, r.indices, len(pool), tau="auto")
+    monkeypatch.setattr(value, "CHUNK_ENTRIES", 64)  # 6 rows per chunk
+    parts = values_from_matches(r.distances, r.indices, len(pool), tau="auto")
+    assert np.array_equal(whole[2], parts[2]) and np.array_equal(whole[1], parts[1])  # credits, counts
+    assert np.allclose(whole[0], parts[0], rtol=1e-12) and abs(parts[0].sum() - len(q)) < 1e-9
+
+
+@pytest.mark.parametrize("cfg,msg", [
+    (MatcherConfig("ivfflat", nlist=1001), "nlist must be in 1..1000"),
+    (MatcherConfig("ivfsq8", nlist=16, nprobe=17), "nprobe must be in 1..nlist"),
+    (MatcherConfig("ivfsq8", nprobe=500), r"nprobe must be in 1..nlist \(25\)"),
+    (MatcherConfig("ivfsq8", rerank=4), "must be ≥ k"),
+    (MatcherConfig("ivfflat", rerank=20), "ivfflat is already exact"),
+    (MatcherConfig("ivfsq8", m=8), "m/nbits apply to the PQ matchers"),
+    (MatcherConfig("pq", nlist=8), "nlist/nprobe apply to the IVF matchers"),
+    (MatcherConfig("ivfflat", nlist=64, train_size=50), "train_size = 50 is below nlist = 64"),
+    (MatcherConfig("auto", memory_gb=0), "memory_gb must be a number > 0"),
+    (MatcherConfig("ivfsq8", memory_gb=-1), "memory_gb must be a number > 0"),
+    (MatcherConfig("auto", target_recall=1.5), "target_recall must lie in"),
+    (MatcherConfig("auto", chunk_size=0), "chunk_size must be an integer ≥ 1"),
+    (MatcherConfig("auto", rerank=3), "must be ≥ k"),
+])
+def test_bad_large_pool_settings_fail_clearly(cfg, msg):
+    with pytest.raises(GmvError, match=msg):
+        resolve(cfg, n=1000, d=64, k=5)

@@ -35,11 +35,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--cache-dir", default=".cache/gmv", help="embedding cache ('' disables)")
     g = p.add_argument_group("matching and value")
     g.add_argument("--k", type=int, default=10, help="K nearest training points per generated point")
-    g.add_argument("--index", default="flat", choices=["flat", "pq", "ivfpq", "opq"], help="FAISS matcher")
+    g.add_argument("--index", default="auto", choices=["auto", "flat", "pq", "ivfpq", "opq", "ivfflat", "ivfsq8"],
+                   help="FAISS matcher (auto: exact search for small or cheap jobs, IVF for large pools)")
     g.add_argument("--pq-m", type=int, help="PQ sub-quantisers (default: adapts to the dimension)")
     g.add_argument("--nbits", type=int, help="bits per PQ code (default: 8, fewer for small pools)")
-    g.add_argument("--nlist", type=int, help="IVF lists (ivfpq)")
-    g.add_argument("--nprobe", type=int, help="IVF lists searched per query (ivfpq)")
+    g.add_argument("--nlist", type=int, help="IVF lists (ivfpq, ivfflat, ivfsq8)")
+    g.add_argument("--nprobe", type=int, help="IVF lists searched per query (default: ivfpq a fixed rule; ivfflat, "
+                                               "ivfsq8, auto: tuned to --target-recall)")
+    g.add_argument("--memory-gb", type=float, default=8.0, help="memory the index may use (--index auto chooses within it)")
+    g.add_argument("--target-recall", type=float, default=0.95, help="recall@K wanted (auto, nprobe tuning; a warning below it)")
     g.add_argument("--rerank", type=int, default=0, help="exact re-rank of R ≥ K candidates (0 = off)")
     g.add_argument("--recall-queries", type=int, default=1000, help="queries checked against exact search")
     g.add_argument("--tau", default="auto",
@@ -91,7 +95,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.embedder == "pixels":
         embedder_options = {"batch_size": args.batch_size}
     matcher = MatcherConfig(kind=args.index, m=args.pq_m, nbits=args.nbits, nlist=args.nlist, nprobe=args.nprobe,
-                            rerank=args.rerank, recall_queries=args.recall_queries, seed=args.seed)
+                            rerank=args.rerank, recall_queries=args.recall_queries, seed=args.seed,
+                            memory_gb=args.memory_gb, target_recall=args.target_recall)
     from gmv.valuation.methods import GMValuator, KNNCount, build_method
 
     label = args.label or Path(args.train).stem

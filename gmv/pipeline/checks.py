@@ -35,7 +35,7 @@ def check_config(cfg) -> None:
     if v.distance not in DISTANCES:
         raise GmvError(f"valuation.distance must be one of {', '.join(DISTANCES)}, got {v.distance!r}")
     if cfg.matcher.kind not in KINDS:
-        raise GmvError(f"unknown matcher kind {cfg.matcher.kind!r}; choose matcher=flat|pq|ivfpq|opq")
+        raise GmvError(f"unknown matcher kind {cfg.matcher.kind!r}; choose matcher={'|'.join(KINDS)}")
     engine = v.get("engine", "local")
     from gmv.valuation.ray_cluster import check_engine, require_ray
 

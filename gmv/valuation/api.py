@@ -101,7 +101,7 @@ def _methods(method, baselines, k: int, tau, distance: str) -> list[Valuator]:
 
 
 def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pixels",
-            matcher: str | MatcherConfig | Mapping[str, Any] = "flat", k: int = 10, held_out=None,
+            matcher: str | MatcherConfig | Mapping[str, Any] = "auto", k: int = 10, held_out=None,
             tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
             embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None,
             method: Any = None, baselines: Sequence[Any] | None = None, reference=None,
@@ -134,7 +134,8 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     if ref_set is not None and ref_set.shape != pool.shape:
         raise GmvError(f"reference images are {ref_set.shape} (H, W, C) but training images are {pool.shape}")
     emb = build_embedder(embedder, **dict(embedder_options or {}))
-    mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k_tables)  # all checks before work
+    mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k_tables,  # all checks before work
+                   n_queries=len(gen_set))
     timings["load_and_check"] = time.perf_counter() - t0
 
     # ---- embed + match: on this process (engine "local") or on a Ray cluster (engine "ray") ----

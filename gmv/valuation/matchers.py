@@ -1,16 +1,27 @@
 """Matchers: for every generated embedding, its K nearest training embeddings, searched with FAISS.
 
 Kinds (FAISS index_factory strings):
-- `flat`   exact search (`Flat`).
-- `pq`     product quantisation, `PQ{m}x{nbits}np` — the paper's choice.
-- `ivfpq`  inverted file + PQ on residuals, `IVF{nlist},PQ{m}x{nbits}np`, searched with `nprobe` lists.
-- `opq`    PQ after a learned rotation, `OPQ{m},PQ{m}x{nbits}np`.
-Any kind but `flat` can re-rank exactly: `rerank = R ≥ K` fetches R candidates and orders them by
-true distance (FAISS `IndexRefineFlat`), which restores most of the recall PQ loses.
+- `auto`    picks one of the below from N, D, K, the number of queries and `memory_gb` so that
+            recall@K reaches `target_recall` (gmv/valuation/auto_index.py says how); small pools get `flat`.
+- `flat`    exact search (`faiss.knn` on the pool array: no copy of it).
+- `pq`      product quantisation, `PQ{m}x{nbits}np` — the paper's choice.
+- `ivfpq`   inverted file + PQ on residuals, `IVF{nlist},PQ{m}x{nbits}np`, searched with `nprobe` lists.
+- `opq`     PQ after a learned rotation, `OPQ{m},PQ{m}x{nbits}np`.
+- `ivfflat` inverted file over the raw vectors, `IVF{nlist},Flat`: exact distances, recall set by `nprobe`.
+- `ivfsq8`  inverted file + 8-bit scalar quantiser, `IVF{nlist},SQ8`: D bytes per vector.
+Any kind but `flat`/`ivfflat` can re-rank exactly: `rerank = R ≥ K` fetches R candidates and orders them
+by true distance (FAISS `IndexRefineFlat`, which keeps an exact copy of the pool).
 
 Settings the user leaves unset (None) adapt to the data (N points, dimension D); settings given
-explicitly are validated and never changed. Every run measures recall@K against exact search on a
-sample of queries, because bare PQ can lose half the true neighbours — users must see that number.
+explicitly are validated and never changed. An unset `nprobe` of `ivfflat`/`ivfsq8` (and of auto's
+IVF choices) is tuned at match time: the smallest nprobe whose recall@K on sampled queries reaches
+`target_recall` + 0.01. Every run measures recall@K against exact search on a sample of queries, because
+bare PQ can lose half the true neighbours — users must see that number, and a warning line when it
+falls below `target_recall`.
+
+Large pools: quantisers train on a sample (`train_size`), the pool is added and the queries searched in
+chunks (`chunk_size`) with progress bars, and `match(..., out_dir=DIR)` writes the tables as
+memory-mappable `.npy` files (`MatchResult.save` / `MatchResult.load(DIR)` likewise).
 
 Output: the paper's m×K distance table and m×K index table (row j = generated point j, sorted by
 distance). FAISS L2 indexes return *squared* L2 distances; `distance="l2"` takes the square root.
@@ -19,31 +30,43 @@ distance). FAISS L2 indexes return *squared* L2 distances; `distance="l2"` takes
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gmv.errors import GmvError
+from gmv.valuation import index_search
+from gmv.valuation.auto_index import choose, default_nlist, default_train_size
+from gmv.valuation.index_search import recall_at_k  # noqa: F401  (public here since the first version)
 
-KINDS = ("flat", "pq", "ivfpq", "opq")
+KINDS = ("auto", "flat", "pq", "ivfpq", "opq", "ivfflat", "ivfsq8")
+IVF_KINDS = ("ivfpq", "ivfflat", "ivfsq8")
+PQ_KINDS = ("pq", "ivfpq", "opq")
 DISTANCES = ("l2", "sqeuclidean")
 
 
 @dataclass(frozen=True)
 class MatcherConfig:
-    kind: str = "flat"
+    kind: str = "auto"
     m: int | None = None  # PQ sub-quantisers; must divide D
     nbits: int | None = None  # bits per sub-quantiser code
-    nlist: int | None = None  # IVF lists (ivfpq)
-    nprobe: int | None = None  # IVF lists visited per query (ivfpq)
+    nlist: int | None = None  # IVF lists (ivfpq, ivfflat, ivfsq8)
+    nprobe: int | None = None  # IVF lists visited per query (None: tuned to target_recall where it can be)
     rerank: int = 0  # R: exact re-rank of R ≥ K candidates; 0 = off
-    train_size: int | None = None  # points used to train quantisers (None: min(N, 100k))
+    train_size: int | None = None  # points used to train quantisers (None: min(N, 100k), ≥ 50 per IVF list)
     recall_queries: int = 1000  # queries checked against exact search (0 = skip)
     seed: int = 0
+    memory_gb: float = 8.0  # what auto's index may use (GB)
+    target_recall: float = 0.95  # auto's and nprobe tuning's recall@K goal; a warning below it
+    chunk_size: int | None = None  # vectors per add / queries per search chunk (None: 65,536 / 16,384)
+    threads: int | None = None  # FAISS OpenMP threads (None: FAISS's default, all cores)
+    auto_reason: str = ""  # filled by resolve() when kind = auto: what it picked and why
 
 
 @dataclass
@@ -54,6 +77,47 @@ class MatchResult:
     settings: dict[str, Any]  # the resolved matcher settings actually used
     factory: str  # FAISS index_factory string
     seconds: dict[str, float] = field(default_factory=dict)  # train/add/search/recall wall times
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write distances.npy, indices.npy (memory-mappable) and match.json into `out_dir`, atomically."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("distances", "indices"):
+            arr = getattr(self, name)
+            if _is_file_of(arr, out / f"{name}.npy"):
+                continue  # match(..., out_dir=) wrote it there already
+            tmp = out / f".{name}.tmp.npy"
+            np.save(tmp, arr)
+            os.replace(tmp, out / f"{name}.npy")
+        meta = {"recall_at_k": self.recall_at_k, "settings": self.settings, "factory": self.factory,
+                "seconds": self.seconds}
+        tmp = out / ".match.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, out / "match.json")
+        return out
+
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike, mmap_mode: str | None = "r") -> "MatchResult":
+        """The tables written by `save` (memory-mapped read-only by default)."""
+        out = Path(out_dir)
+        missing = [f for f in ("distances.npy", "indices.npy", "match.json") if not (out / f).is_file()]
+        if missing:
+            raise GmvError(f"{out} holds no match tables (missing {', '.join(missing)}); write them with "
+                           "MatchResult.save or match(..., out_dir=...)")
+        meta = json.loads((out / "match.json").read_text())
+        return cls(np.load(out / "distances.npy", mmap_mode=mmap_mode), np.load(out / "indices.npy", mmap_mode=mmap_mode),
+                   float(meta["recall_at_k"]), meta["settings"], meta["factory"], meta.get("seconds", {}))
+
+
+def _is_file_of(arr, path: Path) -> bool:
+    name = getattr(arr, "filename", None)
+    return name is not None and path.exists() and os.path.samefile(name, path)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 @contextlib.contextmanager
@@ -75,12 +139,28 @@ def torch_threads_paused():
         torch.set_num_threads(n)
 
 
+@contextlib.contextmanager
+def faiss_threads(n: int | None):
+    """FAISS's OpenMP pool at `n` threads for the block (None: unchanged), e.g. one per Ray worker."""
+    import faiss
+
+    if not n:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def _divisors(d: int) -> list[int]:
     return [i for i in range(1, d + 1) if d % i == 0]
 
 
-def resolve(cfg: MatcherConfig, n: int, d: int, k: int) -> MatcherConfig:
-    """Validate explicit settings against (N, D, K) and fill the unset ones. Raises GmvError."""
+def _check_common(cfg: MatcherConfig, n: int, d: int, k: int) -> None:
+    """Checks that hold whatever the kind (explicit settings are validated even where auto drops them)."""
     if cfg.kind not in KINDS:
         raise GmvError(f"unknown matcher {cfg.kind!r}; choose one of {', '.join(KINDS)}")
     if k < 1:
@@ -89,75 +169,126 @@ def resolve(cfg: MatcherConfig, n: int, d: int, k: int) -> MatcherConfig:
         raise GmvError(f"k = {k} is larger than the training pool ({n} images); choose k ≤ {n}")
     if cfg.recall_queries < 0:
         raise GmvError(f"recall_queries must be ≥ 0, got {cfg.recall_queries}")
-    if cfg.kind == "opq" and n < 256:
-        raise GmvError(f"opq needs a pool of ≥ 256 points (FAISS learns its rotation with 256-centroid codebooks), "
-                       f"this pool has {n}; use pq or flat")
-    if cfg.kind == "flat":
-        if cfg.rerank:
-            raise GmvError("rerank only applies to approximate matchers (pq, ivfpq, opq); flat is already exact")
-        return cfg
-    out = {}
-    # PQ sub-quantisers: explicit → must divide D; unset → the largest divisor of D ≤ min(64, D/2).
-    if cfg.m is not None:
-        if cfg.m < 1 or d % cfg.m:
-            near = [x for x in _divisors(d) if x <= 4 * cfg.m][-4:]
-            raise GmvError(f"PQ m = {cfg.m} does not divide the embedding dimension {d}; "
-                           f"choose a divisor of {d} such as {', '.join(map(str, near))}")
-    else:
-        out["m"] = max(x for x in _divisors(d) if x <= max(1, min(64, d // 2)))
-    # Bits per code: explicit → the training set must hold ≥ 2^nbits points; unset → 8 where there
-    # are ≥ 39·256 points to train on (FAISS's rule of thumb), fewer for small pools.
+    if not (isinstance(cfg.memory_gb, (int, float)) and math.isfinite(cfg.memory_gb) and cfg.memory_gb > 0):
+        raise GmvError(f"memory_gb must be a number > 0 (GB the index may use), got {cfg.memory_gb!r}")
+    if not (isinstance(cfg.target_recall, (int, float)) and 0 < cfg.target_recall <= 1):
+        raise GmvError(f"target_recall must lie in (0, 1], got {cfg.target_recall!r}")
+    for name in ("chunk_size", "threads", "train_size"):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise GmvError(f"{name} must be an integer ≥ 1 (or null), got {value!r}")
+    if cfg.m is not None and (cfg.m < 1 or d % cfg.m):
+        near = [x for x in _divisors(d) if x <= 4 * cfg.m][-4:]
+        raise GmvError(f"PQ m = {cfg.m} does not divide the embedding dimension {d}; "
+                       f"choose a divisor of {d} such as {', '.join(map(str, near))}")
     if cfg.nbits is not None:
         if not 1 <= cfg.nbits <= 16:
             raise GmvError(f"PQ nbits must be in 1..16, got {cfg.nbits}")
         if n < 2 ** cfg.nbits:
             raise GmvError(f"PQ nbits = {cfg.nbits} needs ≥ {2 ** cfg.nbits} training points, the pool has {n}; "
                            f"use nbits ≤ {int(math.log2(n))}")
-    else:
-        out["nbits"] = int(min(8, max(1, min(int(math.log2(n)), max(4, int(math.log2(max(n, 1) / 39)))))))
-    if cfg.kind == "ivfpq":
-        if cfg.nlist is not None:
-            if not 1 <= cfg.nlist <= n:
-                raise GmvError(f"nlist must be in 1..{n} (the pool size), got {cfg.nlist}")
-            nlist = cfg.nlist
-        else:
-            nlist = out["nlist"] = int(max(1, min(int(4 * math.sqrt(n)), n // 39)))
-        if cfg.nprobe is not None:
-            if not 1 <= cfg.nprobe <= nlist:
-                raise GmvError(f"nprobe must be in 1..nlist ({nlist}), got {cfg.nprobe}")
-        else:
-            out["nprobe"] = max(1, min(nlist, nlist // 8 if nlist >= 64 else nlist // 2 or 1))
-    elif cfg.nlist is not None or cfg.nprobe is not None:
-        raise GmvError(f"nlist/nprobe apply to the ivfpq matcher only, not {cfg.kind}")
+    if cfg.nlist is not None and not 1 <= cfg.nlist <= n:
+        raise GmvError(f"nlist must be in 1..{n} (the pool size), got {cfg.nlist}")
+    if cfg.nprobe is not None and cfg.nlist is not None and not 1 <= cfg.nprobe <= cfg.nlist:
+        raise GmvError(f"nprobe must be in 1..nlist ({cfg.nlist}), got {cfg.nprobe}")
+    if cfg.nprobe is not None and cfg.nprobe < 1:
+        raise GmvError(f"nprobe must be ≥ 1, got {cfg.nprobe}")
     if cfg.rerank:
         if cfg.rerank < k:
             raise GmvError(f"rerank R = {cfg.rerank} must be ≥ k = {k} (it re-ranks R candidates to keep K)")
         if cfg.rerank > n:
             raise GmvError(f"rerank R = {cfg.rerank} exceeds the pool size {n}")
+
+
+def resolve(cfg: MatcherConfig, n: int, d: int, k: int, n_queries: int | None = None) -> MatcherConfig:
+    """Validate explicit settings against (N, D, K) and fill the unset ones; `kind="auto"` becomes the
+    kind it picks (with `auto_reason` saying why; `n_queries` = M, when known, enters that choice).
+    Raises GmvError."""
+    _check_common(cfg, n, d, k)
+    if cfg.kind == "auto":
+        c = choose(n, d, k, n_queries, cfg.memory_gb, nlist=cfg.nlist, nprobe=cfg.nprobe, rerank=cfg.rerank,
+                   m=cfg.m, nbits=cfg.nbits, train_size=cfg.train_size)
+        reset = {"m": None, "nbits": None, "nlist": None, "nprobe": None, "rerank": 0}
+        dropped = [f"{name}={getattr(cfg, name)}" for name in reset
+                   if getattr(cfg, name) not in (None, 0) and name not in c.settings]
+        reason = c.reason + (f" ({', '.join(dropped)} not used by {c.kind})" if dropped else "")
+        cfg = replace(cfg, **{**reset, **c.settings}, kind=c.kind, auto_reason=reason)
+    if cfg.kind == "opq" and n < 256:
+        raise GmvError(f"opq needs a pool of ≥ 256 points (FAISS learns its rotation with 256-centroid codebooks), "
+                       f"this pool has {n}; use pq or flat")
+    if cfg.kind in ("flat", "ivfflat"):
+        if cfg.rerank:
+            raise GmvError(f"rerank only applies to matchers with approximate distances (pq, ivfpq, opq, ivfsq8); "
+                           f"{cfg.kind} is already exact")
+        if cfg.kind == "flat":
+            return cfg
+    out: dict[str, Any] = {}
+    if cfg.kind in PQ_KINDS:
+        # PQ sub-quantisers: unset → the largest divisor of D ≤ min(64, D/2).
+        if cfg.m is None:
+            out["m"] = max(x for x in _divisors(d) if x <= max(1, min(64, d // 2)))
+        # Bits per code: unset → 8 where there are ≥ 39·256 points to train on (FAISS's rule of thumb),
+        # fewer for small pools.
+        if cfg.nbits is None:
+            out["nbits"] = int(min(8, max(1, min(int(math.log2(n)), max(4, int(math.log2(max(n, 1) / 39)))))))
+    elif cfg.m is not None or cfg.nbits is not None:
+        raise GmvError(f"m/nbits apply to the PQ matchers ({', '.join(PQ_KINDS)}), not {cfg.kind}")
+    if cfg.kind in IVF_KINDS:
+        nlist = cfg.nlist if cfg.nlist is not None else default_nlist(n)
+        if cfg.nlist is None:
+            out["nlist"] = nlist
+        if cfg.nprobe is not None and cfg.nprobe > nlist:
+            raise GmvError(f"nprobe must be in 1..nlist ({nlist}), got {cfg.nprobe}")
+        tuned = cfg.kind != "ivfpq" or cfg.auto_reason  # explicit ivfpq keeps its fixed rule
+        if cfg.nprobe is None and not (tuned and cfg.recall_queries):
+            out["nprobe"] = max(1, min(nlist, nlist // 8 if nlist >= 64 else nlist // 2 or 1))
+        if cfg.train_size is None and n > 100_000:
+            out["train_size"] = default_train_size(n, nlist)
+        elif cfg.train_size is not None and min(cfg.train_size, n) < nlist:
+            raise GmvError(f"train_size = {cfg.train_size} is below nlist = {nlist}: k-means needs at least one "
+                           f"training point per list (≥ 39 recommended); raise train_size or lower nlist")
+    elif cfg.nlist is not None or cfg.nprobe is not None:
+        raise GmvError(f"nlist/nprobe apply to the IVF matchers ({', '.join(IVF_KINDS)}) only, not {cfg.kind}")
     return replace(cfg, **out)
 
 
 def factory_string(cfg: MatcherConfig) -> str:
     if cfg.kind == "flat":
         return "Flat"
+    if cfg.kind == "ivfflat":
+        return f"IVF{cfg.nlist},Flat"
+    if cfg.kind == "ivfsq8":
+        return f"IVF{cfg.nlist},SQ8"
     # "np": no polysemous training — we never use polysemous search, and it made training 20× slower.
     pq = f"PQ{cfg.m}x{cfg.nbits}np"
     return {"pq": pq, "ivfpq": f"IVF{cfg.nlist},{pq}", "opq": f"OPQ{cfg.m},{pq}"}[cfg.kind]
 
 
 def exact_search(pool: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bare FAISS exact search: (squared L2 distances, indices), each m×k."""
-    import faiss
-
-    index = faiss.IndexFlatL2(pool.shape[1])
+    """Bare FAISS exact search: (squared L2 distances, indices), each m×k (`faiss.knn`: the pool is not copied)."""
     with torch_threads_paused():
-        index.add(pool)
-        return index.search(queries, k)
+        return index_search.knn_exact(np.ascontiguousarray(pool, dtype=np.float32),
+                                      np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
+def _tables(out_dir: Path | None, m: int, k: int):
+    """The m×K output tables: in RAM, or memory-mapped .npy files (temporary names until complete)."""
+    if out_dir is None:
+        return np.empty((m, k), np.float32), np.empty((m, k), np.int64), None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = {name: out_dir / f".{name}.tmp.npy" for name in ("distances", "indices")}
+    sq = np.lib.format.open_memmap(tmp["distances"], mode="w+", dtype=np.float32, shape=(m, k))
+    idx = np.lib.format.open_memmap(tmp["indices"], mode="w+", dtype=np.int64, shape=(m, k))
+    return sq, idx, tmp
 
 
 def match(pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig = MatcherConfig(),
-          distance: str = "l2") -> MatchResult:
-    """Top-K neighbours in `pool` (N×D) of every row of `queries` (m×D). Validates first."""
+          distance: str = "l2", *, out_dir: str | os.PathLike | None = None,
+          progress: bool | None = None) -> MatchResult:
+    """Top-K neighbours in `pool` (N×D) of every row of `queries` (m×D). Validates first.
+
+    `out_dir`: write the tables there as distances.npy / indices.npy / match.json (memory-mapped, the
+    result's arrays read from them). `progress`: None shows bars only for jobs of several chunks."""
     if distance not in DISTANCES:
         raise GmvError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
     pool = np.ascontiguousarray(pool, dtype=np.float32)
@@ -165,77 +296,36 @@ def match(pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig = Ma
     if pool.ndim != 2 or queries.ndim != 2 or pool.shape[1] != queries.shape[1]:
         raise GmvError(f"pool {pool.shape} and queries {queries.shape} must be 2-D with the same dimension")
     n, d = pool.shape
-    cfg = resolve(cfg, n, d, k)
+    cfg = resolve(cfg, n, d, k, n_queries=len(queries))
     factory = factory_string(cfg)
-    with torch_threads_paused():
-        sq, idx, recall, seconds = _search(pool, queries, k, cfg, factory)
-    idx = idx.astype(np.int64, copy=False)
-    missing = idx < 0
-    sq = np.where(missing, np.inf, np.maximum(sq, 0.0)).astype(np.float32)
-    dist = sq if distance == "sqeuclidean" else np.sqrt(sq)
+    if cfg.auto_reason:
+        print(f"[gmv] matcher auto → {cfg.kind} ({factory}{f' + re-rank {cfg.rerank}' if cfg.rerank else ''}): "
+              f"{cfg.auto_reason}", flush=True)
+    out = None if out_dir is None else Path(out_dir)
+    sq, idx, tmp = _tables(out, len(queries), k)
+    with torch_threads_paused(), faiss_threads(cfg.threads):
+        recall, seconds, used = index_search.run(pool, queries, k, cfg, factory, sq, idx, progress)
+    for rows in index_search.chunks(len(queries), index_search.SEARCH_CHUNK):  # in place, chunk by chunk
+        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+        block = sq[lo:hi]
+        block[:] = np.where(idx[lo:hi] < 0, np.inf, np.maximum(block, 0.0))
+        if distance == "l2":
+            np.sqrt(block, out=block)
     settings = asdict(cfg)
-    settings.update(distance=distance, k=k, n_pool=n, dim=d, n_missing=int(missing.sum()))
-    return MatchResult(dist, idx, recall, settings, factory, seconds)
-
-
-def _search(pool, queries, k, cfg: MatcherConfig, factory: str):
-    import faiss
-
-    seconds: dict[str, float] = {}
-    n, d = pool.shape
-    t0 = time.perf_counter()
-    if cfg.kind == "flat":
-        sq, idx = exact_search(pool, queries, k)
-        seconds["search"] = time.perf_counter() - t0
-        recall = 1.0
-    else:
-        index = faiss.index_factory(d, factory, faiss.METRIC_L2)
-        _one_small_pool_warning(index, n, cfg.nbits)
-        if cfg.rerank:
-            index = faiss.IndexRefineFlat(index)
-            index.k_factor = cfg.rerank / k
-        rng = np.random.default_rng(cfg.seed)
-        n_train = min(n, cfg.train_size or 100_000)
-        train = pool if n_train == n else pool[np.sort(rng.choice(n, n_train, replace=False))]
-        index.train(train)
-        index.add(pool)
-        seconds["train_add"] = time.perf_counter() - t0
-        if cfg.kind == "ivfpq":
-            faiss.extract_index_ivf(index).nprobe = cfg.nprobe
-        t1 = time.perf_counter()
-        sq, idx = index.search(queries, k)
-        seconds["search"] = time.perf_counter() - t1
-        recall = float("nan")
-        if cfg.recall_queries:
-            t2 = time.perf_counter()
-            q = rng.choice(len(queries), min(cfg.recall_queries, len(queries)), replace=False)
-            _, exact_idx = exact_search(pool, queries[q], k)
-            recall = recall_at_k(idx[q], exact_idx)
-            seconds["recall"] = time.perf_counter() - t2
-    return sq, idx, recall, seconds
-
-
-def _one_small_pool_warning(index, n: int, nbits: int) -> None:
-    """FAISS prints one warning per sub-quantiser (up to 64 lines) when the pool has fewer than 39
-    points per PQ centroid; say it once instead. (The threshold only gates FAISS's message: the
-    k-means result is the same.)"""
-    import faiss
-
-    wanted = 39 * 2 ** nbits
-    if n >= wanted:
-        return
-    inner = faiss.downcast_index(index)
-    if isinstance(inner, faiss.IndexPreTransform):  # OPQ
-        inner = faiss.downcast_index(inner.index)
-    pq = getattr(inner, "pq", None)
-    if pq is not None:
-        pq.cp.min_points_per_centroid = 1
-        print(f"[gmv] PQ: {n} pool points for {2 ** nbits} centroids per sub-quantiser (FAISS suggests ≥ {wanted}); "
-              "codes are coarse — recall@K against exact search is reported", file=sys.stderr)
-
-
-def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
-    """Mean share of each query's exact top-K that the approximate top-K also found."""
-    k = exact_idx.shape[1]
-    hits = [len(np.intersect1d(a[a >= 0], e, assume_unique=True)) for a, e in zip(approx_idx, exact_idx)]
-    return float(np.mean(hits) / k)
+    settings.update(used)
+    settings.update(distance=distance, k=k, n_pool=n, dim=d, n_missing=int((idx < 0).sum()), n_queries=len(queries))
+    if cfg.kind != "flat" and recall < cfg.target_recall:
+        hint = ("raise nprobe or rerank" if cfg.kind in IVF_KINDS else "raise rerank") + ", or use matcher=flat / auto"
+        print(f"[gmv] WARNING: recall@{k} = {recall:.3f} against exact search is below the target "
+              f"{cfg.target_recall:g} ({factory}{' + re-rank' if cfg.rerank else ''}); {hint}", file=sys.stderr, flush=True)
+    if tmp is not None:
+        sq.flush()
+        idx.flush()
+        del sq, idx
+        for name, path in tmp.items():
+            os.replace(path, out / f"{name}.npy")
+        sq, idx = np.load(out / "distances.npy", mmap_mode="r"), np.load(out / "indices.npy", mmap_mode="r")
+    result = MatchResult(sq, idx, recall, settings, factory, seconds)
+    if out is not None:
+        result.save(out)
+    return result

@@ -31,6 +31,8 @@ from gmv.errors import GmvError
 
 #: the default mean credit of the nearest match under tau = "auto"
 TARGET_TOP_CREDIT = 0.9
+#: tables larger than this many entries are processed in row chunks (smaller ones in one piece, as always)
+CHUNK_ENTRIES = 1 << 22
 
 
 def check_tau(tau) -> float | str:
@@ -77,7 +79,14 @@ def credit(distances: np.ndarray, tau: float = 1.0, valid: np.ndarray | None = N
     if tau == "auto":
         raise GmvError("credit() takes a numeric tau; resolve 'auto' with auto_tau(distances) first")
     d = np.asarray(distances, dtype=np.float64)
-    return _softmax_rows(d, _valid(d, valid), tau)
+    ok = _valid(d, valid)
+    if d.size <= CHUNK_ENTRIES:
+        return _softmax_rows(d, ok, tau)
+    out = np.empty(d.shape, np.float64)  # rows are independent: chunks bound the temporaries
+    for lo in range(0, len(d), _rows_per_chunk(d.shape[1])):
+        hi = lo + _rows_per_chunk(d.shape[1])
+        out[lo:hi] = _softmax_rows(d[lo:hi], ok[lo:hi], tau)
+    return out
 
 
 def auto_tau(distances: np.ndarray, valid: np.ndarray | None = None,
@@ -134,13 +143,31 @@ def credit_sharpness(weights: np.ndarray) -> dict[str, float]:
 
 
 def values_from_credit(indices: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 6: (φ of every pool point, how many generated points matched it)."""
+    """Eq. 6: (φ of every pool point, how many generated points matched it). Large tables (which may be
+    memory-mapped) are summed in row chunks with bincount, so memory stays O(N + chunk)."""
+    indices, weights = np.asarray(indices), np.asarray(weights)
+    if indices.size <= CHUNK_ENTRIES:
+        return _bincount(indices, weights, n)
+    values, n_matches = np.zeros(n, np.float64), np.zeros(n, np.int64)
+    step = _rows_per_chunk(indices.shape[1])
+    for lo in range(0, len(indices), step):
+        v, c = _bincount(indices[lo:lo + step], weights[lo:lo + step], n)
+        values += v
+        n_matches += c
+    return values, n_matches
+
+
+def _bincount(indices: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.asarray(indices).ravel()
     w = np.asarray(weights).ravel()
     keep = idx >= 0
     values = np.bincount(idx[keep], weights=w[keep], minlength=n)
     n_matches = np.bincount(idx[keep], minlength=n)
     return values, n_matches
+
+
+def _rows_per_chunk(k: int) -> int:
+    return max(1, CHUNK_ENTRIES // max(1, k))
 
 
 def values_from_matches(distances: np.ndarray, indices: np.ndarray, n: int, tau=1.0,
