@@ -126,7 +126,7 @@ def _prepare(s: Study, _) -> None:
     s.methods = stages.valuation_methods(cfg.valuation)
     n_pool = len(s.v1) + (len(s.v2) if cfg.valuation.held_out else 0)
     s.matcher = resolve(MatcherConfig(**stages.plain(cfg.matcher)), n_pool, s.embedder.dim(s.v1.shape),
-                        tables_k([s.methods[0], *s.methods[1]]))
+                        tables_k([s.methods[0], *s.methods[1]]), n_queries=int(cfg.generate.m))
     s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
     sampling.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m))
     n_params = s.module.parameter_counts()["total"]
