@@ -61,6 +61,8 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
 def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None) -> None:
     columns = {"index": np.arange(len(val.values)), "split": val.split, "label": val.pool.labels.astype(np.int64),
                "value": [f"{v:.10g}" for v in val.values], "n_matches": val.n_matches.astype(np.int64)}
+    if val.ids is not None:  # precomputed embeddings' ids, image folders' file paths
+        columns = {"index": columns.pop("index"), "id": val.ids, **columns}
     if audit is not None:
         columns["p_value"] = [f"{p:.6g}" for p in audit["p_value"]]
         columns["bh_flag"] = audit["bh_flag"].astype(int)
@@ -68,8 +70,9 @@ def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None)
         columns[name] = [f"{v:.8g}" for v in result.values]
     rows = list(zip(*columns.values()))
     write_csv(out_dir / "values.csv", list(columns), rows)
+    gen_ids = {} if val.generated_ids is None else {"generated_ids": val.generated_ids}
     save_npz(out_dir / "match_tables.npz", distances=val.matches.distances, indices=val.matches.indices,
-             credit=val.credit.astype(np.float32))
+             credit=val.credit.astype(np.float32), **gen_ids)
 
 
 METHOD_COLUMNS = ["Method", "t", "p (one-sided Welch)", "AUROC [95% CI]", "TPR@1%FPR [95% CI]", "Cohen's d"]
@@ -160,10 +163,13 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
         metrics.update(ra1.nearest_neighbour_distances(val.gen_emb, val.pool_emb[i1], val.pool_emb[i2]))
         figures["ra1_tsne"] = ra1.tsne_figure(val.pool_emb[i1], val.pool_emb[i2], val.gen_emb, out / "ra1_tsne.png",
                                               cap=tsne_cap, seed=seed, title=f"RA1 — {label}")
-    r3 = ra3.ra3_report(val.values, val.pool_emb, val.gen_emb, val.pool.images, val.generated.images, out,
-                        n=min(ra3_n, len(val.values) // 2 or 1))
-    metrics.update({k: v for k, v in r3.items() if np.isscalar(v) and not isinstance(v, str)})
-    figures["ra3_high"], figures["ra3_low"] = Path(r3["ra3_high_png"]), Path(r3["ra3_low_png"])
+    if not val.has_pixels:
+        print("[gmv] RA3 galleries skipped: only embeddings were given, no pixels to show")
+    else:
+        r3 = ra3.ra3_report(val.values, val.pool_emb, val.gen_emb, val.pool.images, val.generated.images, out,
+                            n=min(ra3_n, len(val.values) // 2 or 1))
+        metrics.update({k: v for k, v in r3.items() if np.isscalar(v) and not isinstance(v, str)})
+        figures["ra3_high"], figures["ra3_low"] = Path(r3["ra3_high_png"]), Path(r3["ra3_low_png"])
     metrics["seconds_analysis"] = round(time.perf_counter() - t0, 3)
     metrics.update(extra_metrics or {})
     write_json(out / "metrics.json", metrics)

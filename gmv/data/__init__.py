@@ -2,6 +2,8 @@
 
 from gmv.data.imageset import ImageSet, concat
 from gmv.data.sources import SOURCES, load_images
+from gmv.data.stream import LazyImageSet, iter_batches, open_folder, open_images, open_npz
 from gmv.data.split import Split, split_imageset, stratified_split
 
-__all__ = ["ImageSet", "concat", "SOURCES", "load_images", "Split", "split_imageset", "stratified_split"]
+__all__ = ["ImageSet", "concat", "SOURCES", "load_images", "Split", "split_imageset", "stratified_split",
+           "LazyImageSet", "open_images", "open_folder", "open_npz", "iter_batches"]

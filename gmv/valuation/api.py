@@ -4,10 +4,17 @@
                      held_out=None, embedder_options={"weights": path})
 
 `train`, `generated`, `held_out` are ImageSets, uint8 arrays N×H×W×C, or anything `load_images`
-takes (a dataset name, an `.npz` path, an image folder). With `held_out` (the paper's RA2), the
+takes (a dataset name, an `.npz` path, an image folder); `.npz` files and folders stream (read in
+batches, never whole: gmv.data.stream) and their embeddings go through the resumable chunked store
+under `cache_dir` (gmv/valuation/embed.py). With `held_out` (the paper's RA2), the
 generated points are matched against the pool train ∪ held_out and both halves are valued;
 `result.split` says which half each pool point belongs to ("v1" = train, "v2" = held out).
 Everything is checked before any embedding is computed.
+
+Embeddings computed elsewhere: `embedder="precomputed"` with `.npy` float32 N×D paths (or arrays) for every
+set, or `EmbeddingSet`s from `gmv.valuation.precomputed.load_embeddings(path, ids=…)` (memory-mapped; ids
+from a file, else the row number). `result.ids` holds the pool's ids when the inputs have ids (precomputed
+embeddings, image folders: the relative file paths), and `values.csv` gains an `id` column.
 
 The method is a `Valuator` (gmv/valuation/methods.py): by default the paper's GMValuator built from
 `k`, `tau` (a number, or "auto": Eq. 5 as sharp as in the paper on any embedding) and `distance`.
@@ -26,12 +33,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gmv.data.imageset import ImageSet, concat
-from gmv.data.sources import load_images
+from gmv.data.imageset import ImageSet
+from gmv.data.stream import LazyImageSet, concat_sets, open_images, set_ids
 from gmv.errors import GmvError
-from gmv.valuation.embedders import Embedder, build_embedder, embed_cached
+from gmv.valuation.embed import embed_source
+from gmv.valuation.embedders import Embedder, build_embedder
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
 from gmv.valuation.methods import Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method, tables_k
+from gmv.valuation.precomputed import EmbeddingSet, as_embedding_set, concat_embeddings
 
 
 @dataclass
@@ -39,8 +48,8 @@ class Valuation:
     values: np.ndarray  # float64 N_pool: φ_i (Eq. 6), sums to m
     n_matches: np.ndarray  # int64 N_pool: how many generated points have i among their K matches
     split: np.ndarray  # str N_pool: "v1" (train) or "v2" (held out)
-    pool: ImageSet  # train ∪ held_out, in that order
-    generated: ImageSet
+    pool: ImageSet | LazyImageSet | EmbeddingSet  # train ∪ held_out, in that order (`images` None: no pixels)
+    generated: ImageSet | LazyImageSet | EmbeddingSet
     pool_emb: np.ndarray  # float32 N_pool×D
     gen_emb: np.ndarray  # float32 m×D
     matches: MatchResult  # the m×K distance and index tables
@@ -53,6 +62,12 @@ class Valuation:
     methods: dict[str, MethodResult] = field(default_factory=dict)  # main method first, then baselines
     skipped: dict[str, str] = field(default_factory=dict)  # baselines that could not run, and why
     reference_emb: np.ndarray | None = None  # embeddings of the reference set, when given
+    ids: np.ndarray | None = None  # the pool's ids (precomputed embeddings, image folders), else None
+    generated_ids: np.ndarray | None = None
+
+    @property
+    def has_pixels(self) -> bool:
+        return self.pool.images is not None and self.generated.images is not None
 
     @property
     def main(self) -> MethodResult:
@@ -67,12 +82,14 @@ class Valuation:
         return np.flatnonzero(self.split == name)
 
 
-def as_imageset(x: ImageSet | np.ndarray | str | Path, name: str, **load_options) -> ImageSet:
-    if isinstance(x, ImageSet):
+def as_imageset(x, name: str, cache_dir: str | Path | None = None, **load_options) -> ImageSet | LazyImageSet:
+    """An image set from an ImageSet/LazyImageSet (as is), a uint8 array, or a name or path (npz files and
+    folders stream)."""
+    if isinstance(x, (ImageSet, LazyImageSet)):
         return x
     if isinstance(x, np.ndarray):
         return ImageSet(x, None, name=name)
-    s = load_images(x, **load_options)
+    s = open_images(x, cache_dir=cache_dir, **load_options)
     s.name = name
     return s
 
@@ -99,6 +116,51 @@ def _methods(method, baselines, k: int, tau, distance: str) -> list[Valuator]:
     return chosen
 
 
+def _is_precomputed(embedder, sets) -> bool:
+    given = [x for x in sets if x is not None]
+    if isinstance(embedder, str) and embedder == "precomputed":
+        return True
+    embeddings = [isinstance(x, EmbeddingSet) for x in given]
+    if any(embeddings) and not all(embeddings):
+        raise GmvError("give embeddings (EmbeddingSet, embedder='precomputed') for every set, or images for every "
+                       "set; the two cannot be mixed")
+    return any(embeddings)
+
+
+def _split(sets) -> np.ndarray:
+    return np.array(["v1"] * len(sets[0]) + (["v2"] * len(sets[1]) if len(sets) > 1 else []))
+
+
+def _embedding_inputs(train, generated, held_out, reference):
+    """Precomputed embeddings → (pool, generated, reference, split)."""
+    sets = [as_embedding_set(train, "train")] + ([as_embedding_set(held_out, "held_out")] if held_out is not None
+                                                  else [])
+    gen = as_embedding_set(generated, "generated")
+    ref = None if reference is None else as_embedding_set(reference, "reference")
+    pool = concat_embeddings(sets, "pool")
+    for other in [gen] + ([ref] if ref is not None else []):
+        if other.dim != pool.dim:
+            raise GmvError(f"{other.name} embeddings are {other.dim}-d but the training embeddings are {pool.dim}-d")
+    return pool, gen, ref, _split(sets)
+
+
+def _image_inputs(train, generated, held_out, reference, image_size, cache_dir):
+    """Images → (pool, generated, reference, split), lazily for npz files and folders."""
+    opts = {} if image_size is None else {"image_size": image_size}
+    sets = [as_imageset(train, "train", cache_dir, **opts)]
+    if held_out is not None:
+        sets.append(as_imageset(held_out, "held_out", cache_dir, **opts))
+    gen = as_imageset(generated, "generated", cache_dir, **opts)
+    pool = concat_sets(sets, name="pool") if len(sets) > 1 else sets[0]
+    if gen.shape != pool.shape:
+        raise GmvError(f"generated images are {gen.shape} (H, W, C) but training images are {pool.shape}; "
+                       "give both at one size and channel count (e.g. --image-size)")
+    ref = None if reference is None else as_imageset(reference, "reference", cache_dir, **opts)
+    if ref is not None and ref.shape != pool.shape:
+        raise GmvError(f"reference images are {ref.shape} (H, W, C) but training images are {pool.shape}")
+    return pool, gen, ref, _split(sets)
+
+
 def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pixels",
             matcher: str | MatcherConfig | Mapping[str, Any] = "flat", k: int = 10, held_out=None,
             tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
@@ -111,31 +173,28 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     main = methods[0]
     distance = getattr(main, "distance", distance)
     k_tables = tables_k(methods)
-    opts = {} if image_size is None else {"image_size": image_size}
-    train_set = as_imageset(train, "train", **opts)
-    gen_set = as_imageset(generated, "generated", **opts)
-    sets = [train_set]
-    if held_out is not None:
-        sets.append(as_imageset(held_out, "held_out", **opts))
-    pool = concat(sets, name="pool") if len(sets) > 1 else train_set
-    split = np.array(["v1"] * len(train_set) + (["v2"] * len(sets[1]) if len(sets) > 1 else []))
-    if gen_set.shape != pool.shape:
-        raise GmvError(f"generated images are {gen_set.shape} (H, W, C) but training images are {pool.shape}; "
-                       "give both at one size and channel count (e.g. --image-size)")
-    ref_set = None if reference is None else as_imageset(reference, "reference", **opts)
-    if ref_set is not None and ref_set.shape != pool.shape:
-        raise GmvError(f"reference images are {ref_set.shape} (H, W, C) but training images are {pool.shape}")
-    emb = build_embedder(embedder, **dict(embedder_options or {}))
-    mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k_tables)  # all checks before work
-    timings["load_and_check"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    pool_emb, reused_pool = embed_cached(emb, pool.images, cache_dir, desc="embed training")
-    gen_emb, reused_gen = embed_cached(emb, gen_set.images, cache_dir, desc="embed generated")
-    reused = {"pool_embedding": reused_pool, "generated_embedding": reused_gen}
-    ref_emb = None
-    if ref_set is not None:
-        ref_emb, reused["reference_embedding"] = embed_cached(emb, ref_set.images, cache_dir, desc="embed reference")
+    if _is_precomputed(embedder, [train, generated, held_out, reference]):
+        pool, gen_set, ref_set, split = _embedding_inputs(train, generated, held_out, reference)
+        fingerprint = {"name": "precomputed"}
+        mcfg = resolve(_matcher_config(matcher), len(pool), pool.dim, k_tables)
+        timings["load_and_check"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pool_emb, gen_emb = pool.vectors, gen_set.vectors
+        ref_emb = None if ref_set is None else ref_set.vectors
+        reused = {"precomputed": True}
+    else:
+        pool, gen_set, ref_set, split = _image_inputs(train, generated, held_out, reference, image_size, cache_dir)
+        emb = build_embedder(embedder, **dict(embedder_options or {}))
+        fingerprint = emb.fingerprint()
+        mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k_tables)  # all checks before work
+        timings["load_and_check"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pool_emb, reused_pool = embed_source(emb, pool, cache_dir, desc="embed training")
+        gen_emb, reused_gen = embed_source(emb, gen_set, cache_dir, desc="embed generated")
+        reused = {"pool_embedding": reused_pool, "generated_embedding": reused_gen}
+        ref_emb = None
+        if ref_set is not None:
+            ref_emb, reused["reference_embedding"] = embed_source(emb, ref_set, cache_dir, desc="embed reference")
     timings["embed"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -159,5 +218,5 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     if n_matches is None:  # a main method without match counts: the K-NN count over its K
         n_matches = KNNCount(k_main).value(evidence).values.astype(np.int64)
     return Valuation(first.values, n_matches, split, pool, gen_set, pool_emb, gen_emb, result, credit, k_main,
-                     float(first.extras.get("tau", float("nan"))), emb.fingerprint(), timings, reused, results,
-                     skipped, ref_emb)
+                     float(first.extras.get("tau", float("nan"))), fingerprint, timings, reused, results,
+                     skipped, ref_emb, set_ids(pool), set_ids(gen_set))
