@@ -74,13 +74,23 @@ def test_batches_cover_the_set_in_order(folder, workers):
 
 def test_unreadable_image_in_a_worker_is_one_clean_error(folder):
     (folder / "ant" / "99.png").write_bytes(b"\x00 not a png " * 20)
-    with pytest.raises(GmvError, match="unreadable image .*99.png"):
-        open_folder(folder)  # without image_size the headers are read at open: caught before any work
-    lazy = open_folder(folder, image_size=8)
+    lazy = open_folder(folder)  # only the first file's header is read at open
     with pytest.raises(GmvError, match="unreadable image .*99.png") as err:
         for _ in iter_batches(lazy.images, batch_size=4, num_workers=2):
             pass
     assert "Traceback" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_mixed_sizes_stop_with_one_line_naming_the_file(folder):
+    write_png(folder / "moth" / "50.png", rng_images(1, 5, 7)[0])
+    lazy = open_folder(folder)
+    with pytest.raises(GmvError, match=r"different sizes \(moth/50.png is 5×7×3, ant/01.png 8×8×3\).*--image-size"):
+        for _ in iter_batches(lazy.images, batch_size=4, num_workers=1):
+            pass
+    assert open_folder(folder, image_size=6).images[:].shape == (24, 6, 6, 3)
+    (folder / "ant" / "01.png").write_bytes(b"garbage")
+    with pytest.raises(GmvError, match="unreadable image .*ant/01.png"):
+        open_folder(folder)  # the first file's header: read at open
 
 
 def test_loose_images_beside_class_folders_are_an_error(folder):

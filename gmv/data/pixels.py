@@ -207,9 +207,10 @@ class FolderPixels(PixelSource):
             arr = decode_image(self.root / self.files[int(i)], self.mode, self.image_size)
             arr = arr[..., None] if arr.ndim == 2 else arr
             if arr.shape != self.shape[1:]:
-                raise GmvError(f"{self.root / self.files[int(i)]} is {arr.shape[1]}×{arr.shape[0]} but the other "
-                               f"images in {self.root} are {self.shape[2]}×{self.shape[1]}; pass an image size "
-                               "(e.g. --image-size 32) to resize them to one")
+                raise GmvError(f"images in {self.root} have different sizes ({self.files[int(i)]} is "
+                               f"{arr.shape[0]}×{arr.shape[1]}×{arr.shape[2]}, {self.files[0]} "
+                               f"{'×'.join(map(str, self.shape[1:]))}); pass an image size (e.g. --image-size 32) "
+                               "to resize them to one")
             out[j] = arr
         return out
 
