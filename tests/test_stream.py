@@ -74,7 +74,9 @@ def test_batches_cover_the_set_in_order(folder, workers):
 
 def test_unreadable_image_in_a_worker_is_one_clean_error(folder):
     (folder / "ant" / "99.png").write_bytes(b"\x00 not a png " * 20)
-    lazy = open_folder(folder)  # only the first file's header is read at open
+    with pytest.raises(GmvError, match="unreadable image .*99.png"):
+        open_folder(folder)  # without image_size every header is read at open: caught before any work
+    lazy = open_folder(folder, image_size=8)  # with it, the file is found when decoded (in a worker)
     with pytest.raises(GmvError, match="unreadable image .*99.png") as err:
         for _ in iter_batches(lazy.images, batch_size=4, num_workers=2):
             pass
@@ -82,15 +84,17 @@ def test_unreadable_image_in_a_worker_is_one_clean_error(folder):
 
 
 def test_mixed_sizes_stop_with_one_line_naming_the_file(folder):
-    write_png(folder / "moth" / "50.png", rng_images(1, 5, 7)[0])
     lazy = open_folder(folder)
-    with pytest.raises(GmvError, match=r"different sizes \(moth/50.png is 5×7×3, ant/01.png 8×8×3\).*--image-size"):
+    write_png(folder / "moth" / "05.png", rng_images(1, 5, 7)[0])  # changed after the headers were read
+    with pytest.raises(GmvError, match=r"different sizes \(moth/05.png is 5×7×3, ant/01.png 8×8×3\).*--image-size"):
         for _ in iter_batches(lazy.images, batch_size=4, num_workers=1):
             pass
-    assert open_folder(folder, image_size=6).images[:].shape == (24, 6, 6, 3)
-    (folder / "ant" / "01.png").write_bytes(b"garbage")
-    with pytest.raises(GmvError, match="unreadable image .*ant/01.png"):
-        open_folder(folder)  # the first file's header: read at open
+    with pytest.raises(GmvError, match=r"different sizes \(8×8 e.g. ant/01.png; 5×7 e.g. moth/05.png\)"):
+        open_folder(folder)  # read from the headers at open, before any work
+    assert open_folder(folder, image_size=6).images[:].shape == (23, 6, 6, 3)
+    Image.fromarray(rng_images(1, 9, 4)[0]).save(folder / "ant" / "01.jpg")  # not a PNG: PIL reads the header
+    with pytest.raises(GmvError, match="9×4 e.g. ant/01.jpg"):
+        open_folder(folder)
 
 
 def test_loose_images_beside_class_folders_are_an_error(folder):
@@ -161,3 +165,12 @@ def test_ra3_gallery_reads_only_the_images_it_shows(folder, tmp_path, monkeypatc
     assert (tmp_path / "ra3_high.png").stat().st_size > 0
     assert len(reads) == 2 * 2 * (1 + 3)  # two galleries × two rows × (training image + three matches)
     assert r["ra3_high_idx"] == list(np.argsort(-values)[:2])
+
+
+@pytest.mark.parametrize("compressed, cache", [(False, None), (True, None), (True, "cache")])
+def test_grey_npz_without_channel_axis(tmp_path, compressed, cache):
+    grey = rng_images(7, 5, 5, 1)[..., 0]  # N×H×W, as MNIST-like files store it
+    (np.savez_compressed if compressed else np.savez)(tmp_path / "g.npz", images=grey)
+    lazy = open_npz(tmp_path / "g.npz", cache_dir=None if cache is None else tmp_path / cache)
+    assert lazy.shape == (5, 5, 1)
+    np.testing.assert_array_equal(lazy[:], load_npz(tmp_path / "g.npz").images)

@@ -7,9 +7,9 @@
 
 - folders: one file per image, decoded by PIL in `torch.utils.data.DataLoader` worker processes
   (`num_workers`; 0 decodes in the calling process and works everywhere). Opening lists and stats the
-  files and reads the first one's header; without `image_size` every image must have its size, checked
-  as each is decoded (a file of another size or an unreadable one stops the run with one line naming it).
-  Reading every header up front would cost a fifth of the decoding itself on 100k PNGs.
+  files and, without `image_size`, reads every header (a PNG's first 24 bytes; other formats through PIL)
+  so that mixed sizes stop before any work; a file unreadable past its header stops the run with one
+  line naming it when it is decoded.
 - `.npz`: a *stored* (uncompressed, `np.savez`) `images` member is read in place at its byte offset; a
   *deflated* one (`np.savez_compressed`) cannot be read in parts, so it is decompressed once, streamed,
   into `<cache_dir>/decoded/` (keyed by the file's path, size, mtime and CRC) and read from there —
@@ -134,15 +134,48 @@ def list_image_files(root: Path) -> tuple[list[str], np.ndarray, list[str] | Non
     return files, np.asarray(labels, np.int64), [d.name for d in subdirs] or None
 
 
-def _first_size(root: Path, first: str) -> tuple[int, int]:
-    """(H, W) of the first file, from its header (every other image is checked against it when decoded)."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(head: bytes) -> tuple[int, int] | None:
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    return None
+
+
+def _header_size(path: Path, head: bytes) -> tuple[int, int]:
+    """(H, W) from a file's header: a PNG's IHDR directly, other formats through PIL."""
     from PIL import Image, UnidentifiedImageError
 
+    size = _png_size(head)
+    if size is not None:
+        return size
     try:
-        with Image.open(root / first) as im:
+        with Image.open(path) as im:
             return im.height, im.width
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise GmvError(f"unreadable image {root / first}: {e}") from None
+        raise GmvError(f"unreadable image {path}: {e}") from None
+
+
+def _scan(root: Path, files: list[str], sizes: bool) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """(size, mtime_ns) of every file and, when `sizes`, the (H, W) they all share — from one open, fstat and
+    24-byte read per file; mixed sizes stop here, before any work."""
+    stats, seen = [], {}
+    for f in files:
+        fd = os.open(root / f, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            head = os.read(fd, 24) if sizes else b""
+        finally:
+            os.close(fd)
+        stats.append((st.st_size, st.st_mtime_ns))
+        if sizes:
+            seen.setdefault(_header_size(root / f, head), f)
+    if len(seen) > 1:
+        listing = "; ".join(f"{h}×{w} e.g. {f}" for (h, w), f in list(seen.items())[:3])
+        raise GmvError(f"images in {root} have different sizes ({listing}); "
+                       "pass an image size (e.g. --image-size 32) to resize them to one")
+    return stats, next(iter(seen)) if seen else None
 
 
 def open_folder(path: str | Path, image_size: int | None = None, channels: int | None = None,
@@ -152,8 +185,8 @@ def open_folder(path: str | Path, image_size: int | None = None, channels: int |
     files, labels, class_names = list_image_files(root)
     if limit is not None:
         files, labels = files[:limit], labels[:limit]
-    stats = [(st.st_size, st.st_mtime_ns) for st in (os.stat(root / f) for f in files)]
-    hw = (image_size, image_size) if image_size is not None else _first_size(root, files[0])
+    stats, hw = _scan(root, files, sizes=image_size is None)
+    hw = (image_size, image_size) if image_size is not None else hw
     pixels = FolderPixels(root, files, 1 if channels == 1 else 3, image_size, hw, stats)
     return LazyImageSet(pixels, labels, class_names=class_names, name=root.name, ids=np.asarray(files))
 
@@ -215,16 +248,15 @@ def _npz_arrays(path: Path):
 def _npz_pixels(path: Path, z, cache_dir) -> PixelSource:
     zf = z.zip
     info = zf.getinfo("images.npy")
-    if info.compress_type != zipfile.ZIP_STORED and cache_dir is None:
-        return ArrayPixels(z["images"])
+    eager = lambda: ArrayPixels(ImageSet(z["images"], None, name=path.stem).images)  # noqa: E731  (checks, N×H×W → ×1)
     with zf.open(info) as f:
         shape, fortran, dtype = _npy_header(f)
         header = f.tell()
     if dtype != np.uint8:
         hint = " (ImageSet.from_float converts a generator's output)" if np.issubdtype(dtype, np.floating) else ""
         raise GmvError(f"{path}: `images` must be uint8 pixels 0–255, got {dtype}{hint}")
-    if fortran or len(shape) not in (3, 4):
-        return ArrayPixels(z["images"])  # unusual layouts: read whole, ImageSet checks them
+    if fortran or len(shape) not in (3, 4) or (info.compress_type != zipfile.ZIP_STORED and cache_dir is None):
+        return eager()  # compressed without a cache dir, or an unusual layout: read whole, ImageSet checks it
     shape = shape if len(shape) == 4 else (*shape, 1)
     if info.compress_type == zipfile.ZIP_STORED:
         return FilePixels(path, _stored_member_offset(path, info) + header, shape)
