@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from gmv.data.imageset import ImageSet
+from gmv.data.npz_stream import open_npz
 from gmv.data.pixels import ArrayPixels, FilePixels, images_digest
 from gmv.data.sources import load_folder, load_npz
-from gmv.data.stream import LazyImageSet, concat_sets, iter_batches, open_folder, open_images, open_npz
+from gmv.data.stream import LazyImageSet, concat_sets, iter_batches, open_folder, open_images
 from gmv.errors import GmvError
 
 
