@@ -245,7 +245,9 @@ class ConcatPixels(PixelSource):
             a, b = max(start, self.starts[k]), min(stop, self.starts[k + 1])
             if a < b:
                 pieces.append(part.read_range(int(a - self.starts[k]), int(b - self.starts[k])))
-        return np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
+        if not pieces:
+            return np.empty((0, *self.shape[1:]), np.uint8)
+        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
     def fingerprint(self):
         return _combine("concat", [p.fingerprint() for p in self.parts])
