@@ -135,6 +135,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n-resnet", type=int, default=20000, help="images decoded per ResNet-20 run")
     p.add_argument("--n-vgg", type=int, default=4096, help="images decoded per VGG-16 run (≈ 100 img/s here)")
+    p.add_argument("--n-array", type=int, default=8192, help="at most this many images per in-memory run")
     p.add_argument("--precision-check", action="store_true", help="add the bf16-vs-fp32 section")
     p.add_argument("--precision-only", action="store_true",
                    help="run only the bf16 section, keeping the throughput rows of an existing embedders.json")
@@ -159,19 +160,19 @@ def main():
     load_start = os.getloadavg()
     for name, make, n in cases:
         emb = make()
-        source = open_folder(folder, limit=n)
-        pixels = np.asarray(source.images)
+        n_mem = min(n, a.n_array)
+        pixels = np.asarray(open_folder(folder, limit=n_mem).images)
         ready = ((torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255 - emb.mean) / emb.std)
-        for kind, g, b in (
-                ("folder (PNG decode)", lambda: gmv_run(emb, open_folder(folder, limit=n)),
+        for kind, count, g, b in (
+                ("folder (PNG decode)", n, lambda: gmv_run(emb, open_folder(folder, limit=n)),
                  lambda: bare_folder(emb, folder, n, a.workers)),
-                ("array in memory", lambda: gmv_run(emb, pixels),
-                 lambda: bare_forward(emb, (ready[s:s + emb.batch_size] for s in range(0, n, emb.batch_size))))):
-            r = {"embedder": name, "source": kind, "n": n, **interleaved(g, b, a.repeats)}
+                ("array in memory", n_mem, lambda: gmv_run(emb, pixels),
+                 lambda: bare_forward(emb, (ready[s:s + emb.batch_size] for s in range(0, n_mem, emb.batch_size))))):
+            r = {"embedder": name, "source": kind, "n": count, **interleaved(g, b, a.repeats)}
             r["overhead"] = r["median_gmv"] / r["median_bare"] - 1
             rows.append(r)
-            print(f"{name:36s} {kind:20s} n={n:6d}  bare {n / r['median_bare']:7.1f} img/s  gmv "
-                  f"{n / r['median_gmv']:7.1f} img/s  overhead {100 * r['overhead']:+.1f}%  load {r['load_avg_1min']}",
+            print(f"{name:36s} {kind:20s} n={count:6d}  bare {count / r['median_bare']:7.1f} img/s  gmv "
+                  f"{count / r['median_gmv']:7.1f} img/s  overhead {100 * r['overhead']:+.1f}%  load {r['load_avg_1min']}",
                   flush=True)
     check = {**precision_check(weights), "load_avg_1min": os.getloadavg()[0]} if a.precision_check else None
     command = "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]])
