@@ -275,9 +275,9 @@ def test_embed_cached_reuses(tmp_path, monkeypatch):
     emb = PixelEmbedder(progress=False)
     f1, reused1 = embed_cached(emb, images, tmp_path)
     assert reused1 is False
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) == 1 and files[0].parent == tmp_path / "embeddings"
-    assert files[0].name.startswith("pixels-") and files[0].suffix == ".npy"
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())  # the features and their completion record
+    assert [f.suffix for f in files] == [".json", ".npy"] and {f.parent for f in files} == {tmp_path / "embeddings"}
+    assert files[1].name.startswith("pixels-") and files[0].stem == files[1].stem
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
 
     def boom(x):

@@ -60,7 +60,9 @@ def nearest_generated(train_emb_rows, gen_emb, k: int = 6) -> tuple[np.ndarray, 
 
 def _pixels(images, what: str) -> np.ndarray:
     """uint8 N×H×W×C pixels from an array or an ImageSet."""
-    a = np.asarray(getattr(images, "images", images))
+    a = getattr(images, "images", images)
+    if not hasattr(a, "read_range"):  # a streamed source (gmv.data.pixels) is read image by image, never whole
+        a = np.asarray(a)
     if a.ndim == 3:
         a = a[..., None]
     if a.ndim != 4 or a.shape[-1] not in (1, 3):

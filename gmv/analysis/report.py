@@ -32,6 +32,7 @@ import numpy as np
 
 from gmv.analysis.per_class import class_agreement_metrics, per_class_report
 from gmv.errors import GmvError
+from gmv.console import note
 from gmv.io import save_npz, write_csv, write_json, write_text
 from gmv.valuation.api import Valuation
 
@@ -68,6 +69,8 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
 def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None) -> None:
     columns = {"index": np.arange(len(val.values)), "split": val.split, "label": val.pool.labels.astype(np.int64),
                "value": [f"{v:.10g}" for v in val.values], "n_matches": val.n_matches.astype(np.int64)}
+    if val.ids is not None:  # precomputed embeddings' ids, image folders' file paths
+        columns = {"index": columns.pop("index"), "id": val.ids, **columns}
     if audit is not None:
         columns["p_value"] = [f"{p:.6g}" for p in audit["p_value"]]
         columns["bh_flag"] = audit["bh_flag"].astype(int)
@@ -75,8 +78,9 @@ def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None)
         columns[name] = [f"{v:.8g}" for v in result.values]
     rows = list(zip(*columns.values()))
     write_csv(out_dir / "values.csv", list(columns), rows)
+    gen_ids = {} if val.generated_ids is None else {"generated_ids": val.generated_ids}
     save_npz(out_dir / "match_tables.npz", distances=val.matches.distances, indices=val.matches.indices,
-             credit=val.credit.astype(np.float32))
+             credit=val.credit.astype(np.float32), **gen_ids)
 
 
 METHOD_COLUMNS = ["Method", "t", "p (one-sided Welch)", "AUROC [95% CI]", "TPR@1%FPR [95% CI]", "Cohen's d"]
@@ -200,11 +204,14 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
         stats = _held_out_analyses(val, out, label, seed, tsne_cap, metrics, figures)
     class_metrics, per_class = per_class_report(val, out, class_names, report_class)
     metrics.update(class_metrics)
-    r3 = ra3.ra3_report(val.values, val.pool_emb, val.gen_emb, val.pool.images, val.generated.images, out,
-                        n=min(ra3_n, len(val.values) // 2 or 1), seed=seed)
-    metrics.update({k: v for k, v in r3.items() if np.isscalar(v) and not isinstance(v, str)})
-    figures["ra3_high"], figures["ra3_low"] = Path(r3["ra3_high_png"]), Path(r3["ra3_low_png"])
-    metrics.update(attribute_metrics(val, int(attribute_n) if attribute_n is not None else 4 * ra3_n, seed=seed))
+    if not val.has_pixels:
+        note("[gmv] RA3 galleries skipped: only embeddings were given, no pixels to show")
+    else:
+        r3 = ra3.ra3_report(val.values, val.pool_emb, val.gen_emb, val.pool.images, val.generated.images, out,
+                            n=min(ra3_n, len(val.values) // 2 or 1), seed=seed)
+        metrics.update({k: v for k, v in r3.items() if np.isscalar(v) and not isinstance(v, str)})
+        figures["ra3_high"], figures["ra3_low"] = Path(r3["ra3_high_png"]), Path(r3["ra3_low_png"])
+        metrics.update(attribute_metrics(val, int(attribute_n) if attribute_n is not None else 4 * ra3_n, seed=seed))
     metrics["seconds_analysis"] = round(time.perf_counter() - t0, 3)
     metrics.update(extra_metrics or {})
     if write_metrics:

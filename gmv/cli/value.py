@@ -3,7 +3,15 @@
     gmv-value --train X_v1.npz --generated samples.npz --held-out X_v2.npz --embedder resnet20_cifar \
               --embedder-weights cifar10_resnet20.th --k 10 --index pq --rerank 100 --out results/run
 
-A, B, C are `.npz` files (gmv's format), image folders or dataset names (digits, cifar10, …).
+A, B, C are `.npz` files (gmv's format), image folders or dataset names (digits, cifar10, …); npz files
+and folders stream (read in batches by --num-workers DataLoader processes, never whole), and their
+embeddings are cached in resumable chunks under --cache-dir. Embeddings computed elsewhere (.npy float32
+N×D, memory-mapped) replace the images: --train-embeddings, --generated-embeddings, --held-out-embeddings
+(optional --*-ids files: one id per line or a .npy; default: the row number), e.g.
+
+    gmv-value --train-embeddings v1.npy --train-ids v1_ids.txt --generated-embeddings gen.npy \
+              --held-out-embeddings v2.npy --k 10 --index ivfpq --rerank 100 --out results/run
+
 Bad input exits with status 2 and one line saying what was wrong, before any embedding is computed.
 """
 
@@ -20,9 +28,14 @@ from gmv.errors import GmvError
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gmv-value", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--train", required=True, help="training images X (X_v1): .npz, folder or dataset name")
-    p.add_argument("--generated", required=True, help="generated images X̂: .npz, folder or dataset name")
+    p.add_argument("--train", help="training images X (X_v1): .npz, folder or dataset name")
+    p.add_argument("--generated", help="generated images X̂: .npz, folder or dataset name")
     p.add_argument("--held-out", help="held-out images X_v2 (the paper's RA2): valued from the same pool")
+    g = p.add_argument_group("precomputed embeddings (instead of images: .npy float32 N×D, memory-mapped)")
+    for what in ("train", "generated", "held-out", "reference"):
+        g.add_argument(f"--{what}-embeddings", help=f"embeddings of the {what} set (replaces --{what})")
+        g.add_argument(f"--{what}-ids", help=f"ids of the {what} embeddings: a text file (one per line) or .npy "
+                                             "(default: the row number)")
     p.add_argument("--out", default="gmv-value-out", help="output folder")
     p.add_argument("--label", default=None, help="row label in the RA2 table (default: the --train name)")
     p.add_argument("--image-size", type=int, help="resize every set to this size (needed for mixed sizes)")
@@ -32,6 +45,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--layer", help="vgg16 layer: fc7 (default), fc6, pool5")
     g.add_argument("--embed-size", type=int, help="resize images to this size for the embedder (vgg16 default 224)")
     g.add_argument("--batch-size", type=int, default=256)
+    g.add_argument("--num-workers", type=int, default=0,
+                   help="DataLoader processes decoding streamed images (folders, npz files); 0 = in this process")
+    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="network embedders: bf16 runs the forward pass under CPU autocast (part of the cache key)")
+    g.add_argument("--chunk-size", type=int, help="rows per cached embedding chunk (a killed run resumes from the "
+                                                  "last finished chunk; default 8192)")
     g.add_argument("--cache-dir", default=".cache/gmv", help="embedding cache ('' disables)")
     g = p.add_argument_group("matching and value")
     g.add_argument("--k", type=int, default=10, help="K nearest training points per generated point")
@@ -89,17 +108,22 @@ def run(args: argparse.Namespace) -> dict:
     from gmv.valuation.api import valuate
     from gmv.valuation.matchers import MatcherConfig
 
+    inputs = _inputs(args)
     embedder_options = {k: v for k, v in {"weights": args.embedder_weights, "layer": args.layer,
-                                          "image_size": args.embed_size, "batch_size": args.batch_size}.items()
+                                          "image_size": args.embed_size, "precision": args.precision}.items()
                         if v is not None}
     if args.embedder == "pixels":
-        embedder_options = {"batch_size": args.batch_size}
+        if args.precision != "fp32":
+            raise GmvError("--precision bf16 applies to network embedders (vgg16, resnet20_cifar), not pixels")
+        embedder_options = {}
+    embedder_options.update({k: v for k, v in {"batch_size": args.batch_size, "num_workers": args.num_workers,
+                                               "chunk_size": args.chunk_size}.items() if v is not None})
     matcher = MatcherConfig(kind=args.index, m=args.pq_m, nbits=args.nbits, nlist=args.nlist, nprobe=args.nprobe,
                             rerank=args.rerank, recall_queries=args.recall_queries, seed=args.seed,
                             memory_gb=args.memory_gb, target_recall=args.target_recall)
     from gmv.valuation.methods import GMValuator, KNNCount, build_method
 
-    label = args.label or Path(args.train).stem
+    label = args.label or Path(args.train or args.train_embeddings).stem
     if args.paper:
         args.tau, args.distance = 1.0, "sqeuclidean"
     method = GMValuator(k=args.k, tau=args.tau, distance=args.distance, target_top_credit=args.target_top_credit)
@@ -114,10 +138,11 @@ def run(args: argparse.Namespace) -> dict:
     if not 0.0 < args.audit_fdr < 1.0:
         raise GmvError(f"--audit-fdr must lie strictly between 0 and 1, got {args.audit_fdr}")
     t0 = time.perf_counter()
-    val = valuate(args.train, args.generated, embedder=args.embedder, matcher=matcher, k=args.k,
-                  held_out=args.held_out, cache_dir=args.cache_dir or None, embedder_options=embedder_options,
-                  image_size=args.image_size, method=method, baselines=baselines, reference=args.reference,
-                  engine=args.engine, ray_address=args.ray_address, shard_size=args.shard_size)
+    val = valuate(inputs["train"], inputs["generated"], embedder=inputs["embedder"] or args.embedder,
+                  matcher=matcher, k=args.k, held_out=inputs["held_out"], cache_dir=args.cache_dir or None,
+                  embedder_options=embedder_options, image_size=args.image_size, method=method, baselines=baselines,
+                  reference=inputs["reference"], engine=args.engine, ray_address=args.ray_address,
+                  shard_size=args.shard_size)
     out = Path(args.out)
     config = dict(vars(args))
     with Tracker(mode=args.wandb, project=args.wandb_project, dir=out, name=label, config=config,
@@ -125,14 +150,42 @@ def run(args: argparse.Namespace) -> dict:
         metrics = write_report(val, out, label=label, tracker=tracker, ra3_n=args.ra3_n, tsne_cap=args.tsne_cap,
                                audit_fdr=args.audit_fdr, seed=args.seed, report_class=args.report_class)
         metrics["seconds_total"] = round(time.perf_counter() - t0, 3)  # valuation + report, end to end
+        metrics["seconds_report"] = round(metrics["seconds_total"] - sum(val.seconds.values()), 3)
         metrics["engine"] = args.engine
         if args.engine == "ray":
             metrics.update({k: val.matches.settings[k] for k in ("n_shards", "shard_size")})
         write_json(out / "metrics.json", metrics)
         write_json(out / "command.json", {"argv": ["gmv-value", *sys.argv[1:]], "args": config})
     print(summary(metrics, label))
+    print("stages: " + " · ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in
+                                  [*val.seconds.items(), ("report", metrics["seconds_report"])]))
     print(f"results in {out}/ (values.csv, metrics.json, ra2_table.md, figures)")
     return metrics
+
+
+def _inputs(args: argparse.Namespace) -> dict:
+    """train / generated / held_out / reference from the image or the embedding options (not both)."""
+    from gmv.valuation.precomputed import load_embeddings
+
+    out: dict = {"embedder": None}
+    for what in ("train", "generated", "held_out", "reference"):
+        flag = what.replace("_", "-")
+        images, emb, ids = (getattr(args, what), getattr(args, f"{what}_embeddings"), getattr(args, f"{what}_ids"))
+        if images and emb:
+            raise GmvError(f"give --{flag} (images) or --{flag}-embeddings, not both")
+        if ids and not emb:
+            raise GmvError(f"--{flag}-ids names the rows of --{flag}-embeddings; give that file too")
+        if what in ("train", "generated") and not (images or emb):
+            raise GmvError(f"--{flag} (images) or --{flag}-embeddings is required")
+        out[what] = load_embeddings(emb, ids=ids, name=Path(emb).stem) if emb else images
+    given = [getattr(args, f"{w}_embeddings") is not None for w in ("train", "generated", "held_out", "reference")
+             if getattr(args, w) or getattr(args, f"{w}_embeddings")]
+    if any(given) and not all(given):
+        raise GmvError("give embeddings for every set (--train-embeddings, --generated-embeddings, …) or images for "
+                       "every set; the two cannot be mixed")
+    if any(given):
+        out["embedder"] = "precomputed"
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,10 @@ class ImageSet:
         """(H, W, C)."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
+    def __getitem__(self, index) -> np.ndarray:
+        """The pixels of the images at `index` (as gmv.data.stream.LazyImageSet reads them)."""
+        return self.images[index]
+
     def subset(self, index: np.ndarray, name: str | None = None) -> "ImageSet":
         index = np.asarray(index)
         return replace(

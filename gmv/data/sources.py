@@ -17,9 +17,9 @@ from typing import Callable
 import numpy as np
 
 from gmv.data.imageset import ImageSet
+from gmv.data.stream import IMAGE_SUFFIXES  # noqa: F401  (re-exported)
 from gmv.errors import GmvError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def resize(images: np.ndarray, size: int | None) -> np.ndarray:
@@ -101,41 +101,12 @@ def load_npz(path: str | Path, image_size: int | None = None, channels: int | No
 
 def load_folder(path: str | Path, image_size: int | None = None, channels: int | None = None,
                 limit: int | None = None) -> ImageSet:
-    """Images in `path` (labels −1) or in class sub-folders of `path` (labels by sorted folder name)."""
-    from PIL import Image, UnidentifiedImageError
+    """Images in `path` (labels −1) or in class sub-folders of `path` (labels by sorted folder name), read
+    into memory; `gmv.data.stream.open_folder` reads the same files on demand. Image files at the top level
+    beside class sub-folders are an error (they would belong to no class)."""
+    from gmv.data.stream import open_folder
 
-    root = Path(path)
-    if not root.is_dir():
-        raise GmvError(f"image folder not found: {root}")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    groups = [(i, d) for i, d in enumerate(subdirs)] if subdirs else [(-1, root)]
-    files: list[tuple[int, Path]] = []
-    for label, d in groups:
-        files += [(label, f) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise GmvError(f"no images found in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
-                       f"{' in its sub-folders' if subdirs else ''})")
-    if limit is not None:
-        files = files[:limit]
-    mode = {1: "L", 3: "RGB", None: "RGB"}[channels]
-    images, shapes = [], {}
-    for label, f in files:
-        try:
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                if image_size is not None:
-                    im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-                arr = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as e:
-            raise GmvError(f"unreadable image {f}: {e}") from None
-        shapes.setdefault(arr.shape, f)
-        images.append(arr)
-    if len(shapes) > 1:
-        listing = "; ".join(f"{s} e.g. {f.name}" for s, f in list(shapes.items())[:3])
-        raise GmvError(f"images in {root} have different sizes ({listing}); "
-                       "pass an image size (e.g. --image-size 32) to resize them to one")
-    labels = np.array([label for label, _ in files], np.int64)
-    return ImageSet(np.stack(images), labels, class_names=[d.name for d in subdirs] or None, name=root.name)
+    return open_folder(path, image_size=image_size, channels=channels, limit=limit).load()
 
 
 # --- torchvision datasets -------------------------------------------------------------------

@@ -22,6 +22,7 @@ The run folder gets:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +55,28 @@ class Study:
     reference: Any = None
     trained: dict | None = None
     samples: Any = None
+    inputs: Any = None  # gmv.valuation.api.Inputs: the checked valuation inputs
+    embedded: Any = None  # gmv.valuation.api.Embedded
+    tables: Any = None  # the m×K MatchResult
     val: Any = None
     quality: dict | None = None
     metrics: dict | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed when the study ends
+    _ray: Any = None
+
+    @property
+    def ray(self):
+        """The Ray session of valuation.engine=ray, started when a stage first asks (embed and match share it;
+        training never runs beside an idle cluster); None for the local engine."""
+        if self.cfg.valuation.get("engine", "local") != "ray":
+            return None
+        if self._ray is None:
+            from gmv.valuation.ray_cluster import ray_session
+
+            address = (self.cfg.valuation.get("ray") or {}).get("address")
+            self._ray = self.resources.enter_context(ray_session(address))
+        return self._ray
 
     @property
     def cache(self) -> Path:
@@ -89,9 +108,9 @@ def run_stage(stage: Stage, study: Study, clock: StageClock) -> None:
     if missing:  # the stage list is out of order: a bug in gmv, not a user error
         raise RuntimeError(f"stage {stage.name} needs {missing}, which no earlier stage set")
     clock.start()
-    if stage.key is None:
-        stage.run(study, None)
-        clock.stop(stage.name)
+    if stage.key is None:  # not cached by the loop; a stage with a cache of its own says whether it reused it
+        facts = stage.run(study, None) or {}
+        clock.stop(stage.name, facts.get("reused"))
         return
     key = study.keys[stage.name] = stage.key(study)
     entry = CacheEntry(study.cache, stage.entry or stage.name, key)
@@ -168,13 +187,29 @@ def _link_samples(s: Study, entry: CacheEntry) -> None:
         link_or_copy(entry.folder / name, s.run_dir / name)
 
 
-def _value(s: Study, _) -> None:
-    from gmv.valuation.api import valuate
+def _embed(s: Study, _) -> dict:
+    """Embeddings of X_v1 ∪ X_v2, X̂ and the reference set — each an entry of the embedding store."""
+    from gmv.valuation import api
 
     main, baselines = s.methods
     held_out = s.v2 if s.cfg.valuation.held_out else None
-    s.val = valuate(s.v1, s.samples, embedder=s.embedder, matcher=s.matcher, held_out=held_out, cache_dir=s.cache,
-                    method=main, baselines=baselines, reference=s.reference, **stages.engine_options(s.cfg.valuation))
+    s.inputs = api.prepare(s.v1, s.samples, embedder=s.embedder, matcher=s.matcher, held_out=held_out,
+                           cache_dir=s.cache, method=main, baselines=baselines, reference=s.reference,
+                           **stages.engine_options(s.cfg.valuation))
+    s.embedded = api.embed(s.inputs, s.cache, ray=s.ray)
+    return {"reused": all(s.embedded.reused.values())}
+
+
+def _match(s: Study, _) -> None:
+    from gmv.valuation import api
+
+    s.tables = api.match_tables(s.inputs, s.embedded, ray=s.ray)
+
+
+def _value(s: Study, _) -> None:
+    from gmv.valuation import api
+
+    s.val = api.value(s.inputs, s.embedded, s.tables)
 
 
 def _quality(s: Study, _) -> None:
@@ -222,7 +257,10 @@ TRAIN = Stage("train", needs=("v1", "module", "datamodule"), gives=("trained",),
 GENERATE = Stage("generate", needs=("trained", "module", "datamodule"), gives=("samples",), run=_generate,
                  key=lambda s: sampling.samples_key(s.keys["train"], s.module, s.cfg.generate), entry="samples",
                  load=_generate_reused, files=lambda e: ["samples.npz", "samples.png"])
-VALUE = Stage("value", needs=("v1", "samples", "embedder", "matcher", "methods"), gives=("val",), run=_value)
+EMBED = Stage("embed", needs=("v1", "samples", "embedder", "matcher", "methods"), gives=("inputs", "embedded"),
+              run=_embed)
+MATCH = Stage("match", needs=("inputs", "embedded"), gives=("tables",), run=_match)
+VALUE = Stage("value", needs=("inputs", "embedded", "tables"), gives=("val",), run=_value)
 QUALITY = Stage("quality", needs=("val",), gives=("quality",), run=_quality)
 REPORT = Stage("report", needs=("val", "quality", "trained"), gives=("metrics",), run=_report)
 CONTROL = Stage("control", needs=("samples", "embedder", "matcher", "methods"), gives=("metrics",), run=_control)
@@ -231,7 +269,7 @@ CONTROL = Stage("control", needs=("samples", "embedder", "matcher", "methods"), 
 def stages_for(cfg) -> list[Stage]:
     if cfg.get("control"):
         return [PREPARE, TRAIN, GENERATE, CONTROL]
-    return [PREPARE, TRAIN, GENERATE, VALUE, QUALITY, REPORT]
+    return [PREPARE, TRAIN, GENERATE, EMBED, MATCH, VALUE, QUALITY, REPORT]
 
 
 # --------------------------------------------------------------------------- the study
@@ -276,7 +314,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
     s.tracker = Tracker(mode=cfg.logger.mode, project=cfg.logger.project, dir=s.run_dir, name=str(cfg.study),
                         group=cfg.logger.group or group, config=OmegaConf.to_container(cfg, resolve=True),
                         job_type="study", tags=list(cfg.logger.tags or []))
-    with s.tracker:
+    with s.tracker, s.resources:
         for stage in plan[1:]:
             run_stage(stage, s, clock)
         write_run_files(s.run_dir, s.metrics, clock, manifest(cfg, clock, s.keys, git), t_total)

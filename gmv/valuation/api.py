@@ -4,10 +4,28 @@
                      held_out=None, embedder_options={"weights": path})
 
 `train`, `generated`, `held_out` are ImageSets, uint8 arrays N×H×W×C, or anything `load_images`
-takes (a dataset name, an `.npz` path, an image folder). With `held_out` (the paper's RA2), the
+takes (a dataset name, an `.npz` path, an image folder); `.npz` files and folders stream (read in
+batches, never whole: gmv.data.stream) and their embeddings go through the resumable chunked store
+under `cache_dir` (gmv/valuation/embed.py). With `held_out` (the paper's RA2), the
 generated points are matched against the pool train ∪ held_out and both halves are valued;
 `result.split` says which half each pool point belongs to ("v1" = train, "v2" = held out).
 Everything is checked before any embedding is computed.
+
+The steps, for callers that run them one at a time (the study app's embed, match and value stages):
+
+    inputs = prepare(train, generated, …)        # every check, before any work
+    embedded = embed(inputs, cache_dir)          # pool, generated and reference embeddings (the store)
+    tables = match_tables(inputs, embedded)      # the m×K distance and index tables
+    val = value(inputs, embedded, tables)        # every method's values → Valuation
+
+`engine="ray"` runs embed and match on a Ray cluster (gmv/valuation/ray_engine.py): `ray_address` (default:
+RAY_ADDRESS, else a local instance), `shard_size` pool points per search task; pass the session's `ray`
+module to `embed`/`match_tables` (`with ray_session(address) as ray:`) to run several steps on one cluster.
+
+Embeddings computed elsewhere: `embedder="precomputed"` with `.npy` float32 N×D paths (or arrays) for every
+set, or `EmbeddingSet`s from `gmv.valuation.precomputed.load_embeddings(path, ids=…)` (memory-mapped; ids
+from a file, else the row number). `result.ids` holds the pool's ids when the inputs have ids (precomputed
+embeddings, image folders: the relative file paths), and `values.csv` gains an `id` column.
 
 The method is a `Valuator` (gmv/valuation/methods.py): by default the paper's GMValuator built from
 `k`, `tau` (a number, or "auto": Eq. 5 as sharp as in the paper on any embedding) and `distance`.
@@ -26,12 +44,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gmv.data.imageset import ImageSet, concat
-from gmv.data.sources import load_images
+from gmv.data.imageset import ImageSet
+from gmv.data.stream import LazyImageSet, concat_sets, open_images, set_ids
 from gmv.errors import GmvError
-from gmv.valuation.embedders import Embedder, build_embedder, embed_cached
+from gmv.valuation.embed import embed_source
+from gmv.valuation.embedders import Embedder, build_embedder
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
 from gmv.valuation.methods import Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method, tables_k
+from gmv.valuation.precomputed import EmbeddingSet, as_embedding_set, concat_embeddings
 from gmv.valuation.ray_cluster import check_engine, require_ray
 
 
@@ -40,8 +60,8 @@ class Valuation:
     values: np.ndarray  # float64 N_pool: φ_i (Eq. 6), sums to m
     n_matches: np.ndarray  # int64 N_pool: how many generated points have i among their K matches
     split: np.ndarray  # str N_pool: "v1" (train) or "v2" (held out)
-    pool: ImageSet  # train ∪ held_out, in that order
-    generated: ImageSet
+    pool: ImageSet | LazyImageSet | EmbeddingSet  # train ∪ held_out, in that order (`images` None: no pixels)
+    generated: ImageSet | LazyImageSet | EmbeddingSet
     pool_emb: np.ndarray  # float32 N_pool×D
     gen_emb: np.ndarray  # float32 m×D
     matches: MatchResult  # the m×K distance and index tables
@@ -54,6 +74,12 @@ class Valuation:
     methods: dict[str, MethodResult] = field(default_factory=dict)  # main method first, then baselines
     skipped: dict[str, str] = field(default_factory=dict)  # baselines that could not run, and why
     reference_emb: np.ndarray | None = None  # embeddings of the reference set, when given
+    ids: np.ndarray | None = None  # the pool's ids (precomputed embeddings, image folders), else None
+    generated_ids: np.ndarray | None = None
+
+    @property
+    def has_pixels(self) -> bool:
+        return self.pool.images is not None and self.generated.images is not None
 
     @property
     def main(self) -> MethodResult:
@@ -68,12 +94,14 @@ class Valuation:
         return np.flatnonzero(self.split == name)
 
 
-def as_imageset(x: ImageSet | np.ndarray | str | Path, name: str, **load_options) -> ImageSet:
-    if isinstance(x, ImageSet):
+def as_imageset(x, name: str, cache_dir: str | Path | None = None, **load_options) -> ImageSet | LazyImageSet:
+    """An image set from an ImageSet/LazyImageSet (as is), a uint8 array, or a name or path (npz files and
+    folders stream)."""
+    if isinstance(x, (ImageSet, LazyImageSet)):
         return x
     if isinstance(x, np.ndarray):
         return ImageSet(x, None, name=name)
-    s = load_images(x, **load_options)
+    s = open_images(x, cache_dir=cache_dir, **load_options)
     s.name = name
     return s
 
@@ -100,84 +128,215 @@ def _methods(method, baselines, k: int, tau, distance: str) -> list[Valuator]:
     return chosen
 
 
+def _is_precomputed(embedder, sets) -> bool:
+    given = [x for x in sets if x is not None]
+    if isinstance(embedder, str) and embedder == "precomputed":
+        return True
+    embeddings = [isinstance(x, EmbeddingSet) for x in given]
+    if any(embeddings) and not all(embeddings):
+        raise GmvError("give embeddings (EmbeddingSet, embedder='precomputed') for every set, or images for every "
+                       "set; the two cannot be mixed")
+    return any(embeddings)
+
+
+def _split(sets) -> np.ndarray:
+    return np.array(["v1"] * len(sets[0]) + (["v2"] * len(sets[1]) if len(sets) > 1 else []))
+
+
+def _embedding_inputs(train, generated, held_out, reference):
+    """Precomputed embeddings → (pool, generated, reference, split)."""
+    sets = [as_embedding_set(train, "train")] + ([as_embedding_set(held_out, "held_out")] if held_out is not None
+                                                  else [])
+    gen = as_embedding_set(generated, "generated")
+    ref = None if reference is None else as_embedding_set(reference, "reference")
+    pool = concat_embeddings(sets, "pool")
+    for other in [gen] + ([ref] if ref is not None else []):
+        if other.dim != pool.dim:
+            raise GmvError(f"{other.name} embeddings are {other.dim}-d but the training embeddings are {pool.dim}-d")
+    return pool, gen, ref, _split(sets)
+
+
+def _image_inputs(train, generated, held_out, reference, image_size, cache_dir):
+    """Images → (pool, generated, reference, split), lazily for npz files and folders."""
+    opts = {} if image_size is None else {"image_size": image_size}
+    sets = [as_imageset(train, "train", cache_dir, **opts)]
+    if held_out is not None:
+        sets.append(as_imageset(held_out, "held_out", cache_dir, **opts))
+    gen = as_imageset(generated, "generated", cache_dir, **opts)
+    pool = concat_sets(sets, name="pool") if len(sets) > 1 else sets[0]
+    if gen.shape != pool.shape:
+        raise GmvError(f"generated images are {gen.shape} (H, W, C) but training images are {pool.shape}; "
+                       "give both at one size and channel count (e.g. --image-size)")
+    ref = None if reference is None else as_imageset(reference, "reference", cache_dir, **opts)
+    if ref is not None and ref.shape != pool.shape:
+        raise GmvError(f"reference images are {ref.shape} (H, W, C) but training images are {pool.shape}")
+    return pool, gen, ref, _split(sets)
+
+
+@dataclass
+class Inputs:
+    """What `valuate` was given, checked: the methods, the sets (images or embeddings), the resolved matcher."""
+
+    methods: list[Valuator]
+    k_tables: int  # K of the match tables (the largest any method needs)
+    distance: str
+    pool: Any  # train ∪ held_out: ImageSet | LazyImageSet | EmbeddingSet
+    generated: Any
+    reference: Any  # or None
+    split: np.ndarray
+    embedder: Embedder | None  # None: precomputed embeddings
+    matcher: MatcherConfig
+    engine: str = "local"
+    ray_address: str | None = None
+    shard_size: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return self.pool.dim if self.embedder is None else self.embedder.dim(self.pool.shape)
+
+
+@dataclass
+class Embedded:
+    pool: np.ndarray  # float32 N_pool×D
+    generated: np.ndarray  # float32 m×D
+    reference: np.ndarray | None
+    reused: dict[str, bool]
+    fingerprint: dict[str, Any]
+
+
+def prepare(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pixels",
+            matcher: str | MatcherConfig | Mapping[str, Any] = "auto", k: int = 10, held_out=None,
+            tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
+            embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None,
+            method: Any = None, baselines: Sequence[Any] | None = None, reference=None,
+            engine: str = "local", ray_address: str | None = None, shard_size: int | None = None) -> Inputs:
+    """Every check `valuate` makes, before any embedding is computed (see the module docstring)."""
+    t0 = time.perf_counter()
+    check_engine(engine)
+    if engine == "ray":
+        require_ray()  # before any loading: say how to install it
+    methods = _methods(method, baselines, k, tau, distance)  # every method checks its settings here
+    distance = getattr(methods[0], "distance", distance)
+    k_tables = tables_k(methods)
+    if _is_precomputed(embedder, [train, generated, held_out, reference]):
+        if engine == "ray":
+            raise GmvError("engine=ray embeds images on Ray workers; with precomputed embeddings use engine=local")
+        pool, gen_set, ref_set, split = _embedding_inputs(train, generated, held_out, reference)
+        emb, dim = None, pool.dim
+    else:
+        pool, gen_set, ref_set, split = _image_inputs(train, generated, held_out, reference, image_size, cache_dir)
+        emb = build_embedder(embedder, **dict(embedder_options or {}))
+        dim = emb.dim(pool.shape)
+    mcfg = resolve(_matcher_config(matcher), len(pool), dim, k_tables, n_queries=len(gen_set))
+    inputs = Inputs(methods, k_tables, distance, pool, gen_set, ref_set, split, emb, mcfg, engine, ray_address,
+                    shard_size)
+    inputs.seconds["load_and_check"] = time.perf_counter() - t0
+    return inputs
+
+
+def _pixels_in_memory(s) -> np.ndarray:
+    """The Ray engine ships arrays to its workers: a streamed set is read whole on the driver."""
+    return s.images if isinstance(s.images, np.ndarray) else s.images.read_range(0, len(s))
+
+
+def embed(inputs: Inputs, cache_dir: str | Path | None = None, ray=None) -> Embedded:
+    """The pool's, the generated set's and the reference set's embeddings (through the store when
+    `cache_dir` is given). Precomputed embeddings are passed through; `ray`: embed on that Ray session."""
+    t0 = time.perf_counter()
+    if inputs.embedder is None:
+        ref = None if inputs.reference is None else inputs.reference.vectors
+        out = Embedded(inputs.pool.vectors, inputs.generated.vectors, ref, {"precomputed": True},
+                       {"name": "precomputed"})
+    elif inputs.engine == "ray":
+        from gmv.valuation.ray_engine import embed_sets
+
+        sets = {"pool": inputs.pool, "generated": inputs.generated, "reference": inputs.reference}
+        arrays = {name: None if s is None else _pixels_in_memory(s) for name, s in sets.items()}
+        feats, reused = _on_ray(ray, inputs, lambda r: embed_sets(r, inputs.embedder, arrays, cache_dir))
+        out = Embedded(feats["pool"], feats["generated"], feats.get("reference"),
+                       {f"{name}_embedding": v for name, v in reused.items()}, inputs.embedder.fingerprint())
+    else:
+        emb = inputs.embedder
+        pool, reused_pool = embed_source(emb, inputs.pool, cache_dir, desc="embed training")
+        gen, reused_gen = embed_source(emb, inputs.generated, cache_dir, desc="embed generated")
+        reused = {"pool_embedding": reused_pool, "generated_embedding": reused_gen}
+        ref = None
+        if inputs.reference is not None:
+            ref, reused["reference_embedding"] = embed_source(emb, inputs.reference, cache_dir, desc="embed reference")
+        out = Embedded(pool, gen, ref, reused, emb.fingerprint())
+    inputs.seconds["embed"] = time.perf_counter() - t0
+    return out
+
+
+def _on_ray(ray, inputs: Inputs, work):
+    """`work(ray)` on the given Ray session, or on one opened (and closed) for it."""
+    if ray is not None:
+        return work(ray)
+    from gmv.valuation.ray_cluster import ray_session
+
+    with ray_session(inputs.ray_address) as session:
+        return work(session)
+
+
+def match_tables(inputs: Inputs, embedded: Embedded, ray=None) -> MatchResult:
+    """The paper's m×K tables: each generated point's K nearest pool points (on Ray: shard by shard, merged)."""
+    t0 = time.perf_counter()
+    if inputs.engine == "ray":
+        from gmv.valuation.ray_engine import search_on_ray
+
+        result = _on_ray(ray, inputs, lambda r: search_on_ray(r, embedded.pool, embedded.generated, inputs.k_tables,
+                                                              inputs.matcher, inputs.distance, inputs.shard_size))
+    else:
+        result = match(embedded.pool, embedded.generated, inputs.k_tables, inputs.matcher, distance=inputs.distance)
+    inputs.seconds["match"] = time.perf_counter() - t0
+    return result
+
+
+def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
+    """Every method's values from the same embeddings and tables (Eq. 5–6 for the main method)."""
+    t0 = time.perf_counter()
+    methods, main = inputs.methods, inputs.methods[0]
+    evidence = Evidence(embedded.pool, embedded.generated, inputs.split, result, embedded.reference)
+    results: dict[str, MethodResult] = {}
+    skipped: dict[str, str] = {}
+    for m in methods:
+        if m.needs_reference and embedded.reference is None and m is not main:
+            skipped[m.name] = "no reference set of real images outside the split"
+            continue
+        results[m.name] = m.value(evidence)
+    first = results[main.name]
+    k_main = int(first.extras.get("k", inputs.k_tables))
+    credit = first.arrays.get("credit", np.ones((len(inputs.generated), k_main)) / k_main)
+    n_matches = first.arrays.get("n_matches")
+    if n_matches is None:  # a main method without match counts: the K-NN count over its K
+        n_matches = KNNCount(k_main).value(evidence).values.astype(np.int64)
+    inputs.seconds["value"] = time.perf_counter() - t0
+    return Valuation(first.values, n_matches, inputs.split, inputs.pool, inputs.generated, embedded.pool,
+                     embedded.generated, result, credit, k_main, float(first.extras.get("tau", float("nan"))),
+                     embedded.fingerprint, dict(inputs.seconds), embedded.reused, results, skipped,
+                     embedded.reference, set_ids(inputs.pool), set_ids(inputs.generated))
+
+
 def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pixels",
             matcher: str | MatcherConfig | Mapping[str, Any] = "auto", k: int = 10, held_out=None,
             tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
             embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None,
             method: Any = None, baselines: Sequence[Any] | None = None, reference=None,
             engine: str = "local", ray_address: str | None = None, shard_size: int | None = None) -> Valuation:
-    """Value every training (and held-out) image by the generated images that match it.
+    """Value every training (and held-out) image by the generated images that match it: prepare → embed →
+    match_tables → value (on one Ray session when engine="ray")."""
+    inputs = prepare(train, generated, embedder, matcher, k, held_out, tau, distance, cache_dir, embedder_options,
+                     image_size, method, baselines, reference, engine, ray_address, shard_size)
+    if engine != "ray":
+        embedded = embed(inputs, cache_dir)
+        return value(inputs, embedded, match_tables(inputs, embedded))
 
-    `engine="ray"` embeds and matches on a Ray cluster (gmv/valuation/ray_engine.py): `ray_address`
-    (default: RAY_ADDRESS, else a local instance), `shard_size` pool points per search task."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    check_engine(engine)
-    if engine == "ray":
-        require_ray()  # before any loading: say how to install it
-    methods = _methods(method, baselines, k, tau, distance)  # every method checks its settings here
-    main = methods[0]
-    distance = getattr(main, "distance", distance)
-    k_tables = tables_k(methods)
-    opts = {} if image_size is None else {"image_size": image_size}
-    train_set = as_imageset(train, "train", **opts)
-    gen_set = as_imageset(generated, "generated", **opts)
-    sets = [train_set]
-    if held_out is not None:
-        sets.append(as_imageset(held_out, "held_out", **opts))
-    pool = concat(sets, name="pool") if len(sets) > 1 else train_set
-    split = np.array(["v1"] * len(train_set) + (["v2"] * len(sets[1]) if len(sets) > 1 else []))
-    if gen_set.shape != pool.shape:
-        raise GmvError(f"generated images are {gen_set.shape} (H, W, C) but training images are {pool.shape}; "
-                       "give both at one size and channel count (e.g. --image-size)")
-    ref_set = None if reference is None else as_imageset(reference, "reference", **opts)
-    if ref_set is not None and ref_set.shape != pool.shape:
-        raise GmvError(f"reference images are {ref_set.shape} (H, W, C) but training images are {pool.shape}")
-    emb = build_embedder(embedder, **dict(embedder_options or {}))
-    mcfg = resolve(_matcher_config(matcher), len(pool), emb.dim(pool.shape), k_tables,  # all checks before work
-                   n_queries=len(gen_set))
-    timings["load_and_check"] = time.perf_counter() - t0
-
-    # ---- embed + match: on this process (engine "local") or on a Ray cluster (engine "ray") ----
-    ref_images = None if ref_set is None else ref_set.images
-    if engine == "ray":
-        from gmv.valuation.ray_engine import embed_and_match
-
-        pool_emb, gen_emb, ref_emb, reused, result = embed_and_match(
-            emb, pool.images, gen_set.images, ref_images, cache_dir, mcfg, k_tables, distance, ray_address,
-            shard_size, timings)
-    else:
-        t0 = time.perf_counter()
-        pool_emb, reused_pool = embed_cached(emb, pool.images, cache_dir, desc="embed training")
-        gen_emb, reused_gen = embed_cached(emb, gen_set.images, cache_dir, desc="embed generated")
-        reused = {"pool_embedding": reused_pool, "generated_embedding": reused_gen}
-        ref_emb = None
-        if ref_set is not None:
-            ref_emb, reused["reference_embedding"] = embed_cached(emb, ref_images, cache_dir, desc="embed reference")
-        timings["embed"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        result = match(pool_emb, gen_emb, k_tables, mcfg, distance=distance)
-        timings["match"] = time.perf_counter() - t0
-    # ---- end of the engine-specific part: values below come from the same tables either way ----
+    from gmv.valuation.ray_cluster import ray_session
 
     t0 = time.perf_counter()
-    evidence = Evidence(pool_emb, gen_emb, split, result, ref_emb)
-    results: dict[str, MethodResult] = {}
-    skipped: dict[str, str] = {}
-    for m in methods:
-        if m.needs_reference and ref_emb is None and m is not main:
-            skipped[m.name] = "no reference set of real images outside the split"
-            continue
-        results[m.name] = m.value(evidence)
-    timings["value"] = time.perf_counter() - t0
-    first = results[main.name]
-    k_main = int(first.extras.get("k", k_tables))
-    credit = first.arrays.get("credit", np.ones((len(gen_set), k_main)) / k_main)
-    n_matches = first.arrays.get("n_matches")
-    if n_matches is None:  # a main method without match counts: the K-NN count over its K
-        n_matches = KNNCount(k_main).value(evidence).values.astype(np.int64)
-    return Valuation(first.values, n_matches, split, pool, gen_set, pool_emb, gen_emb, result, credit, k_main,
-                     float(first.extras.get("tau", float("nan"))), emb.fingerprint(), timings, reused, results,
-                     skipped, ref_emb)
-
+    with ray_session(ray_address) as ray:
+        inputs.seconds["ray_start"] = time.perf_counter() - t0
+        embedded = embed(inputs, cache_dir, ray=ray)
+        result = match_tables(inputs, embedded, ray=ray)
+    return value(inputs, embedded, result)

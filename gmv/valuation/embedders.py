@@ -10,13 +10,18 @@
 
 Every torch embedder normalises with ImageNet mean/std after scaling to [0, 1] and repeats grey
 images to 3 channels, runs under `torch.inference_mode` with a progress bar, and checks that
-the features are finite.
+the features are finite. Throughput settings: `batch_size`, `num_workers` (DataLoader processes that
+decode streamed images), `channels_last` and `precision` (`fp32`, or `bf16`: CPU autocast, part of the
+fingerprint because it changes the features); `chunk_size` is the rows per cache chunk.
+
+Embedding as a resumable, cached stage (chunk files, manifest, completion record) lives in
+gmv/valuation/embed.py and store.py; `embed_cached` is re-exported here for its callers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,12 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from gmv.data.pixels import images_digest  # noqa: F401  (re-exported)
 from gmv.errors import GmvError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
 VGG16_LAYERS = {"fc7": 4096, "fc6": 4096, "pool5": 512}
+PRECISIONS = ("fp32", "bf16")
+DEFAULT_CHUNK_ROWS = 8192
 
 
 class Embedder:
@@ -39,9 +47,20 @@ class Embedder:
 
     name = "embedder"
 
-    def __init__(self, batch_size: int = 256, progress: bool = True):
+    def __init__(self, batch_size: int = 256, progress: bool = True, num_workers: int = 0,
+                 chunk_size: int | None = None):
         self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise GmvError(f"embedder batch_size must be ≥ 1, got {batch_size}")
         self.progress = progress
+        self.num_workers = int(num_workers or 0)
+        if self.num_workers < 0:
+            raise GmvError(f"embedder num_workers must be ≥ 0, got {num_workers}")
+        rows = DEFAULT_CHUNK_ROWS if chunk_size is None else int(chunk_size)
+        if rows < 1:
+            raise GmvError(f"embedder chunk_size must be ≥ 1 row, got {chunk_size}")
+        # a whole number of batches per chunk: a resumed run forms exactly the batches of an uninterrupted one
+        self.chunk_size = -(-rows // self.batch_size) * self.batch_size
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that determines the features (the cache key)."""
@@ -55,25 +74,49 @@ class Embedder:
         with torch.inference_mode():
             return int(self._forward(torch.zeros(1, image_shape[2], *image_shape[:2])).shape[1])
 
-    def __call__(self, images: np.ndarray, desc: str = "embed") -> np.ndarray:
-        if images.ndim != 4 or images.dtype != np.uint8:
-            raise GmvError(f"embedder input must be uint8 N×H×W×C, got {images.dtype} {images.shape}")
-        out = []
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(images), self.batch_size), desc=f"{desc} ({self.name})",
-                              unit="batch", disable=not self.progress, leave=False):
-                x = torch.from_numpy(images[start : start + self.batch_size]).permute(0, 3, 1, 2)
-                out.append(self._forward(x.float().div_(255.0)).float().cpu().numpy())
-        feats = np.concatenate(out).astype(np.float32, copy=False)
+    def _autocast(self):
+        return contextlib.nullcontext()
+
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
+        """One batch: uint8 b×H×W×C → float32 b×D (no progress bar, no finiteness check)."""
+        pixels = np.ascontiguousarray(pixels)
+        if not pixels.flags.writeable:  # torch.from_numpy wants writable memory (a read-only memmap is not)
+            pixels = pixels.copy()
+        x = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+        with torch.inference_mode(), self._autocast():
+            return self._forward(x.float().div_(255.0)).float().cpu().numpy().astype(np.float32, copy=False)
+
+    def check_finite(self, feats: np.ndarray, desc: str) -> None:
         if not np.isfinite(feats).all():
             bad = int((~np.isfinite(feats).all(axis=1)).sum())
             raise GmvError(f"{self.name} produced non-finite embeddings for {bad} of {len(feats)} images "
                            f"({desc}); check the embedder weights and the input pixels")
+
+    def __call__(self, images, desc: str = "embed") -> np.ndarray:
+        """Embed in memory: an array, an ImageSet/LazyImageSet or a PixelSource (read batch by batch)."""
+        from gmv.data.stream import iter_batches
+
+        shape, dtype = tuple(getattr(images, "shape", ())), getattr(images, "dtype", None)
+        if hasattr(images, "images"):
+            shape, dtype = tuple(images.images.shape), images.images.dtype
+        if len(shape) != 4 or dtype != np.uint8:
+            raise GmvError(f"embedder input must be uint8 N×H×W×C, got {dtype} {shape}")
+        out = []
+        with tqdm(total=shape[0], desc=f"{desc} ({self.name})", unit="img", disable=not self.progress,
+                  leave=False) as bar:
+            for _, batch in iter_batches(images, self.batch_size, num_workers=self.num_workers):
+                out.append(self.embed_batch(batch))
+                bar.update(len(batch))
+        feats = np.concatenate(out)
+        self.check_finite(feats, desc)
         return feats
 
 
 class PixelEmbedder(Embedder):
     name = "pixels"
+
+    def dim(self, image_shape: tuple[int, int, int]) -> int:
+        return int(np.prod(image_shape))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1)
@@ -83,8 +126,12 @@ class TorchEmbedder(Embedder):
     """A network with ImageNet-style input handling (3 channels, mean/std, optional resize)."""
 
     def __init__(self, network: nn.Module, image_size: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 channels_last: bool = True, batch_size: int = 256, progress: bool = True):
-        super().__init__(batch_size, progress)
+                 channels_last: bool = True, precision: str = "fp32", batch_size: int = 256, progress: bool = True,
+                 num_workers: int = 0, chunk_size: int | None = None):
+        super().__init__(batch_size, progress, num_workers, chunk_size)
+        if precision not in PRECISIONS:
+            raise GmvError(f"embedder precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         self.network = network.eval()
         for p in self.network.parameters():
             p.requires_grad_(False)
@@ -94,6 +141,11 @@ class TorchEmbedder(Embedder):
         self.channels_last = channels_last
         if channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -153,7 +205,7 @@ class VGG16Embedder(TorchEmbedder):
         return net.classifier[4](net.classifier[3](net.classifier[2](h)))  # dropout(eval)=id, fc7 + ReLU
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"name": self.name, "layer": self.layer, "image_size": self.image_size,
+        return {"name": self.name, "layer": self.layer, "image_size": self.image_size, "precision": self.precision,
                 "weights": _file_id(self.weights_file) if self.pretrained else "random-seed0"}
 
 
@@ -175,7 +227,8 @@ class ResNet20Embedder(TorchEmbedder):
         return self.network.features(x)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"name": self.name, "image_size": self.image_size, "weights": _file_id(self.weights_file)}
+        return {"name": self.name, "image_size": self.image_size, "precision": self.precision,
+                "weights": _file_id(self.weights_file)}
 
 
 class ModuleEmbedder(TorchEmbedder):
@@ -190,7 +243,7 @@ class ModuleEmbedder(TorchEmbedder):
     def fingerprint(self) -> dict[str, Any]:
         # image_size changes the features, so it belongs in the cache key (it is not in the Hydra config
         # that _fp records: build_embedder hands it to the wrapper, not to the module)
-        return {"name": self.name, **self._fp, "image_size": self.image_size}
+        return {"name": self.name, **self._fp, "image_size": self.image_size, "precision": self.precision}
 
 
 def _file_id(path: str | None) -> str:
@@ -219,8 +272,8 @@ def build_embedder(spec: str | Mapping[str, Any] | Embedder = "pixels", **option
         if "_target_" in cfg:
             from hydra.utils import instantiate
 
-            wrapper = {k: cfg.pop(k) for k in ("image_size", "batch_size", "progress", "channels_last")
-                       if k in cfg}
+            wrapper = {k: cfg.pop(k) for k in ("image_size", "batch_size", "progress", "channels_last", "precision",
+                                               "num_workers", "chunk_size") if k in cfg}
             fp = {k: str(v) for k, v in cfg.items()}
             try:
                 module = instantiate(cfg)
@@ -243,30 +296,12 @@ def build_embedder(spec: str | Mapping[str, Any] | Embedder = "pixels", **option
     return EMBEDDERS[spec](**options)
 
 
-def images_digest(images: np.ndarray) -> str:
-    h = hashlib.sha256(str((images.shape, str(images.dtype))).encode())
-    h.update(np.ascontiguousarray(images).data)
-    return h.hexdigest()[:24]
+def embed_cached(embedder: Embedder, images, cache_dir: str | Path | None, desc: str = "embed"):
+    """Embed `images` through the resumable chunked store under `cache_dir` (gmv/valuation/embed.py).
 
+    Returns (features float32 N×D in memory, reused: bool); `embed_source` returns the cached features
+    memory-mapped instead (what valuate uses: nothing N×D is read before it is needed)."""
+    from gmv.valuation.embed import embed_source
 
-def embed_cached(embedder: Embedder, images: np.ndarray, cache_dir: str | Path | None, desc: str = "embed"):
-    """Embed `images`, reusing `cache_dir/embeddings/<key>.npy` keyed by (pixels, embedder fingerprint).
-
-    Returns (features, reused: bool).
-    """
-    if cache_dir is None:
-        return embedder(images, desc=desc), False
-    from gmv.io import atomic_path
-
-    key_src = json.dumps({"images": images_digest(images), "embedder": embedder.fingerprint()}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
-    path = Path(cache_dir) / "embeddings" / f"{embedder.name}-{key}.npy"
-    if path.is_file():
-        feats = np.load(path)
-        if feats.shape[0] == len(images):
-            return feats, True
-    feats = embedder(images, desc=desc)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, feats)
-    return feats, False
+    feats, reused = embed_source(embedder, images, cache_dir, desc=desc)
+    return np.array(feats, dtype=np.float32), reused

@@ -30,10 +30,7 @@ recall@K is measured against the merged exact top-K on the sampled queries, as `
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -48,15 +45,6 @@ from gmv.valuation.matchers import MatcherConfig, MatchResult, factory_string, r
 from gmv.valuation.ray_cluster import cluster_slots, user_error
 
 # ---------------------------------------------------------------- embedding ---------------------------
-
-
-def cache_path(embedder, images: np.ndarray, cache_dir: str | Path) -> Path:
-    """The file gmv's single-process `embed_cached` keeps these embeddings in (same key)."""
-    from gmv.valuation.embedders import images_digest
-
-    key_src = json.dumps({"images": images_digest(images), "embedder": embedder.fingerprint()}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
-    return Path(cache_dir) / "embeddings" / f"{embedder.name}-{key}.npy"
 
 
 class EmbedBlocks:
@@ -145,27 +133,36 @@ def embed_on_ray(ray, embedder, sets: Mapping[str, np.ndarray], progress: bool =
 
 
 def embed_sets(ray, embedder, sets: Mapping[str, np.ndarray | None], cache_dir: str | Path | None):
-    """(embeddings by name, reused by name): cached sets are read, the rest embedded on Ray in one pass."""
-    from gmv.io import atomic_path
+    """(embeddings by name, reused by name): sets already in gmv's embedding store are read from it, the rest
+    embedded on Ray in one pass and written to the store — the same entries a local run reads and writes."""
+    from gmv.valuation.embed import store_for
 
-    out, reused, todo = {}, {}, {}
+    out, reused, todo, stores = {}, {}, {}, {}
     for name, images in sets.items():
         if images is None:
             continue
-        path = None if cache_dir is None else cache_path(embedder, images, cache_dir)
-        if path is not None and path.is_file():
-            feats = np.load(path)
-            if feats.shape[0] == len(images):
+        if cache_dir is not None:
+            stores[name] = store_for(embedder, images, cache_dir)
+            feats = stores[name].open_complete()
+            if feats is not None:
                 out[name], reused[name] = feats, True
                 continue
         todo[name] = images
     for name, feats in embed_on_ray(ray, embedder, todo).items():
         out[name], reused[name] = feats, False
-        if cache_dir is not None:
-            with atomic_path(cache_path(embedder, todo[name], cache_dir)) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, feats)
+        if name in stores:
+            out[name] = _store(stores[name], feats)
     return out, reused
+
+
+def _store(store, feats: np.ndarray) -> np.ndarray:
+    """Write embeddings computed on Ray into the store, chunk by chunk as a local run would."""
+    store.set_dim(int(feats.shape[1]))
+    store.begin()
+    for i in range(store.n_chunks):
+        lo, hi = store.chunk_rows(i)
+        store.write_chunk(i, np.ascontiguousarray(feats[lo:hi], np.float32))
+    return store.finish()
 
 
 # ---------------------------------------------------------------- matching ----------------------------
@@ -248,8 +245,11 @@ def search_on_ray(ray, pool: np.ndarray, queries: np.ndarray, k: int, cfg: Match
     pool = np.ascontiguousarray(pool, np.float32)
     queries = np.ascontiguousarray(queries, np.float32)
     n, d = pool.shape
-    shard_size, cfgs = plan_shards(cfg, n, d, k, shard_size, cluster_slots(ray)[1])
+    n_gpus, n_cpus = cluster_slots(ray)
+    shard_size, cfgs = plan_shards(cfg, n, d, k, shard_size, n_cpus)
     offsets = shard_offsets(n, shard_size)
+    print(f"[gmv] Ray: {n_cpus} CPU and {n_gpus} GPU slots; pool of {n} in {len(offsets)} search shards of "
+          f"≤ {shard_size}", file=sys.stderr)
     recall_rows = None
     if cfg.kind != "flat" and cfg.recall_queries:
         rng = np.random.default_rng(cfg.seed)
@@ -283,35 +283,3 @@ def search_on_ray(ray, pool: np.ndarray, queries: np.ndarray, k: int, cfg: Match
                     n_missing=int(missing.sum()), engine="ray", n_shards=len(offsets), shard_size=shard_size,
                     shard_factories=sorted({p[3] for p in parts}))
     return MatchResult(dist, idx, recall, settings, factory_string(cfgs[0]), seconds)
-
-
-# ---------------------------------------------------------------- the engine, for valuate() -----------
-
-
-def embed_and_match(emb, pool_images, gen_images, ref_images, cache_dir, mcfg, k, distance, address,
-                    shard_size, timings):
-    """valuate(engine="ray"): (pool, generated, reference embeddings, reused flags, merged MatchResult) —
-    embeddings from one Ray Data pass (or gmv's cache), tables from per-shard search tasks. Fills `timings`."""
-    from gmv.valuation import ray_cluster
-
-    dim = emb.dim(pool_images.shape[1:])
-    if shard_size is not None:  # a given shard size is checked before Ray starts; the default needs the cluster
-        plan_shards(mcfg, len(pool_images), dim, k, shard_size)
-    t0 = time.perf_counter()
-    with ray_cluster.ray_session(address) as ray:
-        timings["ray_start"] = time.perf_counter() - t0
-        n_gpus, n_cpus = ray_cluster.cluster_slots(ray)
-        shard_size, shards = plan_shards(mcfg, len(pool_images), dim, k, shard_size, n_cpus)  # before work
-        print(f"[gmv] Ray ({address or os.environ.get('RAY_ADDRESS') or 'local instance'}): {n_cpus} CPU and "
-              f"{n_gpus} GPU slots; pool of {len(pool_images)} in {len(shards)} search shards of ≤ {shard_size}",
-              file=sys.stderr)
-        t0 = time.perf_counter()
-        sets = {"pool": pool_images, "generated": gen_images, "reference": ref_images}
-        feats, reused = embed_sets(ray, emb, sets, cache_dir)
-        timings["embed"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = search_on_ray(ray, feats["pool"], feats["generated"], k, mcfg, distance, shard_size)
-        timings["match"] = time.perf_counter() - t0
-    reused = {"pool_embedding": reused["pool"], "generated_embedding": reused["generated"],
-              **({"reference_embedding": reused["reference"]} if ref_images is not None else {})}
-    return feats["pool"], feats["generated"], feats.get("reference"), reused, result
