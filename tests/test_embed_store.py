@@ -79,13 +79,13 @@ def test_killed_embedding_resumes_identically(tmp_path, capsys):
     while len(chunks) < 2:  # watch the chunk files: kill once two of the pool's six chunks are on disk
         assert child.poll() is None, "the run ended before it could be killed: " + child.stderr.read().decode()[-500:]
         assert time.monotonic() < deadline, "no chunk files appeared"
-        chunks = sorted(cache.glob("embeddings/*.part/chunk-*.npy"))
+        chunks = sorted(cache.glob("embeddings/*/chunks/chunk-*.npy"))
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL
-    assert not list(cache.glob("embeddings/*.json")), "nothing may be complete after the kill"
-    left = sorted(cache.glob("embeddings/*.part/chunk-*.npy"))
+    assert not list(cache.glob("embeddings/*/done.json")), "nothing may be complete after the kill"
+    left = sorted(cache.glob("embeddings/*/chunks/chunk-*.npy"))
     assert 2 <= len(left) < 6
     part = left[0].parent
     first_chunks = {p.name: p.read_bytes() for p in left}
@@ -123,8 +123,8 @@ def test_damaged_cache_is_reported_in_one_line_and_recomputed(tmp_path, capsys, 
     again = valuate(pool, gen, embedder=emb(), cache_dir=tmp_path, k=4)
     assert all(again.reused.values())
     del first, again
-    target = max((tmp_path / "embeddings").glob("*.npy"), key=lambda p: p.stat().st_size)  # the pool's
-    record = target.with_suffix(".json")
+    target = max((tmp_path / "embeddings").glob("*/embeddings.npy"), key=lambda p: p.stat().st_size)  # the pool's
+    record = target.parent / "done.json"
     if damage == "truncate":
         with open(target, "r+b") as f:
             f.truncate(target.stat().st_size // 2)
@@ -142,8 +142,8 @@ def test_damaged_cache_is_reported_in_one_line_and_recomputed(tmp_path, capsys, 
     second = valuate(pool, gen, embedder=emb(), cache_dir=tmp_path, k=4)
     captured = capsys.readouterr()
     lines = [ln for ln in (captured.out + captured.err).splitlines() if "cache:" in ln]
-    assert len(lines) == 1 and lines[0].startswith(f"[gmv] cache: embeddings {target.stem} damaged (")
-    assert lines[0].endswith("— recomputing") and "Traceback" not in captured.err
+    assert len(lines) == 1 and lines[0].startswith(f"[gmv] cache: embeddings {target.parent.name} is damaged (")
+    assert lines[0].endswith("— recomputing it") and "Traceback" not in captured.err
     assert second.reused == {"pool_embedding": False, "generated_embedding": True}
     np.testing.assert_array_equal(second.pool_emb, first_emb)
     np.testing.assert_array_equal(second.values, first_values)

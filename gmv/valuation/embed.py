@@ -28,6 +28,7 @@ from typing import Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
+from gmv.console import note
 from gmv.data.pixels import PixelSource, as_pixels
 from gmv.data.stream import batch_ranges, iter_batches
 from gmv.valuation.embedders import Embedder
@@ -85,20 +86,24 @@ def embed_source(embedder: Embedder, images, cache_dir: str | Path | None, desc:
     if cache_dir is None:
         return embedder(pixels, desc=desc), False
     store = store_for(embedder, pixels, cache_dir)
-    feats = store.open_complete()
-    if feats is not None:
-        return feats, True
+    with store.lock():  # a second run on the same entry waits, then reuses it
+        feats = store.open_complete()
+        if feats is not None:
+            return feats, True
+        return _compute(embedder, pixels, store, desc), False
+
+
+def _compute(embedder: Embedder, pixels: PixelSource, store: EmbeddingStore, desc: str) -> np.ndarray:
     store.set_dim(embedder.dim(tuple(pixels.shape[1:])))
     done = store.begin()
+    n_done = sum(b - a for a, b in map(store.chunk_rows, done))
     if done:
-        n_done = sum(b - a for a, b in map(store.chunk_rows, done))
-        print(f"[gmv] cache: embeddings {store.stem}: resuming — {len(done)} of {store.n_chunks} chunks "
-              f"({n_done} of {store.n} images) already embedded", flush=True)
+        note(f"[gmv] cache: embeddings {store.stem}: resuming — {len(done)} of {store.n_chunks} chunks "
+             f"({n_done} of {store.n} images) already embedded")
     t0 = time.perf_counter()
     embed_chunks(embedder, pixels, store, desc=desc)
     feats = store.finish()
-    if embedder.progress and store.n - (n_done if done else 0) >= 10 * embedder.batch_size:
-        rate = (store.n - (n_done if done else 0)) / max(time.perf_counter() - t0, 1e-9)
-        print(f"[gmv] {desc}: {store.n} images → {store.dim}-d {embedder.name} features ({rate:.0f} img/s)",
-              flush=True)
-    return feats, False
+    if embedder.progress and store.n - n_done >= 10 * embedder.batch_size:
+        rate = (store.n - n_done) / max(time.perf_counter() - t0, 1e-9)
+        note(f"[gmv] {desc}: {store.n} images → {store.dim}-d {embedder.name} features ({rate:.0f} img/s)")
+    return feats

@@ -1,14 +1,18 @@
 """The embedding store: one cache entry per (pixels, embedder), written in chunks, verified on reuse.
 
-    <cache>/embeddings/<name>-<key>.part/manifest.json     while computing: key, chunk size, N, D, dtype, embedder
-    <cache>/embeddings/<name>-<key>.part/chunk-000000.npy  one per finished chunk of `chunk_size` rows (atomic)
-    <cache>/embeddings/<name>-<key>.npy                    at completion: the chunks concatenated, float32 N×D
-    <cache>/embeddings/<name>-<key>.json                   the completion record: the manifest, `complete: true`
-                                                           and the size and sha256 of the .npy
+Each entry is a gmv cache entry (gmv/cache.py) — the same completion record, checksums, healing and lock
+as the study's trained generators and samples:
+
+    <cache>/embeddings/<name>-<key>/chunks/manifest.json      while computing: key, chunk size, N, D, dtype, embedder
+    <cache>/embeddings/<name>-<key>/chunks/chunk-000000.npy   one per finished chunk of `chunk_size` rows (atomic)
+    <cache>/embeddings/<name>-<key>/embeddings.npy            at completion: the chunks concatenated, float32 N×D
+    <cache>/embeddings/<name>-<key>/done.json                 the completion record: the manifest, and the size
+                                                              and sha256 of embeddings.npy (written last)
 
 A killed run leaves its finished chunks; the next run with the same key computes only the missing ones.
-On reuse the .npy is checked against its record (size, sha256, header): a missing, truncated or corrupt
-file is reported in one line (`[gmv] cache: embeddings … damaged (…) — recomputing`) and recomputed.
+On reuse embeddings.npy is checked against its record (size, sha256, header): a missing, truncated or
+corrupt file is reported in one line (`[gmv] cache: embeddings <name>-<key> is damaged (…) — recomputing
+it`) and recomputed. `lock()` keeps two runs from computing one entry at once.
 """
 
 from __future__ import annotations
@@ -22,15 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from gmv.cache import CacheEntry
 from gmv.errors import GmvError
 from gmv.io import atomic_path, write_json
 
 FORMAT = 2  # of the key and the files; entries of other formats are never read
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _plain(obj: Any) -> Any:
@@ -38,13 +38,13 @@ def _plain(obj: Any) -> Any:
 
 
 class EmbeddingStore:
-    """One entry: where its files live and what they must hold (`manifest`)."""
+    """One entry: where its files live (a CacheEntry) and what they must hold (`manifest`)."""
 
     def __init__(self, directory: str | Path, stem: str, manifest: dict[str, Any]):
-        self.dir, self.stem, self.manifest = Path(directory), stem, _plain(manifest)
-        self.npy = self.dir / f"{stem}.npy"
-        self.record = self.dir / f"{stem}.json"
-        self.parts = self.dir / f"{stem}.part"
+        self.entry = CacheEntry(Path(directory).parent, Path(directory).name, stem)
+        self.stem, self.manifest = stem, _plain(manifest)
+        self.npy = self.entry.folder / "embeddings.npy"
+        self.parts = self.entry.folder / "chunks"
 
     @classmethod
     def create(cls, cache_dir: str | Path, name: str, key_source: dict[str, Any], n: int, dim: int | None,
@@ -52,8 +52,9 @@ class EmbeddingStore:
         """`dim` may stay None until the entry is computed (`set_dim`): reusing one needs no forward pass."""
         key_source = _plain({"format": FORMAT, **key_source})
         key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:24]
-        manifest = {"format": FORMAT, "key": key, "key_source": key_source, "n": int(n), "dim": None if dim is None else int(dim),
-                    "dtype": "float32", "chunk_size": int(chunk_size), "embedder": embedder}
+        manifest = {"format": FORMAT, "key": key, "key_source": key_source, "n": int(n),
+                    "dim": None if dim is None else int(dim), "dtype": "float32", "chunk_size": int(chunk_size),
+                    "embedder": embedder}
         return cls(Path(cache_dir) / "embeddings", f"{name}-{key}", manifest)
 
     @property
@@ -81,47 +82,41 @@ class EmbeddingStore:
     def chunk_path(self, i: int) -> Path:
         return self.parts / f"chunk-{i:06d}.npy"
 
+    def lock(self):
+        """Exclusive use of the entry across processes (a second run waits, then reuses it)."""
+        return self.entry.lock()
+
     # --- a finished entry ------------------------------------------------------------------------
 
     def problem(self) -> str | None:
         """Why the finished entry cannot be used (None: it can)."""
-        try:
-            rec = json.loads(self.record.read_text())
-        except FileNotFoundError:
-            return "no completion record"
-        except (OSError, ValueError):
-            return "unreadable completion record"
-        if not rec.get("complete") or any(rec.get(k) != self.manifest[k] for k in ("key", "n", "dtype")) or (
-                self.manifest["dim"] not in (None, rec.get("dim"))):
+        damage = self.entry.check()  # record readable, this cache version, embeddings.npy's size and checksum
+        if damage is not None:
+            return damage
+        rec = self.entry.info()
+        if any(rec.get(k) != self.manifest[k] for k in ("key", "n", "dtype")) or \
+                self.manifest["dim"] not in (None, rec.get("dim")):
             return "its completion record describes other settings"
-        dim = rec.get("dim")
-        expect = rec.get("files", {}).get(self.npy.name)
-        if not self.npy.is_file():
-            return f"{self.npy.name} is missing"
-        if expect is None:
-            return "no checksum in its completion record"
-        size = self.npy.stat().st_size
-        if size != expect["size"]:
-            return f"{self.npy.name} is {size} bytes, its record says {expect['size']}"
-        if sha256_file(self.npy) != expect["sha256"]:
-            return f"{self.npy.name} fails its sha256 check"
         try:
             arr = np.load(self.npy, mmap_mode="r")
         except Exception as e:  # noqa: BLE001 - any unreadable file is damage, never a traceback
             return f"unreadable .npy header: {type(e).__name__}"
-        if arr.shape != (self.n, dim) or arr.dtype != np.float32:
-            return f"holds {arr.dtype} {arr.shape}, expected float32 {(self.n, dim)}"
+        if arr.shape != (self.n, rec.get("dim")) or arr.dtype != np.float32:
+            return f"holds {arr.dtype} {arr.shape}, expected float32 {(self.n, rec.get('dim'))}"
         return None
 
     def open_complete(self) -> np.ndarray | None:
-        """The finished embedding (a read-only float32 N×D memory map), or None to compute it."""
-        if not self.record.exists() and (not self.npy.exists() or self.parts.is_dir()):
-            return None  # nothing yet, or a run that stopped while concatenating (its chunks are there)
+        """The finished embedding (a read-only float32 N×D memory map), or None to compute it (a damaged
+        entry is reported in one line and cleared first)."""
+        if not self.entry.is_complete():
+            if self.npy.exists() and not self.parts.is_dir():  # a finished file without its record
+                self.entry.discard("done.json is missing")
+            return None  # nothing yet, or an unfinished run (its chunks are there)
         problem = self.problem()
         if problem is None:
+            self.manifest["dim"] = self.entry.info().get("dim")
             return np.load(self.npy, mmap_mode="r")
-        print(f"[gmv] cache: embeddings {self.stem} damaged ({problem}) — recomputing", flush=True)
-        self.record.unlink(missing_ok=True)
+        self.entry.discard(problem)
         self.npy.unlink(missing_ok=True)
         return None
 
@@ -172,8 +167,8 @@ class EmbeddingStore:
         return self.chunk_path(i)
 
     def finish(self) -> np.ndarray:
-        """Concatenate the chunks into the .npy (streamed, hashed while written), write the completion
-        record, drop the chunks; returns the memory-mapped result."""
+        """Concatenate the chunks into embeddings.npy (streamed), record the entry complete (done.json, with the
+        file's size and checksum), drop the chunks; returns the memory-mapped result."""
         missing = [i for i in range(self.n_chunks) if not self.chunk_path(i).is_file()]
         if missing:
             raise GmvError(f"embedding entry {self.stem}: chunks {missing[:5]}{' …' if len(missing) > 5 else ''} "
@@ -181,16 +176,11 @@ class EmbeddingStore:
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                       "shape": (self.n, self.dim)})
-        h = hashlib.sha256(header.getvalue())
         with atomic_path(self.npy) as tmp:
             with open(tmp, "wb") as f:
                 f.write(header.getvalue())
                 for i in range(self.n_chunks):
-                    data = np.ascontiguousarray(np.load(self.chunk_path(i)), dtype="<f4").data
-                    f.write(data)
-                    h.update(data)
-            size = tmp.stat().st_size
-        write_json(self.record, {**self.manifest, "complete": True,
-                                 "files": {self.npy.name: {"size": size, "sha256": h.hexdigest()}}})
+                    f.write(np.ascontiguousarray(np.load(self.chunk_path(i)), dtype="<f4").data)
+        self.entry.complete([self.npy.name], **self.manifest)
         shutil.rmtree(self.parts, ignore_errors=True)
         return np.load(self.npy, mmap_mode="r")
