@@ -8,8 +8,8 @@ No workflow engine, three rules:
   so a missing, truncated or corrupt file is found before anything reads it; the entry is then reported
   in one line, cleared and recomputed (`CacheEntry.check`, `CacheEntry.discard`). Files over 256 MiB are
   hashed on 64 sampled blocks plus both ends, not whole (a truncation is still caught by the size).
-- **One writer per entry.** `CacheEntry.lock()` takes an exclusive `fcntl` lock on `<key>.lock` beside
-  the entry; a second run on the same cache waits (and says so), then finds the entry finished and
+- **One writer per entry.** `CacheEntry.lock()` takes an exclusive `fcntl` lock on
+  `<cache_dir>/.locks/<stage>-<key>.lock` (kept apart, so a stage's folder lists only entries); a second run on the same cache waits (and says so), then finds the entry finished and
   reuses it.
 - **Keys are digests of plain data** (`key_of`, `array_digest`); `CACHE_VERSION` is bumped when an
   output's format or meaning changes, so old entries are never reused. Deleting an entry (or pointing
@@ -199,7 +199,7 @@ class CacheEntry:
     @contextlib.contextmanager
     def lock(self) -> Iterator["CacheEntry"]:
         """Exclusive use of the entry across processes; waits (and says so) while another run holds it."""
-        lock_path = self.root / self.stage / f"{self.key}.lock"
+        lock_path = self.root / ".locks" / f"{self.stage.replace('/', '-')}-{self.key}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:

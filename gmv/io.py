@@ -97,3 +97,38 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
     return dst
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """Write a whole output folder beside `target`, then put it in `target`'s place.
+
+    Yields an empty sibling folder (`.<name>.partial-<pid>`). When the block ends normally, an existing
+    `target` is moved aside, the new folder renamed into place and the old one deleted — a reader sees
+    the old folder or the new one, never a mix of their files. When the block raises, the partial folder
+    is removed and `target` is left as it was. (A process killed in the instant between the two renames
+    leaves the old results at `.<name>.old-<pid>`, which the next call restores if `target` is missing.)
+    """
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():  # a swap cut short: put the newest old folder back before anything else
+        old = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if old:
+            old[-1].rename(target)
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    aside = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        target.rename(aside)
+    staging.rename(target)
+    shutil.rmtree(aside, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.partial-*"):  # left by killed runs
+        shutil.rmtree(stale, ignore_errors=True)

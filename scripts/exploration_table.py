@@ -3,6 +3,10 @@
 AUROC, Cohen's d and FD / floor, with the training wall time the run took to reach that iteration.
 
     python scripts/exploration_table.py RUN_DIR [RUN_DIR ...] --out results/exploration/digits --title "…"
+    python scripts/exploration_table.py NEW_RUN --keep results/exploration/cifar10/exploration.csv --out …
+
+`--keep CSV` puts the rows of an earlier table first (runs whose folders are no longer at hand), so an
+exploration that grows over several sessions stays one table of every configuration tried.
 
 Writes OUT/exploration.csv (every row), OUT/exploration.md, and per run OUT/<run folder name>.png (its
 trajectory plot) and OUT/<run folder name>.yaml (its resolved config).
@@ -55,14 +59,26 @@ def rows_of(run: Path) -> list[dict]:
              "m": int(r["m"]), "k": int(r["k"])} for r in probed]
 
 
+def kept_rows(path: Path) -> list[dict]:
+    """The rows of an earlier exploration.csv, typed as rows_of makes them."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ints, floats = ("n_v1", "iteration", "m", "k"), ("t_statistic", "p_value", "auroc", "cohens_d", "fd_ratio",
+                                                    "tau_used")
+    return [{**r, **{k: int(r[k]) for k in ints}, **{k: float(r[k]) for k in floats},
+             "train_seconds_to_here": int(r["train_seconds_to_here"]) if r["train_seconds_to_here"] else None}
+            for r in rows]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--keep", type=Path, help="an earlier exploration.csv whose rows come first")
     p.add_argument("--title", default="Exploration")
     p.add_argument("--note", default="", help="a paragraph placed under the title (what was explored and why)")
     a = p.parse_args(argv)
-    rows = [r for run in a.runs for r in rows_of(run)]
+    rows = (kept_rows(a.keep) if a.keep else []) + [r for run in a.runs for r in rows_of(run)]
     a.out.mkdir(parents=True, exist_ok=True)
     for run in a.runs:
         for src, suffix in ((run / "trajectory.png", ".png"), (run / "config.yaml", ".yaml")):

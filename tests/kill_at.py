@@ -44,9 +44,9 @@ def install(point: str, n: int) -> None:
         sampling.PART_BATCHES = 1
         _after(sampling, "save_npz", n)
     elif point == "chunk":
-        import gmv.valuation.embedding_store as store
+        from gmv.valuation.store import EmbeddingStore
 
-        _after(store, "write_chunk", n)
+        _after(EmbeddingStore, "write_chunk", n)
     elif point == "match":
         import gmv.valuation.api as api
 

@@ -137,6 +137,35 @@ def test_second_run_reuses_cached_embeddings(planted, tmp_path):
     assert np.array_equal(first.values, second.values)
 
 
+def test_out_is_replaced_whole_never_mixed(planted, tmp_path, monkeypatch):
+    """A rerun into an existing --out replaces the folder as a whole; a run that fails in the report
+    leaves the old results untouched and no partial folder behind."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an older run")
+    assert run_cli(planted, out, "--k", "3") == 0
+    assert not (out / "stale.txt").exists() and (out / "values.csv").is_file()
+    first = (out / "values.csv").read_text()
+
+    import gmv.analysis.report as report
+
+    def half_written(val, out_dir, audit=None):
+        (Path(out_dir) / "values.csv").write_text("index,value\n0,1e9\n")  # written, then the report fails
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "write_value_tables", half_written)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_cli(planted, out, "--k", "4")
+    assert (out / "values.csv").read_text() == first  # the old results, whole
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no partial folder
+
+
+def test_out_may_not_hold_the_inputs_or_the_cache(planted, tmp_path, capsys):
+    assert main(["--train", str(planted / "v1.npz"), "--generated", str(planted / "gen.npz"),
+                 "--out", str(planted), "--wandb", "disabled"]) == 2
+    assert "lies inside --out" in capsys.readouterr().err
+
+
 def _bad_inputs(planted: Path, tmp: Path):
     (tmp / "empty").mkdir()
     (tmp / "broken").mkdir()

@@ -205,6 +205,20 @@ def test_module_embedder_flatten():
     assert emb.fingerprint()["_target_"] == "torch.nn.Flatten"
 
 
+def test_device_option_places_the_network():
+    """`device: auto` is the CPU on a machine without CUDA (same features); `cuda` there is refused."""
+    images = rng_images(3)
+    on_cpu = build_embedder({"_target_": "torch.nn.Flatten", "image_size": 4, "progress": False})
+    auto = build_embedder({"_target_": "torch.nn.Flatten", "image_size": 4, "progress": False, "device": "auto"})
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert auto.device.type == want and on_cpu.device.type == "cpu"
+    np.testing.assert_allclose(auto(images), on_cpu(images), rtol=1e-5, atol=1e-6)
+    assert auto.dim((12, 12, 3)) == 48
+    if not torch.cuda.is_available():
+        with pytest.raises(GmvError, match="sees no CUDA device"):
+            build_embedder({"_target_": "torch.nn.Flatten", "device": "cuda"})
+
+
 def test_module_embedder_non_finite_output():
     emb = build_embedder({"_target_": NAN_TARGET, "progress": False})
     assert isinstance(emb.network, NaNNet)
@@ -275,10 +289,10 @@ def test_embed_cached_reuses(tmp_path, monkeypatch):
     emb = PixelEmbedder(progress=False)
     f1, reused1 = embed_cached(emb, images, tmp_path)
     assert reused1 is False
-    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())  # the features and their completion record
-    assert [f.suffix for f in files] == [".json", ".npy"] and {f.parent for f in files} == {tmp_path / "embeddings"}
-    assert files[1].name.startswith("pixels-") and files[0].stem == files[1].stem
-    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    (entry,) = (tmp_path / "embeddings").iterdir()  # one cache entry: the features and their completion record
+    assert entry.name.startswith("pixels-")
+    assert sorted(p.name for p in entry.iterdir() if p.is_file()) == ["done.json", "embeddings.npy"]
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name or "chunk" in p.name]  # chunks joined, removed
 
     def boom(x):
         raise AssertionError("the network ran although the features were cached")
@@ -308,7 +322,7 @@ def test_embed_cached_recomputes_on_other_images(tmp_path):
     np.testing.assert_array_equal(f, emb(changed))
     f, reused = embed_cached(emb, images[:4], tmp_path)  # fewer images
     assert reused is False
-    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 3
+    assert len(list((tmp_path / "embeddings").glob("*/embeddings.npy"))) == 3
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
 
 
@@ -338,7 +352,7 @@ def test_embed_cached_wrong_length_file_is_recomputed(tmp_path):
     images = rng_images(4)
     emb = Counting()
     f1, _ = embed_cached(emb, images, tmp_path)
-    (path,) = (tmp_path / "embeddings").glob("*.npy")
+    (path,) = (tmp_path / "embeddings").glob("*/embeddings.npy")
     np.save(path, np.zeros((2, f1.shape[1]), np.float32))  # a stale file with the wrong row count
     f2, reused = embed_cached(emb, images, tmp_path)
     assert reused is False and emb.calls == 2

@@ -46,3 +46,19 @@ def test_a_stopped_run_without_metrics_is_listed_without_training_time(tmp_path)
     assert r.returncode == 0, r.stderr
     assert (out / "exploration.csv").read_text().splitlines()[1] == "seed=100,16,500,,0.5,0.3,0.8,1.0,0.5,1000,5,0.04"
     assert "| 500 | – |" in (out / "exploration.md").read_text()
+
+
+def test_kept_rows_come_first_unchanged(tmp_path):
+    """--keep: an earlier table's rows (their run folders gone) stay, byte for byte, before the new runs'."""
+    old = fake_run(tmp_path / "old", ["seed=100", "train.max_iterations=1500"], [(500, 0.5, 0.3), (1500, 1.0, 0.2)])
+    first = tmp_path / "first"
+    script = [sys.executable, str(ROOT / "scripts" / "exploration_table.py")]
+    assert subprocess.run([*script, str(old), "--out", str(first)], capture_output=True, timeout=120).returncode == 0
+    new = fake_run(tmp_path / "new", ["seed=100", "train.max_iterations=6000"], [(6000, 2.0, 0.03)])
+    out = tmp_path / "second"
+    r = subprocess.run([*script, str(new), "--keep", str(first / "exploration.csv"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    before = (first / "exploration.csv").read_text().splitlines()
+    after = (out / "exploration.csv").read_text().splitlines()
+    assert after[:3] == before and len(after) == 4 and after[3].startswith("seed=100 train.max_iterations=6000,100,6000,")

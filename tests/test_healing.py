@@ -95,11 +95,13 @@ def test_a_damaged_entry_is_reported_and_recomputed(reference, tmp_path, capfd, 
 
 
 def test_training_heals_from_the_newest_intact_checkpoint(reference, tmp_path, capfd):
-    """last.ckpt (and the periodic checkpoint it is linked to) truncated: resume from the one before."""
+    """last.ckpt and the final periodic checkpoint (iteration 4) truncated: resume from iteration 3 and
+    retrain the last iteration — to the same weights, so the same values."""
     capfd.readouterr()
 
     def hurt(cache: Path) -> None:
         _truncate(_only(cache, "train/*/checkpoints/last.ckpt"))
+        _truncate(_only(cache, "train/*/checkpoints/iter_000004.ckpt"))
 
     run, stages = _rerun(reference, tmp_path, hurt)
     err = capfd.readouterr().err

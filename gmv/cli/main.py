@@ -24,8 +24,9 @@ from gmv.generators import register_configs
 
 register_configs()  # the typed `generator=…` options, before Hydra composes
 
-#: the config tree: the repository's conf/ (gmv is installed in editable mode), or $GMV_CONF
-CONF_DIR = os.environ.get("GMV_CONF") or str(Path(__file__).resolve().parents[2] / "conf")
+#: the config tree: $GMV_CONF, else the one shipped in the package (gmv/conf: in a checkout a link to its
+#: conf/, in an installed wheel a copy of it)
+CONF_DIR = os.environ.get("GMV_CONF") or str(Path(__file__).parent.parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -60,7 +61,8 @@ def _quiet_flag(argv: list[str]) -> list[str]:
 def main() -> None:
     sys.argv = [sys.argv[0], *_quiet_flag(sys.argv[1:])]
     if not Path(CONF_DIR, "config.yaml").is_file():
-        print(f"gmv: error: no config tree at {CONF_DIR}; set GMV_CONF to the repository's conf/ folder",
+        print(f"gmv: error: no config tree at {CONF_DIR}; reinstall gmv (`pip install .`) or set GMV_CONF "
+              "to a conf/ folder",
               file=sys.stderr)
         sys.exit(2)
     app()

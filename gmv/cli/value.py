@@ -103,11 +103,12 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     from gmv.analysis.report import summary, write_report
-    from gmv.io import write_json
+    from gmv.io import staged_folder, write_json
     from gmv.tracking import Tracker
     from gmv.valuation.api import valuate
     from gmv.valuation.matchers import MatcherConfig
 
+    _check_out(args)
     inputs = _inputs(args)
     embedder_options = {k: v for k, v in {"weights": args.embedder_weights, "layer": args.layer,
                                           "image_size": args.embed_size, "precision": args.precision}.items()
@@ -145,22 +146,35 @@ def run(args: argparse.Namespace) -> dict:
                   shard_size=args.shard_size)
     out = Path(args.out)
     config = dict(vars(args))
-    with Tracker(mode=args.wandb, project=args.wandb_project, dir=out, name=label, config=config,
-                 job_type="value") as tracker:
-        metrics = write_report(val, out, label=label, tracker=tracker, ra3_n=args.ra3_n, tsne_cap=args.tsne_cap,
+    with staged_folder(out) as staging, Tracker(mode=args.wandb, project=args.wandb_project, dir=staging,
+                                                 name=label, config=config, job_type="value") as tracker:
+        metrics = write_report(val, staging, label=label, tracker=tracker, ra3_n=args.ra3_n, tsne_cap=args.tsne_cap,
                                audit_fdr=args.audit_fdr, seed=args.seed, report_class=args.report_class)
         metrics["seconds_total"] = round(time.perf_counter() - t0, 3)  # valuation + report, end to end
         metrics["seconds_report"] = round(metrics["seconds_total"] - sum(val.seconds.values()), 3)
         metrics["engine"] = args.engine
         if args.engine == "ray":
             metrics.update({k: val.matches.settings[k] for k in ("n_shards", "shard_size")})
-        write_json(out / "metrics.json", metrics)
-        write_json(out / "command.json", {"argv": ["gmv-value", *sys.argv[1:]], "args": config})
+        write_json(staging / "metrics.json", metrics)
+        write_json(staging / "command.json", {"argv": ["gmv-value", *sys.argv[1:]], "args": config})
     print(summary(metrics, label))
     print("stages: " + " · ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in
                                   [*val.seconds.items(), ("report", metrics["seconds_report"])]))
     print(f"results in {out}/ (values.csv, metrics.json, ra2_table.md, figures)")
     return metrics
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """--out is replaced as a whole when the run ends (never a mix of old and new files), so nothing the
+    run reads or keeps may live inside it."""
+    out = Path(args.out).resolve()
+    keep = {"--cache-dir": args.cache_dir or None,
+            **{f"--{w.replace('_', '-')}{s}": getattr(args, f"{w}{s.replace('-', '_')}")
+               for w in ("train", "generated", "held_out", "reference") for s in ("", "-embeddings", "-ids")}}
+    for flag, path in keep.items():
+        if path and (Path(path).resolve() == out or out in Path(path).resolve().parents):
+            raise GmvError(f"{flag} {path} lies inside --out {args.out}, which is replaced as a whole when the "
+                           "run ends; put it elsewhere or choose another --out")
 
 
 def _inputs(args: argparse.Namespace) -> dict:

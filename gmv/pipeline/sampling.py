@@ -50,15 +50,18 @@ def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int) -> np.
     return class_ids_from_counts(counts)
 
 
-def _finished_parts(entry: CacheEntry, n_parts: int) -> tuple[int, torch.ByteTensor | None]:
-    """How many leading parts are complete and readable, and the generator state after the last one."""
+def _finished_parts(entry: CacheEntry, n_parts: int, per_part: int, m: int) -> tuple[int, torch.ByteTensor | None]:
+    """How many leading parts are complete and readable, and the generator state after the last one.
+    A part of another length (written with another batch size or part size) is not one of this run's."""
     state = None
     for i in range(n_parts):
         path = entry.folder / f"part_{i:05d}.npz"
         try:
             with np.load(path) as z:
+                if len(z["labels"]) != min(per_part, m - i * per_part):
+                    raise ValueError(f"{path.name} holds {len(z['labels'])} images")
                 state = torch.from_numpy(z["generator_state"].copy())
-        except Exception:  # noqa: BLE001 - missing or unreadable: this part and the later ones are redone
+        except Exception:  # noqa: BLE001 - missing, unreadable or foreign: this part and the later ones are redone
             for later in entry.folder.glob("part_*.npz"):
                 if int(later.stem.split("_")[1]) >= i:
                     later.unlink()
@@ -77,7 +80,7 @@ def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEn
     ids = sample_class_ids(datamodule, generate_cfg, m)
     per_part = batch * PART_BATCHES
     n_parts = -(-m // per_part)
-    done, state = _finished_parts(entry, n_parts)
+    done, state = _finished_parts(entry, n_parts, per_part, m)
     generator = torch.Generator(device="cpu").manual_seed(int(generate_cfg["seed"]))
     if state is not None:
         generator.set_state(state)

@@ -235,11 +235,6 @@ def prepare(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     return inputs
 
 
-def _pixels_in_memory(s) -> np.ndarray:
-    """The Ray engine ships arrays to its workers: a streamed set is read whole on the driver."""
-    return s.images if isinstance(s.images, np.ndarray) else s.images.read_range(0, len(s))
-
-
 def embed(inputs: Inputs, cache_dir: str | Path | None = None, ray=None) -> Embedded:
     """The pool's, the generated set's and the reference set's embeddings (through the store when
     `cache_dir` is given). Precomputed embeddings are passed through; `ray`: embed on that Ray session."""
@@ -252,8 +247,7 @@ def embed(inputs: Inputs, cache_dir: str | Path | None = None, ray=None) -> Embe
         from gmv.valuation.ray_engine import embed_sets
 
         sets = {"pool": inputs.pool, "generated": inputs.generated, "reference": inputs.reference}
-        arrays = {name: None if s is None else _pixels_in_memory(s) for name, s in sets.items()}
-        feats, reused = _on_ray(ray, inputs, lambda r: embed_sets(r, inputs.embedder, arrays, cache_dir))
+        feats, reused = _on_ray(ray, inputs, lambda r: embed_sets(r, inputs.embedder, sets, cache_dir))
         out = Embedded(feats["pool"], feats["generated"], feats.get("reference"),
                        {f"{name}_embedding": v for name, v in reused.items()}, inputs.embedder.fingerprint())
     else:

@@ -72,17 +72,21 @@ class Embedder:
     def dim(self, image_shape: tuple[int, int, int]) -> int:
         """Embedding dimension for images of shape (H, W, C), from one dummy forward."""
         with torch.inference_mode():
-            return int(self._forward(torch.zeros(1, image_shape[2], *image_shape[:2])).shape[1])
+            return int(self._forward(self._prepare(torch.zeros(1, image_shape[2], *image_shape[:2]))).shape[1])
 
     def _autocast(self):
         return contextlib.nullcontext()
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """A uint8 batch (B×H×W×C) where the network runs (the CPU unless a subclass says otherwise)."""
+        return x
 
     def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
         """One batch: uint8 b×H×W×C → float32 b×D (no progress bar, no finiteness check)."""
         pixels = np.ascontiguousarray(pixels)
         if not pixels.flags.writeable:  # torch.from_numpy wants writable memory (a read-only memmap is not)
             pixels = pixels.copy()
-        x = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+        x = self._prepare(torch.from_numpy(pixels)).permute(0, 3, 1, 2)
         with torch.inference_mode(), self._autocast():
             return self._forward(x.float().div_(255.0)).float().cpu().numpy().astype(np.float32, copy=False)
 
@@ -127,7 +131,7 @@ class TorchEmbedder(Embedder):
 
     def __init__(self, network: nn.Module, image_size: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  channels_last: bool = True, precision: str = "fp32", batch_size: int = 256, progress: bool = True,
-                 num_workers: int = 0, chunk_size: int | None = None):
+                 num_workers: int = 0, chunk_size: int | None = None, device: str = "cpu"):
         super().__init__(batch_size, progress, num_workers, chunk_size)
         if precision not in PRECISIONS:
             raise GmvError(f"embedder precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -141,11 +145,30 @@ class TorchEmbedder(Embedder):
         self.channels_last = channels_last
         if channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
+        self.device = torch.device("cpu")
+        self.to(device)
+
+    def to(self, device: str | torch.device) -> "TorchEmbedder":
+        """Run the network on `device` ("cpu", "cuda", "cuda:1", or "auto" = cuda when there is one).
+        Batches are read on the CPU and moved there; features come back as CPU float32."""
+        if str(device) == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise GmvError(f"embedder device {str(device)!r}: this torch build sees no CUDA device "
+                           f"(torch {torch.__version__}); use device: cpu or auto")
+        self.network = self.network.to(device)
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        self.device = device
+        return self
 
     def _autocast(self):
         if self.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -273,7 +296,7 @@ def build_embedder(spec: str | Mapping[str, Any] | Embedder = "pixels", **option
             from hydra.utils import instantiate
 
             wrapper = {k: cfg.pop(k) for k in ("image_size", "batch_size", "progress", "channels_last", "precision",
-                                               "num_workers", "chunk_size") if k in cfg}
+                                               "num_workers", "chunk_size", "device") if k in cfg}
             fp = {k: str(v) for k, v in cfg.items()}
             try:
                 module = instantiate(cfg)

@@ -36,7 +36,7 @@ import time
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -54,27 +54,12 @@ class EmbedBlocks:
         import torch
 
         self.embedder = embedder
-        self.device = "cuda" if torch.cuda.is_available() and hasattr(embedder, "network") else "cpu"
-        if self.device == "cuda":  # Embedder.__call__ feeds CPU tensors; on a GPU actor its batches run on the GPU
-            embedder.network.to(self.device)
-            embedder.mean, embedder.std = embedder.mean.to(self.device), embedder.std.to(self.device)
-
-    def _on_device(self, images: np.ndarray) -> np.ndarray:
-        import torch
-
-        out, bs = [], self.embedder.batch_size
-        with torch.inference_mode():
-            for start in range(0, len(images), bs):
-                x = torch.from_numpy(images[start:start + bs]).to(self.device).permute(0, 3, 1, 2)
-                out.append(self.embedder._forward(x.float().div_(255.0)).float().cpu().numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+        if torch.cuda.is_available() and hasattr(embedder, "to"):  # a GPU actor runs its batches on its GPU
+            embedder.to("cuda")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         images = np.ascontiguousarray(batch["image"], dtype=np.uint8)
-        feats = self.embedder(images) if self.device == "cpu" else self._on_device(images)
-        if not np.isfinite(feats).all():
-            raise GmvError(f"{self.embedder.name} produced non-finite embeddings for "
-                           f"{int((~np.isfinite(feats).all(axis=1)).sum())} images; check the weights and pixels")
+        feats = self.embedder(images)  # checks finiteness itself
         return {"id": batch["id"], "embedding": feats}
 
 
@@ -132,9 +117,11 @@ def embed_on_ray(ray, embedder, sets: Mapping[str, np.ndarray], progress: bool =
     return {name: feats[lo:hi] for name, (lo, hi) in spans.items()}
 
 
-def embed_sets(ray, embedder, sets: Mapping[str, np.ndarray | None], cache_dir: str | Path | None):
-    """(embeddings by name, reused by name): sets already in gmv's embedding store are read from it, the rest
-    embedded on Ray in one pass and written to the store — the same entries a local run reads and writes."""
+def embed_sets(ray, embedder, sets: Mapping[str, Any], cache_dir: str | Path | None):
+    """(embeddings by name, reused by name) of image sets (arrays, ImageSets or streamed sets): those already
+    in gmv's embedding store are read from it — under the keys a local run uses for the same sources — the
+    rest read on the driver, embedded on Ray in one pass and written to the store."""
+    from gmv.data.pixels import as_pixels
     from gmv.valuation.embed import store_for
 
     out, reused, todo, stores = {}, {}, {}, {}
@@ -147,7 +134,8 @@ def embed_sets(ray, embedder, sets: Mapping[str, np.ndarray | None], cache_dir: 
             if feats is not None:
                 out[name], reused[name] = feats, True
                 continue
-        todo[name] = images
+        pixels = as_pixels(images)
+        todo[name] = pixels.read_range(0, len(pixels))  # Ray ships arrays to its workers
     for name, feats in embed_on_ray(ray, embedder, todo).items():
         out[name], reused[name] = feats, False
         if name in stores:
