@@ -35,8 +35,9 @@ def smoke(generator: str, mode: str, work: Path) -> dict:
     args = ["experiment=smoke", f"generator={generator}", "logger.mode=disabled", f"cache_dir={work / 'cache'}",
             f"hydra.run.dir={run}", "trainer=gpu" if mode == "gpu" else "trainer=cpu"]
     if mode == "cpu":
-        args += ["train.max_iterations=2", "generate.m=16", "data.split.per_class_limit=4", "valuation.k=2",
-                 "valuation.tsne_cap=40", "valuation.ra3_n=2", "valuation.reference_size=0", "num_threads=2"]
+        args += ["train.max_iterations=2", "generate.m=16", "data.split.per_class_limit=4", "generator.batch_size=4",
+                 "valuation.k=2", "valuation.tsne_cap=40", "valuation.ra3_n=2", "valuation.reference_size=0",
+                 "num_threads=2"]
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "gmv.cli.main", *args], capture_output=True, text=True, timeout=400)
     row = {"generator": generator, "seconds": round(time.perf_counter() - t0, 1), "ok": out.returncode == 0}

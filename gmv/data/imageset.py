@@ -15,6 +15,22 @@ from gmv.errors import GmvError
 from gmv.io import save_npz
 
 
+def checked_labels(name: str, shape: tuple[int, ...], labels, attributes) -> np.ndarray:
+    """The per-image labels (−1 when none) of an image set of `shape` N×H×W×C, after checking the shape,
+    the labels and the attribute rows (the checks ImageSet and the streamed LazyImageSet share)."""
+    if len(shape) != 4 or shape[-1] not in (1, 3):
+        raise GmvError(f"{name}: images must be N×H×W×C with C = 1 or 3, got shape {shape}")
+    n = shape[0]
+    if n == 0:
+        raise GmvError(f"{name}: the image set is empty")
+    labels = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+    if labels.shape != (n,):
+        raise GmvError(f"{name}: {len(labels)} labels for {n} images")
+    if attributes is not None and len(attributes) != n:
+        raise GmvError(f"{name}: {len(attributes)} attribute rows for {n} images")
+    return labels
+
+
 @dataclass
 class ImageSet:
     images: np.ndarray  # uint8 N×H×W×C
@@ -29,21 +45,10 @@ class ImageSet:
         images = np.asarray(self.images)
         if images.ndim == 3:  # N×H×W grey
             images = images[..., None]
-        if images.ndim != 4 or images.shape[-1] not in (1, 3):
-            raise GmvError(
-                f"{self.name}: images must be N×H×W×C with C = 1 or 3, got shape {tuple(images.shape)}"
-            )
-        if len(images) == 0:
-            raise GmvError(f"{self.name}: the image set is empty")
+        self.labels = checked_labels(self.name, tuple(images.shape), self.labels, self.attributes)
         if images.dtype != np.uint8:
             raise GmvError(f"{self.name}: images must be uint8 pixels 0–255, got {images.dtype}")
         self.images = images
-        labels = np.full(len(images), -1, np.int64) if self.labels is None else np.asarray(self.labels, np.int64)
-        if labels.shape != (len(images),):
-            raise GmvError(f"{self.name}: {len(labels)} labels for {len(images)} images")
-        self.labels = labels
-        if self.attributes is not None and len(self.attributes) != len(images):
-            raise GmvError(f"{self.name}: {len(self.attributes)} attribute rows for {len(images)} images")
 
     def __len__(self) -> int:
         return len(self.images)

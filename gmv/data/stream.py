@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from gmv.data.imageset import ImageSet, concat
+from gmv.data.imageset import ImageSet, checked_labels, concat
 from gmv.data.pixels import ConcatPixels, FolderPixels, PixelSource, SubsetPixels, as_pixels
 from gmv.errors import GmvError
 
@@ -44,18 +44,7 @@ class LazyImageSet:
     ids: np.ndarray | None = None  # one id per image (a folder's relative file paths), or None
 
     def __post_init__(self):
-        shape = tuple(self.images.shape)
-        if len(shape) != 4 or shape[-1] not in (1, 3):
-            raise GmvError(f"{self.name}: images must be N×H×W×C with C = 1 or 3, got shape {shape}")
-        if shape[0] == 0:
-            raise GmvError(f"{self.name}: the image set is empty")
-        n = shape[0]
-        labels = np.full(n, -1, np.int64) if self.labels is None else np.asarray(self.labels, np.int64)
-        if labels.shape != (n,):
-            raise GmvError(f"{self.name}: {len(labels)} labels for {n} images")
-        self.labels = labels
-        if self.attributes is not None and len(self.attributes) != n:
-            raise GmvError(f"{self.name}: {len(self.attributes)} attribute rows for {n} images")
+        self.labels = checked_labels(self.name, tuple(self.images.shape), self.labels, self.attributes)
 
     def __len__(self) -> int:
         return len(self.images)
