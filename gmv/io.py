@@ -75,6 +75,34 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return Path(path)
 
 
+def save_npz_streamed(path: str | os.PathLike, name: str, shape: Sequence[int], dtype, pieces: Iterator[np.ndarray],
+                      **arrays: np.ndarray) -> Path:
+    """An uncompressed `.npz` like `np.savez` whose member `name` (`shape`, `dtype`) is written from
+    `pieces` (consecutive C-order blocks along the first axis), so it is never held whole in memory;
+    the small `arrays` are stored beside it. Readable by `np.load` and streamed in place by
+    gmv.data.npz_stream."""
+    import zipfile
+
+    dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        rows = 0
+        with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for piece in pieces:
+                piece = np.ascontiguousarray(piece, dtype=dtype)
+                if piece.shape[1:] != shape[1:]:
+                    raise ValueError(f"{name}: a piece of shape {piece.shape} does not fit {shape}")
+                f.write(piece.tobytes())
+                rows += len(piece)
+        if rows != shape[0]:
+            raise ValueError(f"{name}: the pieces hold {rows} rows, the header says {shape[0]}")
+        for key, value in arrays.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+    return Path(path)
+
+
 def save_figure(path: str | os.PathLike, fig) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=fig.dpi, bbox_inches="tight")

@@ -93,3 +93,18 @@ def test_offline_mode_writes_a_run_under_dir(wandb_env):
     assert table["columns"] == ["Setting", "p-value", "CI", "AUROC"]
     assert [row[0] for row in table["data"]] == ["a", "b"] and table["data"][1][1] is None
     assert list((run_dir / "media" / "images").glob("hist_*.png"))
+
+
+def test_a_study_logged_offline_ends_with_its_valuation_artifact(wandb_env):
+    """The study app's default logger is W&B offline: the run must finish (metrics.json is written at the
+    end of the run, and the valuation artifact is logged after it), with its W&B run on disk."""
+    from test_pipeline import TINY, cfg_of
+
+    from gmv.pipeline import run_study
+
+    overrides = [o for o in TINY if not o.startswith("logger.mode")] + ["logger.mode=offline",
+                                                                      f"cache_dir={wandb_env / 'cache'}"]
+    metrics = run_study(cfg_of(*overrides), wandb_env / "run")
+    assert (wandb_env / "run" / "metrics.json").is_file() and "p_value" in metrics
+    offline_runs = list((wandb_env / "run" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and list(offline_runs[0].glob("run-*.wandb"))

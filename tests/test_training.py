@@ -316,6 +316,45 @@ def test_sample_imageset_deterministic_and_labelled(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_generate_joins_parts_into_a_streamed_samples_file(tmp_path, monkeypatch):
+    """X̂ is written in parts, joined one part at a time and returned streamed from samples.npz: the
+    pixels equal one uninterrupted `sample_imageset` call and the file reads with plain np.load."""
+    from types import SimpleNamespace
+
+    from gmv.cache import CacheEntry
+    from gmv.data.stream import LazyImageSet
+    from gmv.pipeline import sampling
+
+    monkeypatch.setattr(sampling, "PART_BATCHES", 2)  # parts of 2 batches of 3: 6 + 6 + 1 images
+    m = make_module()
+    datamodule = SimpleNamespace(labels=np.array([0, 0, 1, 2]), n_classes=3, class_ids=np.array(LABELS))
+    entry = CacheEntry(tmp_path, "samples", "k")
+    entry.folder.mkdir(parents=True)
+    cfg = {"m": 13, "batch_size": 3, "seed": 5, "classes": None}
+    got = sampling.generate(m, datamodule, cfg, entry, progress=False)
+    ids = sampling.sample_class_ids(datamodule, cfg, 13)
+    want = sample_imageset(m, 13, ids, seed=5, batch_size=3, label_values=np.array(LABELS), progress=False)
+    assert isinstance(got, LazyImageSet) and got.name == "generated" and len(got) == 13
+    assert np.array_equal(got.images.read_range(0, 13), want.images)
+    assert np.array_equal(got[np.array([12, 0, 7])], want.images[[12, 0, 7]])
+    assert got.labels.tolist() == want.labels.tolist()
+    with np.load(entry.folder / "samples.npz") as z:
+        assert np.array_equal(z["images"], want.images) and sorted(z.files) == ["images", "labels"]
+    assert not list(entry.folder.glob("part_*")) and (entry.folder / "samples.png").is_file()
+    reloaded = sampling.load(entry)
+    assert np.array_equal(reloaded.images.read_range(0, 13), want.images)
+
+
+def test_streamed_npz_refuses_pieces_that_do_not_fit(tmp_path):
+    from gmv.io import save_npz_streamed
+
+    with pytest.raises(ValueError, match="4 rows"):
+        save_npz_streamed(tmp_path / "a.npz", "x", (5, 2), np.uint8, iter([np.zeros((4, 2))]))
+    with pytest.raises(ValueError, match="does not fit"):
+        save_npz_streamed(tmp_path / "a.npz", "x", (5, 2), np.uint8, iter([np.zeros((5, 3))]))
+    assert not list(tmp_path.iterdir())  # nothing left behind
+
+
 # --------------------------------------------------------------------------- quality
 
 

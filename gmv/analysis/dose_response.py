@@ -38,7 +38,8 @@ def plant(samples: ImageSet, v1: ImageSet, fraction: float, seed: int, flip: boo
     n = int(round(fraction * m))
     rng = np.random.default_rng([seed, 0])
     where = np.sort(rng.choice(m, n, replace=False)) if n else np.zeros(0, np.int64)
-    images = samples.images.copy()
+    pixels = samples.images  # a streamed X̂ (gmv.data.pixels) is read into memory: the planted set is a copy
+    images = pixels.read_range(0, m) if hasattr(pixels, "read_range") else pixels.copy()
     labels = None if samples.labels is None else samples.labels.copy()
     source = np.full(m, -1, np.int64)
     if n:

@@ -159,7 +159,13 @@ def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_ca
     return stats
 
 
-def _log(tracker, metrics: dict, label: str, stats: dict | None, per_class: dict, figures: dict, out: Path) -> None:
+def log_valuation_artifact(tracker, out: Path) -> None:
+    """The run's values, metrics and match tables as one W&B artifact (once metrics.json is written)."""
+    tracker.log_artifact("valuation", "valuation", [out / "values.csv", out / "metrics.json", out / "match_tables.npz"])
+
+
+def _log(tracker, metrics: dict, label: str, stats: dict | None, per_class: dict, figures: dict, out: Path,
+         artifact: bool) -> None:
     from gmv.analysis import ra2
 
     tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
@@ -169,7 +175,8 @@ def _log(tracker, metrics: dict, label: str, stats: dict | None, per_class: dict
         tracker.log_table("ra2_per_class", ra2.table1_rows(per_class))
     for name, path in figures.items():
         tracker.log_image(name, path)
-    tracker.log_artifact("valuation", "valuation", [out / "values.csv", out / "metrics.json", out / "match_tables.npz"])
+    if artifact:
+        log_valuation_artifact(tracker, out)
 
 
 def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", tracker=None,
@@ -217,7 +224,7 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
     if write_metrics:
         write_json(out / "metrics.json", metrics)
     if tracker is not None:
-        _log(tracker, metrics, label, stats, per_class, figures, out)
+        _log(tracker, metrics, label, stats, per_class, figures, out, artifact=write_metrics)
     return metrics
 
 

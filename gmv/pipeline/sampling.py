@@ -21,9 +21,8 @@ import torch
 
 from gmv.cache import CacheEntry, key_of
 from gmv.config_utils import plain
-from gmv.data.imageset import ImageSet
 from gmv.errors import GmvError
-from gmv.io import save_npz
+from gmv.io import save_npz, save_npz_streamed
 
 PART_BATCHES = 16  # batches per part file: 4,096 images at the default batch size of 256
 
@@ -70,8 +69,9 @@ def _finished_parts(entry: CacheEntry, n_parts: int, per_part: int, m: int) -> t
 
 
 def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEntry,
-             progress: bool = True) -> ImageSet:
-    """Draw m samples into the entry (resuming after its last finished part); returns X̂."""
+             progress: bool = True):
+    """Draw m samples into the entry (resuming after its last finished part); returns X̂, streamed
+    from the entry (a LazyImageSet: see `load`)."""
     from tqdm.auto import tqdm
 
     from gmv.training.sample import sample_imageset
@@ -96,22 +96,36 @@ def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEn
     return _join_parts(entry, n_parts, ids, datamodule.n_classes)
 
 
-def _join_parts(entry: CacheEntry, n_parts: int, ids: np.ndarray, n_classes: int) -> ImageSet:
+def _join_parts(entry: CacheEntry, n_parts: int, ids: np.ndarray, n_classes: int):
+    """Join the parts into `samples.npz` one part at a time (X̂ is never held whole) and return it streamed."""
     from gmv.training.sample import save_grid
     from gmv.training.callbacks import grid_columns
 
     paths = [entry.folder / f"part_{i:05d}.npz" for i in range(n_parts)]
-    images, labels = [], []
+    labels, shape = [], None
     for path in paths:
         with np.load(path) as z:
-            images.append(z["images"])
             labels.append(z["labels"])
-    samples = ImageSet(np.concatenate(images), np.concatenate(labels), name="generated")
-    samples.save_npz(entry.folder / "samples.npz")
-    save_grid(samples.images[grid_pick(ids, 64)], entry.folder / "samples.png", nrow=grid_columns(n_classes))
+            shape = shape or z["images"].shape[1:]
+    labels = np.concatenate(labels)
+    picked = grid_pick(ids, 64)
+    preview = {}
+
+    def pieces():
+        start = 0
+        for path in paths:
+            with np.load(path) as z:
+                part = z["images"]
+            for i in picked[(picked >= start) & (picked < start + len(part))]:
+                preview[int(i)] = part[i - start]
+            start += len(part)
+            yield part
+
+    save_npz_streamed(entry.folder / "samples.npz", "images", (len(labels), *shape), np.uint8, pieces(), labels=labels)
+    save_grid(np.stack([preview[int(i)] for i in picked]), entry.folder / "samples.png", nrow=grid_columns(n_classes))
     for path in paths:
         path.unlink()
-    return samples
+    return load(entry)
 
 
 def grid_pick(ids: np.ndarray, n: int) -> np.ndarray:
@@ -124,7 +138,10 @@ def grid_pick(ids: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(picked[:n], np.int64)
 
 
-def load(entry: CacheEntry) -> ImageSet:
-    from gmv.data.sources import load_npz
+def load(entry: CacheEntry):
+    """X̂ from the entry, streamed: its pixels are read from `samples.npz` in place when a stage needs them."""
+    from gmv.data.npz_stream import open_npz
 
-    return load_npz(entry.folder / "samples.npz")
+    samples = open_npz(entry.folder / "samples.npz")
+    samples.name = "generated"
+    return samples

@@ -318,6 +318,10 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
         for stage in plan[1:]:
             run_stage(stage, s, clock)
         write_run_files(s.run_dir, s.metrics, clock, manifest(cfg, clock, s.keys, git), t_total)
+        if (s.run_dir / "values.csv").is_file():  # a control study writes its own tables, no values.csv
+            from gmv.analysis.report import log_valuation_artifact
+
+            log_valuation_artifact(s.tracker, s.run_dir)
         if s.quality is not None:
             s.tracker.log_metrics({k: v for k, v in s.metrics.items() if k.startswith("seconds_") or k in s.quality})
             s.tracker.log_image("samples", s.run_dir / "samples.png")

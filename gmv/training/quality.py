@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from gmv.data.imageset import ImageSet
+from gmv.data.stream import LazyImageSet
 from gmv.errors import GmvError
 
 #: the file torch-fidelity's FeatureExtractorInceptionV3 downloads into `<torch hub>/checkpoints/`
@@ -104,10 +105,12 @@ def _skip(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _uint8_nchw(s: ImageSet):
+def _uint8_nchw(images, start: int, stop: int):
+    """Images start:stop of an in-memory or streamed set as uint8 N×3×H×W."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(s.images.transpose(0, 3, 1, 2)))
+    block = images.read_range(start, stop) if hasattr(images, "read_range") else images[start:stop]
+    x = torch.from_numpy(np.ascontiguousarray(block.transpose(0, 3, 1, 2)))
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
@@ -119,8 +122,8 @@ def inception_fid(real: ImageSet, fake: ImageSet, batch_size: int = 100, device:
 
     Returns {"fid", "kid_mean", "kid_std", "n_real", "n_fake"}. Grey images are repeated to RGB.
     """
-    if not isinstance(real, ImageSet) or not isinstance(fake, ImageSet):
-        raise GmvError("inception_fid compares two ImageSets")
+    if not all(isinstance(s, (ImageSet, LazyImageSet)) for s in (real, fake)):
+        raise GmvError("inception_fid compares two image sets (ImageSet or a streamed LazyImageSet)")
     if not _fidelity_available():
         _skip("torch-fidelity is not installed (pip install torch-fidelity); skipping FID/KID")
         return None
@@ -142,9 +145,8 @@ def inception_fid(real: ImageSet, fake: ImageSet, batch_size: int = 100, device:
     fid, kid = fid.to(dev), kid.to(dev)
     with torch.inference_mode():
         for images, is_real in ((real, True), (fake, False)):
-            x_all = _uint8_nchw(images)
-            for start in range(0, len(x_all), batch_size):
-                x = x_all[start:start + batch_size].to(dev)
+            for start in range(0, len(images), batch_size):
+                x = _uint8_nchw(images.images, start, min(start + batch_size, len(images))).to(dev)
                 fid.update(x, real=is_real)
                 kid.update(x, real=is_real)
         fid_value = float(fid.compute())
