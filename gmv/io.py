@@ -116,6 +116,8 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and os.path.samefile(src, dst):
+        return dst  # already a link to src (a rerun): rename() onto the same file would leave the temp link behind
     tmp = dst.with_name(f".{dst.name}.tmp")
     if tmp.exists():
         tmp.unlink()

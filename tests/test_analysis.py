@@ -420,4 +420,7 @@ def test_per_class_report_rows_are_keyed_by_class_id(tmp_path):
     assert list(per_class_report(val, tmp_path, class_names=["a", "b", "c"])[1])[0] == "class 0 (a)"
     one_label = _Valuation(np.zeros(60, int), values, split)
     assert per_class_report(one_label, tmp_path / "single") == ({}, {})
+    only, only_rows = per_class_report(one_label, tmp_path / "single", report_class=0)  # one label: the study's row
+    assert only_rows == {} and only["class_0_t_statistic"] == pytest.approx(
+        welch_one_sided(values[split == "v1"], values[split == "v2"])[0])
     assert not (tmp_path / "single").exists()

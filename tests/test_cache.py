@@ -118,3 +118,21 @@ def test_second_process_waits_for_the_lock(tmp_path):
     assert second.stdout.strip() == "reused"
     assert "being written by another run — waiting" in second.stderr
     assert time.perf_counter() - t0 > 0.5
+
+
+def test_link_or_copy_twice_leaves_no_temporary_file(tmp_path):
+    """A rerun links the cached file into the run folder again: the second link must not leave
+    `.name.tmp` behind (rename() onto a hard link of the same file does nothing)."""
+    from gmv.io import link_or_copy
+
+    src = tmp_path / "cache" / "samples.npz"
+    src.parent.mkdir()
+    src.write_bytes(b"abc")
+    run = tmp_path / "run"
+    for _ in range(2):
+        link_or_copy(src, run / "samples.npz")
+        assert (run / "samples.npz").read_bytes() == b"abc" and sorted(p.name for p in run.iterdir()) == ["samples.npz"]
+    src2 = tmp_path / "cache" / "other.npz"
+    src2.write_bytes(b"new")
+    link_or_copy(src2, run / "samples.npz")  # another source replaces it
+    assert (run / "samples.npz").read_bytes() == b"new" and sorted(p.name for p in run.iterdir()) == ["samples.npz"]
