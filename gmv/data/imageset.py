@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,26 @@ def checked_labels(name: str, shape: tuple[int, ...], labels, attributes) -> np.
     return labels
 
 
+class PixelAccess:
+    """What ImageSet and the streamed gmv.data.stream.LazyImageSet share: length, (H, W, C), indexing."""
+
+    images: Any
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, C)."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def __getitem__(self, index) -> np.ndarray:
+        """The pixels of the images at `index` (uint8 n×H×W×C; a LazyImageSet reads just those)."""
+        return self.images[index]
+
+
 @dataclass
-class ImageSet:
+class ImageSet(PixelAccess):
     images: np.ndarray  # uint8 N×H×W×C
     labels: np.ndarray  # int64 N, −1 where unknown
     class_names: list[str] | None = None
@@ -49,18 +68,6 @@ class ImageSet:
         if images.dtype != np.uint8:
             raise GmvError(f"{self.name}: images must be uint8 pixels 0–255, got {images.dtype}")
         self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(H, W, C)."""
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
-
-    def __getitem__(self, index) -> np.ndarray:
-        """The pixels of the images at `index` (as gmv.data.stream.LazyImageSet reads them)."""
-        return self.images[index]
 
     def subset(self, index: np.ndarray, name: str | None = None) -> "ImageSet":
         index = np.asarray(index)

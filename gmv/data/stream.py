@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from gmv.data.imageset import ImageSet, checked_labels, concat
+from gmv.data.imageset import ImageSet, PixelAccess, checked_labels, concat
 from gmv.data.pixels import ConcatPixels, FolderPixels, PixelSource, SubsetPixels, as_pixels
 from gmv.errors import GmvError
 
@@ -31,7 +31,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 @dataclass
-class LazyImageSet:
+class LazyImageSet(PixelAccess):
     """An ImageSet whose `images` is a PixelSource (indexable like the uint8 N×H×W×C array)."""
 
     images: PixelSource
@@ -45,16 +45,6 @@ class LazyImageSet:
 
     def __post_init__(self):
         self.labels = checked_labels(self.name, tuple(self.images.shape), self.labels, self.attributes)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
-
-    def __getitem__(self, index) -> np.ndarray:
-        return self.images[index]
 
     def subset(self, index, name: str | None = None) -> "LazyImageSet":
         index = np.asarray(index, np.int64)
