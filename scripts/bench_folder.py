@@ -32,6 +32,14 @@ def count_files(folder: Path) -> int:
     return sum(1 for _ in folder.rglob("*.png"))
 
 
+def image_shape(folder: Path) -> tuple[int, int, int]:
+    """(H, W, C) of the folder's first PNG (make_image_folder.py writes one size)."""
+    from PIL import Image
+
+    with Image.open(next(folder.rglob("*.png"))) as im:
+        return im.height, im.width, len(im.getbands())
+
+
 BASELINE = """
 import resource, sys
 import numpy as np, torch, torchvision, faiss, sklearn.manifold, matplotlib.pyplot, scipy.stats
@@ -120,8 +128,10 @@ def main():
     peak = json.loads((work / "peak.json").read_text())
     max_rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
     metrics = json.loads((work / "out" / "metrics.json").read_text())
-    decoded = {s: n * 64 * 64 * 3 for s, n in counts.items()}
-    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "files": counts, "decoded_bytes": decoded,
+    shape = image_shape(data / "train")
+    decoded = {s: n * shape[0] * shape[1] * shape[2] for s, n in counts.items()}
+    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "files": counts, "image_shape": shape,
+            "decoded_bytes": decoded,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "peak": peak,
             "time_max_rss_kib": max_rss_kb, "baseline": floor,
             "seconds": {k: v for k, v in metrics.items() if k.startswith("seconds_")},
@@ -137,14 +147,15 @@ def markdown(info: dict) -> str:
     mib = lambda b: b / 2**20  # noqa: E731
     total = sum(info["decoded_bytes"].values())
     pk = info["peak"]
+    h, w, c = info.get("image_shape", (64, 64, 3))  # results written before the shape was recorded: 64 px
     lines = [
         "# gmv-value on image folders of 125,000 PNG files (100,000 training images)", "",
-        "Made by `python scripts/bench_folder.py` (the folders by scripts/make_image_folder.py: 64×64 near-copies of "
+        f"Made by `python scripts/bench_folder.py` (the folders by scripts/make_image_folder.py: {h}×{w} near-copies of "
         "the CelebA and CIFAR-10 subsets, under /tmp, not committed), cold cache. **Machine load**: 1-min load "
         f"average {info['load_avg_before'][0]:.1f} before, {info['load_avg_after'][0]:.1f} after (2 shared cores, "
         "other jobs running): the times are loaded-machine times.", "",
         "```", info["command"], "```", "",
-        "| set | files | decoded size (64×64×3 uint8) |", "|---|---:|---:|",
+        f"| set | files | decoded size ({h}×{w}×{c} uint8) |", "|---|---:|---:|",
         *[f"| {s} | {n:,} | {mib(info['decoded_bytes'][s]):,.0f} MiB |" for s, n in info["files"].items()],
         f"| all | {sum(info['files'].values()):,} | {mib(total):,.0f} MiB |", "",
         "| peak memory | MiB | share of the decoded size |", "|---|---:|---:|",
@@ -166,8 +177,8 @@ def markdown(info: dict) -> str:
         f"{mib(total):,.0f} MiB of decoded pixels, which an in-memory load would have to hold on top of that floor. "
         "Measured against the decoded size itself, the peak is "
         f"{info['time_max_rss_kib'] * 1024 / total:.0%} of it: with this torch build the import floor alone is "
-        f"{info['baseline']['max_rss_kib'] * 1024 / total:.0%}, so at 100k × 64² the peak cannot be far below the "
-        "decoded size in absolute terms. What the data adds scales with the number of images, not their pixels: "
+        f"{info['baseline']['max_rss_kib'] * 1024 / total:.0%}, so at {sum(info['files'].values()):,} × {h}×{w} the peak is "
+        "bounded by that floor, not by the decoded size. What the data adds scales with the number of images, not their pixels: "
         f"{(info['time_max_rss_kib'] - info['baseline']['max_rss_kib']) / sum(info['files'].values()):.1f} KiB per "
         "image (its embedding and FAISS's copy of it, its id, its values.csv row, …) against "
         f"{total / sum(info['files'].values()) / 1024:.0f} KiB of pixels.", "",

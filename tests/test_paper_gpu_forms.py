@@ -22,7 +22,7 @@ FORMS = {
 }
 
 SMALL = ["trainer=cpu", "train.max_iterations=2", "train.checkpoint_every=0", "train.sample_every=0",
-         "generator.batch_size=4", "generate.m=8", "generate.batch_size=8", "embedder.pretrained=false",
+         "generator.batch_size=4", "generate.m=8", "generate.batch_size=8",
          "embedder.batch_size=16", "matcher=flat", "matcher.rerank=0", "valuation.k=3", "valuation.reference_size=0",
          "valuation.tsne_cap=40", "valuation.ra3_n=2", "quality.inception=false", "logger.mode=disabled",
          "num_threads=2"]
@@ -37,10 +37,13 @@ def test_gpu_form_runs_two_iterations_on_cpu(experiment, shared_data, tmp_path):
     data = [f"data.source={shared_data / source}"] if source else ["data.source=digits", "data.image_size=32"]
     limit = "data.split.per_class_limit=2" if "celeba" in experiment else "data.split.per_class_limit=4"
     extra = ["generator.sampling_steps=2"] if "diffusion" in experiment else []
+    if "pretrained" in cfg_of(f"experiment={experiment}").embedder:  # VGG-16: random weights (none offline)
+        extra.append("embedder.pretrained=false")
     cfg = cfg_of(f"experiment={experiment}", *data, limit, *SMALL, *extra, f"cache_dir={tmp_path / 'cache'}")
-    assert cfg.generator.preset in ("cifar10", "celeba64") and cfg.embedder.name == "vgg16"
+    pixels = "mnist" in experiment  # the MNIST study values pixels (32×32 grey → 1,024-d); the others VGG-16 fc7
+    assert cfg.generator.preset in ("cifar10", "celeba64") and cfg.embedder.name == ("pixels" if pixels else "vgg16")
     metrics = run_study(cfg, tmp_path / "run")
     assert metrics["train_iterations"] == 2 and metrics["n_generated"] == 8
-    assert metrics["embedding_dim"] == 4096  # fc7
+    assert metrics["embedding_dim"] == (1024 if pixels else 4096)
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert written["study"] == experiment and (tmp_path / "run" / "values.csv").is_file()
