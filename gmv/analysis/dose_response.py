@@ -21,6 +21,7 @@ import numpy as np
 
 from gmv.data.augment import near_copies
 from gmv.data.imageset import ImageSet
+from gmv.data.pixels import as_pixels
 from gmv.errors import GmvError
 from gmv.analysis.tables import markdown_table
 from gmv.io import save_figure, write_csv, write_text
@@ -38,8 +39,7 @@ def plant(samples: ImageSet, v1: ImageSet, fraction: float, seed: int, flip: boo
     n = int(round(fraction * m))
     rng = np.random.default_rng([seed, 0])
     where = np.sort(rng.choice(m, n, replace=False)) if n else np.zeros(0, np.int64)
-    pixels = samples.images  # a streamed X̂ (gmv.data.pixels) is read into memory: the planted set is a copy
-    images = pixels.read_range(0, m) if hasattr(pixels, "read_range") else pixels.copy()
+    images = np.array(as_pixels(samples).read_range(0, m))  # a copy in memory, also of a streamed X̂
     labels = None if samples.labels is None else samples.labels.copy()
     source = np.full(m, -1, np.int64)
     if n:

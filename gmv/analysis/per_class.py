@@ -55,10 +55,8 @@ def per_class_report(val: Valuation, out: Path, class_names: list[str] | None = 
     stats = per_class_stats(val)
     if report_class in stats:
         metrics.update({f"class_{report_class}_{k}": stats[report_class][k] for k in CLASS_KEYS})
-    if len(stats) < 2 and len(np.unique(val.pool.labels)) < 2:
-        return metrics, {}  # one label: its row is the study's RA2 row, no table of its own
-    if not stats:
-        return metrics, {}
+    if not stats or len(np.unique(val.pool.labels)) < 2:
+        return metrics, {}  # no row, or one label: its row is the study's RA2 row, no table of its own
     names = class_names if class_names is not None else val.pool.class_names
     rows = {class_row_label(c, names): s for c, s in stats.items()}
     ra2.write_table1(rows, out, stem="ra2_per_class")

@@ -318,7 +318,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
         for stage in plan[1:]:
             run_stage(stage, s, clock)
         write_run_files(s.run_dir, s.metrics, clock, manifest(cfg, clock, s.keys, git), t_total)
-        if (s.run_dir / "values.csv").is_file():  # a control study writes its own tables, no values.csv
+        if s.val is not None:  # a valuation ran (a control study writes its own tables instead)
             from gmv.analysis.report import log_valuation_artifact
 
             log_valuation_artifact(s.tracker, s.run_dir)

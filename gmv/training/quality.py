@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from gmv.data.imageset import ImageSet
+from gmv.data.pixels import as_pixels
 from gmv.data.stream import LazyImageSet
 from gmv.errors import GmvError
 
@@ -109,7 +110,7 @@ def _uint8_nchw(images, start: int, stop: int):
     """Images start:stop of an in-memory or streamed set as uint8 N×3×H×W."""
     import torch
 
-    block = images.read_range(start, stop) if hasattr(images, "read_range") else images[start:stop]
+    block = as_pixels(images).read_range(start, stop)
     x = torch.from_numpy(np.ascontiguousarray(block.transpose(0, 3, 1, 2)))
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
@@ -146,7 +147,7 @@ def inception_fid(real: ImageSet, fake: ImageSet, batch_size: int = 100, device:
     with torch.inference_mode():
         for images, is_real in ((real, True), (fake, False)):
             for start in range(0, len(images), batch_size):
-                x = _uint8_nchw(images.images, start, min(start + batch_size, len(images))).to(dev)
+                x = _uint8_nchw(images, start, min(start + batch_size, len(images))).to(dev)
                 fid.update(x, real=is_real)
                 kid.update(x, real=is_real)
         fid_value = float(fid.compute())
