@@ -1,10 +1,10 @@
 """Benchmark: `gmv-value` on image folders far larger than memory should need — peak memory and stage times.
 
-    python scripts/make_image_folder.py --size 64 --data ../shared/data/celeba_100ids_64px.npz \
-        ../shared/data/cifar10_train_2000pc.npz --sets train=100000 held_out=20000 generated=5000 --out /tmp/gmv_100k
-    python scripts/bench_folder.py --data /tmp/gmv_100k            # writes results/bench/folder_100k.{md,json}
+    python scripts/make_image_folder.py --size 128 --data ../shared/data/celeba_100ids_64px.npz \
+        ../shared/data/cifar10_train_2000pc.npz --sets train=100000 held_out=20000 generated=5000 --out /tmp/gmv_100k_128
+    python scripts/bench_folder.py --data /tmp/gmv_100k_128 --name folder_100k_128px   # results/bench/folder_100k_128px.{md,json}
 
-Runs gmv-value (ResNet-20 features, IVF-PQ with exact re-rank) under `/usr/bin/time -v` and
+Runs gmv-value (ResNet-20 features; `--index auto` unless told otherwise) under `/usr/bin/time -v` and
 scripts/peak_rss.py (main-process RSS; PSS summed over the DataLoader workers), with a cold cache, and
 records the command, the peak memory against the images' decoded size, the time per stage and the output.
 
@@ -91,6 +91,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/gmv_100k", help="folder with train/, held_out/, generated/")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--index", default="auto", help="gmv-value's --index (auto: gmv picks, and says what and why)")
+    p.add_argument("--rerank", type=int, help="gmv-value's --rerank (exact re-rank depth; default: gmv-value's own)")
     p.add_argument("--work", default="/tmp/gmv_100k_run", help="cache and output folder (emptied first)")
     p.add_argument("--out", default=str(ROOT / "results" / "bench"))
     p.add_argument("--name", default="folder_100k")
@@ -112,8 +114,8 @@ def main():
     counts = {s: count_files(data / s) for s in ("train", "held_out", "generated")}
     value = ["-m", "gmv.cli.value", "--train", str(data / "train"), "--held-out", str(data / "held_out"),
              "--generated", str(data / "generated"), "--embedder", "resnet20_cifar", "--embedder-weights",
-             str(SHARED / "cifar10_resnet20-12fca82f.th"), "--k", "10", "--index", "ivfpq", "--rerank", "100",
-             "--num-workers", str(a.workers), "--batch-size", "256", "--cache-dir", str(work / "cache"),
+             str(SHARED / "cifar10_resnet20-12fca82f.th"), "--k", "10", "--index", a.index,
+             *(["--rerank", str(a.rerank)] if a.rerank is not None else []), "--num-workers", str(a.workers), "--batch-size", "256", "--cache-dir", str(work / "cache"),
              "--out", str(work / "out"), "--wandb", "disabled"]
     cmd = ["/usr/bin/time", "-v", sys.executable, str(ROOT / "scripts" / "peak_rss.py"), "--json",
            str(work / "peak.json"), "--", sys.executable, *value]
@@ -130,7 +132,7 @@ def main():
     metrics = json.loads((work / "out" / "metrics.json").read_text())
     shape = image_shape(data / "train")
     decoded = {s: n * shape[0] * shape[1] * shape[2] for s, n in counts.items()}
-    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "files": counts, "image_shape": shape,
+    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "data": str(data), "name": a.name, "files": counts, "image_shape": shape,
             "decoded_bytes": decoded,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "peak": peak,
             "time_max_rss_kib": max_rss_kb, "baseline": floor,
@@ -148,12 +150,16 @@ def markdown(info: dict) -> str:
     total = sum(info["decoded_bytes"].values())
     pk = info["peak"]
     h, w, c = info.get("image_shape", (64, 64, 3))  # results written before the shape was recorded: 64 px
+    files = info["files"]
+    load = info["load_avg_before"][0]  # before the run: other jobs (after it: also the run's own processes)
     lines = [
-        "# gmv-value on image folders of 125,000 PNG files (100,000 training images)", "",
-        f"Made by `python scripts/bench_folder.py` (the folders by scripts/make_image_folder.py: {h}×{w} near-copies of "
+        f"# gmv-value on image folders of {sum(files.values()):,} PNG files ({files['train']:,} training images)", "",
+        f"Made by `python scripts/bench_folder.py --data {info.get('data', 'FOLDER')} --name {info.get('name', 'NAME')}` "
+        f"(the folders by scripts/make_image_folder.py: {h}×{w} near-copies of "
         "the CelebA and CIFAR-10 subsets, under /tmp, not committed), cold cache. **Machine load**: 1-min load "
-        f"average {info['load_avg_before'][0]:.1f} before, {info['load_avg_after'][0]:.1f} after (2 shared cores, "
-        "other jobs running): the times are loaded-machine times.", "",
+        f"average {info['load_avg_before'][0]:.1f} before, {info['load_avg_after'][0]:.1f} after on 2 cores, "
+        + ("other jobs running: the times are loaded-machine times." if load > 1.0 else
+           "no other job running before it (the load after it is the run's own main process and workers)."), "",
         "```", info["command"], "```", "",
         f"| set | files | decoded size ({h}×{w}×{c} uint8) |", "|---|---:|---:|",
         *[f"| {s} | {n:,} | {mib(info['decoded_bytes'][s]):,.0f} MiB |" for s, n in info["files"].items()],
