@@ -100,8 +100,16 @@ def main():
                                       "e.g. `git archive 90f0539 | tar -x -C /tmp/base` (this branch's base)")
     p.add_argument("--contrast-only", action="store_true", help="only add --contrast to an existing result")
     p.add_argument("--contrast-label", default="", help="what the contrast checkout is, for the report")
+    p.add_argument("--note", help="what else ran on the machine (replaces the sentence read from the load average)")
+    p.add_argument("--report", action="store_true", help="only rewrite the .md from the .json (with --note, if given)")
     a = p.parse_args()
     data, work = Path(a.data), Path(a.work)
+    if a.report:
+        info = json.loads((Path(a.out) / f"{a.name}.json").read_text())
+        info["note"] = a.note or info.get("note")
+        (Path(a.out) / f"{a.name}.json").write_text(json.dumps(info, indent=2) + "\n")
+        (Path(a.out) / f"{a.name}.md").write_text(markdown(info))
+        return
     if a.contrast_only:
         info = json.loads((Path(a.out) / f"{a.name}.json").read_text())
         argv = info.get("argv") or ["-m", "gmv.cli.value", *info["command"].split()[1:]]
@@ -132,7 +140,7 @@ def main():
     metrics = json.loads((work / "out" / "metrics.json").read_text())
     shape = image_shape(data / "train")
     decoded = {s: n * shape[0] * shape[1] * shape[2] for s, n in counts.items()}
-    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "data": str(data), "name": a.name, "files": counts, "image_shape": shape,
+    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "data": str(data), "name": a.name, "note": a.note, "files": counts, "image_shape": shape,
             "decoded_bytes": decoded,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "peak": peak,
             "time_max_rss_kib": max_rss_kb, "baseline": floor,
@@ -158,8 +166,8 @@ def markdown(info: dict) -> str:
         f"(the folders by scripts/make_image_folder.py: {h}×{w} near-copies of "
         "the CelebA and CIFAR-10 subsets, under /tmp, not committed), cold cache. **Machine load**: 1-min load "
         f"average {info['load_avg_before'][0]:.1f} before, {info['load_avg_after'][0]:.1f} after on 2 cores, "
-        + ("other jobs running: the times are loaded-machine times." if load > 1.0 else
-           "no other job running before it (the load after it is the run's own main process and workers)."), "",
+        + (info.get("note") or ("other jobs running: the times are loaded-machine times." if load > 1.0 else
+           "no other job running before it (the load after it is the run's own main process and workers).")), "",
         "```", info["command"], "```", "",
         f"| set | files | decoded size ({h}×{w}×{c} uint8) |", "|---|---:|---:|",
         *[f"| {s} | {n:,} | {mib(info['decoded_bytes'][s]):,.0f} MiB |" for s, n in info["files"].items()],
