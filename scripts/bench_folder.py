@@ -104,18 +104,15 @@ def main():
     p.add_argument("--report", action="store_true", help="only rewrite the .md from the .json (with --note, if given)")
     a = p.parse_args()
     data, work = Path(a.data), Path(a.work)
-    if a.report:
-        info = json.loads((Path(a.out) / f"{a.name}.json").read_text())
-        info["note"] = a.note or info.get("note")
-        (Path(a.out) / f"{a.name}.json").write_text(json.dumps(info, indent=2) + "\n")
-        (Path(a.out) / f"{a.name}.md").write_text(markdown(info))
-        return
-    if a.contrast_only:
-        info = json.loads((Path(a.out) / f"{a.name}.json").read_text())
-        argv = info.get("argv") or ["-m", "gmv.cli.value", *info["command"].split()[1:]]
-        info["contrast"] = {**contrast(Path(a.contrast), argv, work / "contrast"), "label": a.contrast_label}
-        (Path(a.out) / f"{a.name}.json").write_text(json.dumps(info, indent=2) + "\n")
-        (Path(a.out) / f"{a.name}.md").write_text(markdown(info))
+    out = Path(a.out)
+    if a.report or a.contrast_only:  # amend an existing result
+        info = json.loads((out / f"{a.name}.json").read_text())
+        if a.report:
+            info["note"] = a.note or info.get("note")
+        else:
+            argv = info.get("argv") or ["-m", "gmv.cli.value", *info["command"].split()[1:]]
+            info["contrast"] = {**contrast(Path(a.contrast), argv, work / "contrast"), "label": a.contrast_label}
+        save(out, a.name, info)
         return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -123,8 +120,8 @@ def main():
     value = ["-m", "gmv.cli.value", "--train", str(data / "train"), "--held-out", str(data / "held_out"),
              "--generated", str(data / "generated"), "--embedder", "resnet20_cifar", "--embedder-weights",
              str(SHARED / "cifar10_resnet20-12fca82f.th"), "--k", "10", "--index", a.index,
-             *(["--rerank", str(a.rerank)] if a.rerank is not None else []), "--num-workers", str(a.workers), "--batch-size", "256", "--cache-dir", str(work / "cache"),
-             "--out", str(work / "out"), "--wandb", "disabled"]
+             *(["--rerank", str(a.rerank)] if a.rerank is not None else []), "--num-workers", str(a.workers),
+             "--batch-size", "256", "--cache-dir", str(work / "cache"), "--out", str(work / "out"), "--wandb", "disabled"]
     cmd = ["/usr/bin/time", "-v", sys.executable, str(ROOT / "scripts" / "peak_rss.py"), "--json",
            str(work / "peak.json"), "--", sys.executable, *value]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
@@ -140,17 +137,24 @@ def main():
     metrics = json.loads((work / "out" / "metrics.json").read_text())
     shape = image_shape(data / "train")
     decoded = {s: n * shape[0] * shape[1] * shape[2] for s, n in counts.items()}
-    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "data": str(data), "name": a.name, "note": a.note, "files": counts, "image_shape": shape,
-            "decoded_bytes": decoded,
+    info = {"command": "gmv-value " + " ".join(value[2:]), "argv": value, "data": str(data), "name": a.name,
+            "note": a.note, "files": counts, "image_shape": shape, "decoded_bytes": decoded,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "peak": peak,
             "time_max_rss_kib": max_rss_kb, "baseline": floor,
             "seconds": {k: v for k, v in metrics.items() if k.startswith("seconds_")},
             "matcher": metrics["matcher"], "recall_at_k": metrics["recall_at_k"], "stdout": run.stdout}
     if a.contrast:
         info["contrast"] = {**contrast(Path(a.contrast), value, work / "contrast"), "label": a.contrast_label}
-    Path(a.out).mkdir(parents=True, exist_ok=True)
-    (Path(a.out) / f"{a.name}.json").write_text(json.dumps(info, indent=2) + "\n")
-    (Path(a.out) / f"{a.name}.md").write_text(markdown(info))
+    out.mkdir(parents=True, exist_ok=True)
+    save(out, a.name, info)
+
+
+def save(out: Path, name: str, info: dict) -> None:
+    """The benchmark's record (NAME.json) and its report (NAME.md), each written atomically."""
+    from gmv.io import write_json, write_text
+
+    write_json(out / f"{name}.json", info)
+    write_text(out / f"{name}.md", markdown(info))
 
 
 def markdown(info: dict) -> str:

@@ -9,7 +9,7 @@ Cells: N ∈ {50k, 200k, 1M} pool × M ∈ {10k, 100k} generated embeddings, D =
 image-feature-like data (scripts/synthetic_features.py: a 1,000-centre hierarchical Gaussian mixture on
 a 64-d subspace plus ambient noise), and `cifar10`: ResNet-20 64-d features of the 20k CIFAR-10 images
 in ../shared/data (or $GMV_SHARED_DATA; 15k pool, 5k queries). Matchers: flat (every cell; at 1M × 100k
-≈ 9 min of exact search on 2 cores, and as much again for its bare-FAISS twin), ivfflat, ivfsq8, ivfpq +
+316 s of exact search on 2 cores, and as much again for its bare-FAISS twin), ivfflat, ivfsq8, ivfpq +
 re-rank 4K, auto. Each (cell, matcher) runs in a fresh subprocess, so peak RSS (ru_maxrss) is
 per case; it includes the given embeddings. Per case: gmv's build, search, value (τ = auto + Eq. 5–6)
 seconds, recall@50 against exact search on 1,000 sampled queries, the credit L1 error against exact
