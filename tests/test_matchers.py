@@ -127,39 +127,106 @@ def test_fixed_nprobe_is_kept_and_low_recall_is_announced(blobs, capfd):
     assert r.recall_at_k < 0.95 and "WARNING: recall@10" in err and "below the target 0.95" in err
 
 
-def test_auto_picks_exact_search_for_small_or_cheap_jobs():
-    assert choose(200, 256, 5, 1000, 8).kind == "flat"  # the default study's size
-    assert choose(15_000, 4096, 50, 1_000_000, 8).kind == "flat"  # small pool, any number of queries
-    assert choose(50_000, 512, 50, 10_000, 8).kind == "flat"  # N·M·D = 2.6e11
+def rate(exact_pairs_per_s: float, k1_pairs_per_s: float = 3e8, codes_per_s: float = 1.5e7) -> auto_index.ExactRate:
+    """A probe result as if measured (mocked): exact-search pairs/s at the job's K and at K = 1, IVF codes/s."""
+    return auto_index.ExactRate(1 / exact_pairs_per_s, 1 / k1_pairs_per_s, 1 / codes_per_s, 2048, 16384, 2, 50)
+
+
+def never_probed():
+    raise AssertionError("the probe ran for a job whose choice needs none")
+
+
+def test_auto_picks_exact_search_for_small_jobs_without_a_probe():
+    assert choose(200, 256, 5, 1000, 8, probe=never_probed).kind == "flat"  # the default study's size
+    assert choose(15_000, 4096, 50, 1_000_000, 8, probe=never_probed).kind == "flat"  # small pool, any M
+    assert choose(50_000, 512, 50, 1_000, 8, probe=never_probed).kind == "flat"  # N·M·D = 2.6e10 ≤ 1e11
     c = resolve(MatcherConfig("auto", m=8), n=1000, d=64, k=5)
     assert c.kind == "flat" and "exact search is cheap" in c.auto_reason and "m=8 not used" in c.auto_reason
 
 
+def test_auto_without_data_is_decided_at_match_time():
+    assert choose(50_000, 512, 50, 10_000, 8).kind == "auto"  # N·M·D = 2.6e11: needs the probe
+    cfg = resolve(MatcherConfig("auto", rerank=60), n=300_000, d=256, k=50, n_queries=30_000)
+    assert cfg.kind == "auto" and cfg.auto_reason == "" and cfg.rerank == 60  # checked, left for match()
+    with pytest.raises(GmvError, match="must be ≥ k"):  # settings are still checked up front
+        resolve(MatcherConfig("auto", rerank=3), n=300_000, d=256, k=50, n_queries=30_000)
+
+
+def test_auto_chooses_by_the_measured_rates():
+    # the same job: exact search fast → exact; 100× slower (a top-K selection that dominates, as in
+    # issue 21) → IVF
+    fast = choose(50_000, 512, 50, 10_000, 8, probe=lambda: rate(3e9))
+    slow = choose(50_000, 512, 50, 10_000, 8, probe=lambda: rate(3e7))
+    assert fast.kind == "flat" and "exact search 3e+09 pairs/s at K = 50" in fast.reason
+    assert "→ exact search" in fast.reason
+    assert slow.kind == "ivfsq8" and slow.settings["rerank"] == 100 and "→ ivfsq8" in slow.reason
+    # both estimates are in the reason line: exact ≈ N·M / rate, IVF ≈ its centroid searches, scans, checks
+    assert "exact search of 50,000 × 10,000 ≈ 17 s" in slow.reason
+    nl, ts = slow.settings["nlist"], slow.settings["train_size"]
+    ivf_s = auto_index.ivf_seconds(rate(3e7), 50_000, 10_000, nl, ts)
+    assert f"≈ {ivf_s:.0f} s" in slow.reason and ivf_s < 17
+    # nlist: the cheapest of √N … 8√N by the estimate; training on 39 points per list (at least 10,000)
+    candidates = {int(f * 50_000 ** 0.5) for f in (1, 2, 4)} | {50_000 // 39}
+    best = min(candidates, key=lambda c: auto_index.ivf_seconds(rate(3e7), 50_000, 10_000, c,
+                                                                 auto_index.auto_train_size(50_000, c)))
+    assert nl == best and ts == max(39 * nl, 10_000)
+    # a slow IVF scan makes more, smaller lists worth their training
+    scan_bound = choose(1_000_000, 512, 50, 100_000, 8, probe=lambda: rate(1e7, 3e8, 1e7))
+    cheap_scan = choose(1_000_000, 512, 50, 100_000, 8, probe=lambda: rate(1e7, 3e8, 1e9))
+    assert scan_bound.settings["nlist"] > cheap_scan.settings["nlist"]
+    # an explicit nlist / train_size is kept
+    kept = choose(300_000, 256, 50, 30_000, 8, nlist=500, train_size=60_000, probe=lambda: rate(3e7))
+    assert (kept.settings["nlist"], kept.settings["train_size"]) == (500, 60_000)
+
+
 def test_auto_picks_ivf_for_large_pools_and_compresses_to_fit_memory():
-    big = choose(1_000_000, 512, 50, 100_000, 8)
+    probe = lambda: rate(3e8)  # noqa: E731
+    big = choose(1_000_000, 512, 50, 100_000, 8, probe=probe)
     assert big.kind == "ivfsq8" and big.settings["rerank"] == 100 and big.settings["nprobe"] is None
-    assert big.settings["nlist"] == 4000 and big.index_bytes <= 8 * 2 ** 30
-    assert choose(200_000, 512, 50, 100_000, 8).kind == "ivfsq8"
-    no_copy = choose(1_000_000, 512, 50, 100_000, 1.0)  # 2.5 GB of re-rank copy does not fit 1 GB
+    assert big.settings["nlist"] in (1000, 2000, 4000, 8000) and big.index_bytes <= 8 * 2 ** 30
+    assert choose(200_000, 512, 50, 100_000, 8, probe=probe).kind == "ivfsq8"
+    no_copy = choose(1_000_000, 512, 50, 100_000, 1.0, probe=probe)  # 2.5 GB of re-rank copy does not fit 1 GB
     assert no_copy.kind == "ivfsq8" and no_copy.settings["rerank"] == 0 and "no re-rank" in no_copy.reason
-    tight = choose(1_000_000, 512, 50, 100_000, 0.45)  # SQ8 needs 0.5 GB: PQ codes
+    tight = choose(1_000_000, 512, 50, 100_000, 0.45, probe=probe)  # SQ8 needs 0.5 GB: PQ codes
     assert tight.kind == "ivfpq" and tight.index_bytes <= 0.45 * 2 ** 30 and 512 % tight.settings["m"] == 0
     assert tight.settings["m"] >= 64
     with pytest.raises(GmvError, match="too small for a pool of 1,000,000"):
         choose(1_000_000, 512, 50, 100_000, 0.01)
-    cfg = resolve(MatcherConfig("auto", memory_gb=0.45), n=1_000_000, d=512, k=50, n_queries=100_000)
+    cfg = resolve(MatcherConfig("auto", memory_gb=0.45), n=1_000_000, d=512, k=50, n_queries=100_000, probe=probe)
     assert cfg.kind == "ivfpq" and cfg.nprobe is None and cfg.auto_reason  # nprobe tuned at match time
 
 
-def test_auto_end_to_end_on_an_ivf_choice(blobs, monkeypatch, capsys):
-    monkeypatch.setattr(auto_index, "SMALL_POOL", 0)  # make this small job look large
-    monkeypatch.setattr(auto_index, "EXACT_WORK", 0)
+def test_an_explicit_kind_is_never_probed(blobs, monkeypatch):
+    from gmv.valuation import index_search
+
+    monkeypatch.setattr(index_search, "probe", lambda *a: never_probed())
+    monkeypatch.setattr(auto_index, "SMALL_POOL", 0)
+    monkeypatch.setattr(auto_index, "TRIVIAL_WORK", 0)
     pool, q = blobs
-    r = match(pool, q, 10, MatcherConfig(recall_queries=300))  # kind = auto is the default
-    assert r.settings["kind"] == "ivfsq8" and r.settings["rerank"] == 20 and r.recall_at_k >= 0.95
-    assert r.settings["auto_reason"].startswith("exact search would cost")
+    assert match(pool, q, 10, MatcherConfig("ivfsq8", recall_queries=100)).settings["kind"] == "ivfsq8"
+    assert match(pool, q, 10, MatcherConfig("flat")).settings["kind"] == "flat"
+
+
+def test_auto_end_to_end_times_the_data_and_follows_the_probe(blobs, monkeypatch, capsys):
+    from gmv.valuation import index_search
+
+    monkeypatch.setattr(auto_index, "SMALL_POOL", 0)  # make this small job look large
+    monkeypatch.setattr(auto_index, "TRIVIAL_WORK", 0)
+    pool, q = blobs
+    measured = index_search.probe(pool, q, 10)  # the real probe: positive rates, the job's shapes
+    assert measured.queries == 600 and measured.points == 5000 and measured.k == 10
+    assert all(0 < x < 1e-3 for x in (measured.seconds_per_pair, measured.seconds_per_pair_k1,
+                                      measured.seconds_per_code))
+    monkeypatch.setattr(index_search, "probe", lambda *a: rate(1e6, 1e12, 1e12))  # exact search made slow
+    r = match(pool, q, 10, MatcherConfig(recall_queries=50))  # kind = auto is the default
+    assert r.settings["kind"] == "ivfsq8" and r.settings["rerank"] == 20 and r.recall_at_k >= 0.9
+    assert r.settings["auto_reason"].startswith("measured on 2,048 queries × 16,384 pool points (2 threads): "
+                                                "exact search 1e+06 pairs/s at K = 50")
+    assert "choose" in r.seconds
     out = capsys.readouterr().out
     assert out.count("[gmv] matcher auto → ivfsq8") == 1
+    monkeypatch.setattr(index_search, "probe", lambda *a: rate(1e12, 1e6, 1e6))  # exact search made fast
+    assert match(pool, q, 10, MatcherConfig(recall_queries=50)).settings["kind"] == "flat"
 
 
 @pytest.mark.parametrize("cfg", [MatcherConfig("flat"), MatcherConfig("ivfsq8", rerank=20, nprobe=4),

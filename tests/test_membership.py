@@ -98,7 +98,8 @@ def test_bootstrap_ci_contains_estimate_is_seeded_and_narrows():
     small = rng.normal(0.5, 1, 60), rng.normal(0, 1, 60)
     big = rng.normal(0.5, 1, 3000), rng.normal(0, 1, 3000)
     ci_small = bootstrap_membership_ci(*small, n_boot=300, seed=0, fpr=0.05)
-    assert set(ci_small) == {"auroc_ci_low", "auroc_ci_high", "tpr_at_fpr_ci_low", "tpr_at_fpr_ci_high"}
+    assert set(ci_small) == {"auroc_ci_low", "auroc_ci_high", "tpr_at_fpr_ci_low", "tpr_at_fpr_ci_high", "ci_method"}
+    assert ci_small["ci_method"] == "percentile bootstrap × 300"
     assert ci_small["auroc_ci_low"] <= auroc(*small) <= ci_small["auroc_ci_high"]
     assert ci_small["tpr_at_fpr_ci_low"] <= tpr_at_fpr(*small, 0.05) <= ci_small["tpr_at_fpr_ci_high"]
     assert bootstrap_membership_ci(*small, n_boot=300, seed=0, fpr=0.05) == ci_small
@@ -111,7 +112,8 @@ def test_bootstrap_ci_contains_estimate_is_seeded_and_narrows():
 
 def test_bootstrap_perfect_separation_gives_one_one():
     ci = bootstrap_membership_ci(np.arange(10.0, 20.0), np.arange(10.0), n_boot=100)
-    assert ci == {"auroc_ci_low": 1.0, "auroc_ci_high": 1.0, "tpr_at_fpr_ci_low": 1.0, "tpr_at_fpr_ci_high": 1.0}
+    assert ci == {"auroc_ci_low": 1.0, "auroc_ci_high": 1.0, "tpr_at_fpr_ci_low": 1.0, "tpr_at_fpr_ci_high": 1.0,
+                  "ci_method": "percentile bootstrap × 100"}
 
 
 def test_bootstrap_bad_arguments():
@@ -145,8 +147,9 @@ def test_membership_summary_matches_scipy_and_is_plain_python():
     assert set(s) == {
         "n_v1", "n_v2", "mean_v1", "mean_v2", "t_statistic", "p_value", "alpha", "significant", "auroc",
         "auroc_ci_low", "auroc_ci_high", "fpr", "tpr_at_fpr", "tpr_at_fpr_ci_low", "tpr_at_fpr_ci_high", "cohens_d",
+        "ci_method",
     }
-    assert all(type(x) in (int, float, bool) for x in s.values())
+    assert all(type(x) in (int, float, bool, str) for x in s.values())
     assert membership_summary(v1 + 3, v2, n_boot=50)["significant"] is True
 
 

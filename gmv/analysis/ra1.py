@@ -144,6 +144,45 @@ def nearest_neighbour_distances(gen_emb, v1_emb, v2_emb, *, backend: str = "auto
     }
 
 
+def nearest_neighbour_distances_from_tables(gen_emb, pool_emb, n_v1: int, indices, distances, *,
+                                            squared: bool, matcher=None) -> dict:
+    """:func:`nearest_neighbour_distances` read off the m×K match tables, for valuations too large to search
+    again (the pool is X_v1 = rows [0, n_v1) then X_v2): a generated point's nearest X_v1 (X_v2) image is the
+    first X_v1 (X_v2) entry of its table row — exactly the nearest when the tables are exact, with the
+    tables' recall otherwise. Rows whose K matches all lie in one half are searched against the other half
+    through the matcher (`matcher`: its settings, kind auto by default), only those rows. Distances are
+    those of the tables (float32; √ of them when `squared`). Adds ``nn_rows_searched``."""
+    from gmv.valuation.matchers import MatcherConfig, match
+
+    idx = np.asarray(indices)
+    dist = np.asarray(distances, dtype=np.float64)
+    if squared:
+        dist = np.sqrt(np.maximum(dist, 0.0))
+    n_pool, m = len(pool_emb), len(idx)
+    valid = idx >= 0
+    out = {}
+    searched = 0
+    for name, in_half in (("v1", valid & (idx < n_v1)), ("v2", valid & (idx >= n_v1))):
+        first = np.argmax(in_half, axis=1)
+        found = in_half[np.arange(m), first]
+        d = np.where(found, dist[np.arange(m), first], np.nan)
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            half = pool_emb[:n_v1] if name == "v1" else pool_emb[n_v1:]
+            r = match(half, np.asarray(gen_emb)[missing], 1, matcher or MatcherConfig(), announce=False)
+            d[missing] = np.asarray(r.distances[:, 0], np.float64)
+            searched += len(missing)
+        out[name] = d
+    d1, d2 = out["v1"], out["v2"]
+    return {
+        "nn_dist_gen_to_v1": float(d1.mean()),
+        "nn_dist_gen_to_v2": float(d2.mean()),
+        "nn_share_v1": float(np.mean(d1 < d2) + 0.5 * np.mean(d1 == d2)),
+        "n_gen": int(m), "n_v1": int(n_v1), "n_v2": int(n_pool - n_v1),
+        "nn_rows_searched": int(searched),
+    }
+
+
 @dataclass
 class TsneMap:
     """A 2-D t-SNE map of X_v1, X_v2 and X̂ (see :func:`tsne_map`)."""

@@ -35,6 +35,7 @@ from gmv.errors import GmvError
 from gmv.console import note
 from gmv.io import save_npz, write_csv, write_json, write_text
 from gmv.valuation.api import Valuation
+from gmv.valuation.matchers import MatcherConfig
 
 
 def valuation_metrics(val: Valuation) -> dict[str, Any]:
@@ -63,6 +64,8 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
         "mean_match_distance": float(np.nanmean(np.where(np.isfinite(val.matches.distances),
                                                          val.matches.distances, np.nan))),
         **{f"seconds_{k}": round(v, 3) for k, v in val.seconds.items()},
+        **{f"method/{name}/{k}": v for name, r in val.methods.items() for k, v in r.extras.items()
+           if k.startswith("reverse_")},  # the baselines' reverse searches: matcher, recall@1
     }
 
 
@@ -105,6 +108,8 @@ def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 100
             out_metrics.update({"auroc_ci_low": s["auroc_ci_low"], "auroc_ci_high": s["auroc_ci_high"],
                                 "tpr_at_1fpr": s["tpr_at_fpr"], "tpr_at_1fpr_ci_low": s["tpr_at_fpr_ci_low"],
                                 "tpr_at_1fpr_ci_high": s["tpr_at_fpr_ci_high"]})
+        if result is val.main and s["ci_method"] != f"percentile bootstrap × {n_boot}":
+            out_metrics["ci_method"] = s["ci_method"]  # the large-sample methods (gmv.analysis.membership)
         rows.append([name + (" (main)" if result is val.main else ""), f"{s['t_statistic']:.3f}",
                      f"{s['p_value']:.3g}", f"{s['auroc']:.3f} [{s['auroc_ci_low']:.3f}, {s['auroc_ci_high']:.3f}]",
                      f"{s['tpr_at_fpr']:.3f} [{s['tpr_at_fpr_ci_low']:.3f}, {s['tpr_at_fpr_ci_high']:.3f}]",
@@ -153,10 +158,48 @@ def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_ca
     ra2.write_table1({label: stats}, out)
     figures["ra2_hist"] = ra2.value_histogram(val.values[i1], val.values[i2], out / "ra2_hist.png",
                                               title=f"RA2 — {label}")
-    metrics.update(ra1.nearest_neighbour_distances(val.gen_emb, val.pool_emb[i1], val.pool_emb[i2]))
-    figures["ra1_tsne"] = ra1.tsne_figure(val.pool_emb[i1], val.pool_emb[i2], val.gen_emb, out / "ra1_tsne.png",
+    metrics.update(ra1_distances(val))
+    figures["ra1_tsne"] = ra1.tsne_figure(*halves(val), val.gen_emb, out / "ra1_tsne.png",
                                           cap=tsne_cap, seed=seed, title=f"RA1 — {label}")
     return stats
+
+
+def halves(val: Valuation) -> tuple[np.ndarray, np.ndarray]:
+    """The X_v1 and X_v2 rows of the pool's embeddings: views (no copy) when the pool is X_v1 then X_v2,
+    as `valuate` builds it."""
+    i1, i2 = val.side("v1"), val.side("v2")
+    if len(i1) == 0 or (i1[-1] == len(i1) - 1 and (len(i2) == 0 or i2[0] == len(i1))):
+        return val.pool_emb[:len(i1)], val.pool_emb[len(i1):len(i1) + len(i2)]
+    return val.pool_emb[i1], val.pool_emb[i2]
+
+
+def searches_again(val: Valuation) -> bool:
+    """Whether the report may run its own exact searches (RA1 NN distances, C1) or must read the match
+    tables instead: exact searches while N·M·D ≤ TRIVIAL_WORK (1e11, about a second; every committed study),
+    the tables above (stated in metrics.json as ``nn_dist_method`` / ``c1_method``)."""
+    from gmv.valuation.auto_index import TRIVIAL_WORK
+
+    return float(len(val.pool_emb)) * val.n_generated * val.pool_emb.shape[1] <= TRIVIAL_WORK
+
+
+def ra1_distances(val: Valuation) -> dict[str, Any]:
+    """RA1's nearest-neighbour distances X̂→X_v1 and X̂→X_v2: exact search for small valuations, the match
+    tables for large ones (see :func:`searches_again`)."""
+    from gmv.analysis import ra1
+    from gmv.valuation.api import reverse_matcher
+
+    n1 = len(val.side("v1"))
+    if searches_again(val) or not np.all(val.split[:n1] == "v1"):
+        v1, v2 = halves(val)
+        return ra1.nearest_neighbour_distances(val.gen_emb, v1, v2)
+    out = ra1.nearest_neighbour_distances_from_tables(
+        val.gen_emb, val.pool_emb, n1, val.matches.indices, val.matches.distances,
+        squared=val.matches.settings["distance"] == "sqeuclidean",
+        matcher=reverse_matcher(MatcherConfig(**{k: v for k, v in val.matches.settings.items()
+                                                 if k in MatcherConfig.__dataclass_fields__})))
+    out["nn_dist_method"] = (f"match tables ({val.matches.factory}, recall@{val.k} {val.matches.recall_at_k:.3f}); "
+                             f"N·M·D above 1e11")
+    return out
 
 
 def log_valuation_artifact(tracker, out: Path) -> None:
@@ -272,6 +315,12 @@ def summary(metrics: dict, label: str) -> str:
                 g = lambda key: metrics[f"method/{n}/{key}"]  # noqa: E731
                 lines.append(f"  {n:<22} t {g('t_statistic'):7.2f} · p {g('p_value'):.2g} · AUROC {g('auroc'):.3f} "
                              f"[{g('auroc_ci_low'):.3f}, {g('auroc_ci_high'):.3f}] · {g('tpr_at_1fpr'):.3f}")
+        reverse = {k.split("/")[2][:-len("_matcher")]: (v, metrics[k.replace("_matcher", "_recall_at_1")])
+                   for k, v in metrics.items() if k.startswith("method/") and k.endswith("_matcher")}
+        for target, (factory, recall) in reverse.items():
+            if factory != "Flat":  # at scale: say how the baselines' reverse search was made
+                lines.append(f"baselines' reverse search (pool → {target[len('reverse_'):]}): {factory}, "
+                             f"recall@1 vs exact = {recall:.3f}")
         if "control_shuffled_p_value" in metrics:
             lines.append(f"control, v1/v2 labels shuffled: p = {metrics['control_shuffled_p_value']:.2g}, "
                          f"AUROC {metrics['control_shuffled_auroc']:.3f} (no signal expected)")

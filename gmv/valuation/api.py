@@ -287,11 +287,21 @@ def match_tables(inputs: Inputs, embedded: Embedded, ray=None) -> MatchResult:
     return result
 
 
+def reverse_matcher(main: MatcherConfig) -> MatcherConfig:
+    """The settings of the baselines' reverse searches (pool → generated, pool → reference): exact when the
+    main search is exact by the user's choice, else `auto` (exact when small or timed cheaper, IVF at scale)
+    under the main matcher's memory budget, recall target, recall sample, seed, threads and chunk size."""
+    kind = "flat" if main.kind == "flat" and not main.auto_reason else "auto"
+    return MatcherConfig(kind=kind, recall_queries=main.recall_queries, seed=main.seed, memory_gb=main.memory_gb,
+                         target_recall=main.target_recall, chunk_size=main.chunk_size, threads=main.threads)
+
+
 def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
     """Every method's values from the same embeddings and tables (Eq. 5–6 for the main method)."""
     t0 = time.perf_counter()
     methods, main = inputs.methods, inputs.methods[0]
-    evidence = Evidence(embedded.pool, embedded.generated, inputs.split, result, embedded.reference)
+    evidence = Evidence(embedded.pool, embedded.generated, inputs.split, result, embedded.reference,
+                        reverse_matcher(inputs.matcher))
     results: dict[str, MethodResult] = {}
     skipped: dict[str, str] = {}
     for m in methods:

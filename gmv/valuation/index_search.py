@@ -41,6 +41,44 @@ def knn_exact(pool: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray
     return faiss.knn(queries, pool, k)
 
 
+PROBE_QUERIES = 1_024  # queries and pool points of the searches that matcher=auto times
+PROBE_POINTS = 16_384
+PROBE_LISTS, PROBE_NPROBE = 64, 8  # the probe's inverted file: 8 of 64 lists (≈ 2,048 codes) per query
+
+
+def probe(pool: np.ndarray, queries: np.ndarray, k: int):
+    """What matcher=auto measures on this machine, now (gmv/valuation/auto_index.py): seconds per (query,
+    pool point) pair of exact search at K = `k` and at K = 1 (`faiss.knn`), and seconds per code scanned by
+    an IVF-SQ8 index with an exact re-rank of 2K (the index auto would build), on the first PROBE_QUERIES
+    queries and PROBE_POINTS pool points, after one untimed search that starts FAISS's threads. ≈ 0.3 s
+    on 2 cores."""
+    import faiss
+
+    from gmv.valuation.auto_index import ExactRate
+
+    q = np.ascontiguousarray(queries[:PROBE_QUERIES], dtype=np.float32)
+    p = np.ascontiguousarray(pool[:PROBE_POINTS], dtype=np.float32)
+    kk = min(k, len(p))
+
+    def timed(search) -> float:
+        t = time.perf_counter()
+        search()
+        return max(time.perf_counter() - t, 1e-9)
+
+    pairs = len(q) * len(p)
+    faiss.knn(q[:64], p, kk)  # warm-up
+    exact_k, exact_1 = timed(lambda: faiss.knn(q, p, kk)) / pairs, timed(lambda: faiss.knn(q, p, 1)) / pairs
+    lists = max(1, min(PROBE_LISTS, len(p) // 39))
+    index = faiss.IndexRefineFlat(faiss.index_factory(p.shape[1], f"IVF{lists},SQ8"))
+    index.train(p)
+    index.add(p)
+    index.k_factor = 2.0
+    nprobe = min(PROBE_NPROBE, lists)
+    set_nprobe(index, nprobe)
+    per_code = timed(lambda: index.search(q, kk)) / (len(q) * len(p) * nprobe / lists)
+    return ExactRate(exact_k, exact_1, per_code, len(q), len(p), int(faiss.omp_get_max_threads()), int(k))
+
+
 def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
     """Mean share of each query's exact top-K that the approximate top-K also found."""
     k = exact_idx.shape[1]

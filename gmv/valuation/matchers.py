@@ -34,15 +34,16 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from gmv.errors import GmvError
 from gmv.valuation import index_search
-from gmv.valuation.auto_index import choose, default_nlist, default_train_size
+from gmv.valuation.auto_index import ExactRate, choose, default_nlist, default_train_size
 from gmv.valuation.index_search import recall_at_k  # noqa: F401  (public here since the first version)
 
 KINDS = ("auto", "flat", "pq", "ivfpq", "opq", "ivfflat", "ivfsq8")
@@ -122,21 +123,28 @@ def _json_default(o):
 
 @contextlib.contextmanager
 def torch_threads_paused():
-    """Run FAISS with torch's OpenMP pool shrunk to one thread.
+    """Run FAISS with torch's OpenMP pool shrunk to one thread, and FAISS's pool as it was.
 
-    torch and faiss-cpu each ship their own OpenMP runtime; with torch's pool at full size, FAISS
+    torch and faiss-cpu each ship an OpenMP runtime; with torch's pool at full size, FAISS
     training ran 16× slower here (two spinning pools on 2 cores). torch is idle during matching.
+    When torch was imported before FAISS the two share one runtime, and shrinking torch's pool
+    would shrink FAISS's too (gmv-value searched on one of two cores that way): FAISS's thread
+    count, read before, is set again after torch's is lowered, and both are restored after.
     """
+    import faiss
+
     torch = sys.modules.get("torch")
     if torch is None:
         yield
         return
-    n = torch.get_num_threads()
+    n, n_faiss = torch.get_num_threads(), faiss.omp_get_max_threads()
     torch.set_num_threads(1)
+    faiss.omp_set_num_threads(n_faiss)
     try:
         yield
     finally:
         torch.set_num_threads(n)
+        faiss.omp_set_num_threads(n_faiss)
 
 
 @contextlib.contextmanager
@@ -200,14 +208,19 @@ def _check_common(cfg: MatcherConfig, n: int, d: int, k: int) -> None:
             raise GmvError(f"rerank R = {cfg.rerank} exceeds the pool size {n}")
 
 
-def resolve(cfg: MatcherConfig, n: int, d: int, k: int, n_queries: int | None = None) -> MatcherConfig:
+def resolve(cfg: MatcherConfig, n: int, d: int, k: int, n_queries: int | None = None,
+            probe: Callable[[], ExactRate] | None = None) -> MatcherConfig:
     """Validate explicit settings against (N, D, K) and fill the unset ones; `kind="auto"` becomes the
-    kind it picks (with `auto_reason` saying why; `n_queries` = M, when known, enters that choice).
-    Raises GmvError."""
+    kind it picks (with `auto_reason` saying why; `n_queries` = M, when known, enters that choice). A job
+    whose choice needs a timed probe of the data (`probe`, gmv/valuation/auto_index.py) stays "auto" when
+    none is given: `match` decides it. Raises GmvError."""
     _check_common(cfg, n, d, k)
     if cfg.kind == "auto":
         c = choose(n, d, k, n_queries, cfg.memory_gb, nlist=cfg.nlist, nprobe=cfg.nprobe, rerank=cfg.rerank,
-                   m=cfg.m, nbits=cfg.nbits, train_size=cfg.train_size)
+                   m=cfg.m, nbits=cfg.nbits, train_size=cfg.train_size, probe=probe,
+                   recall_queries=cfg.recall_queries)
+        if c.kind == "auto":
+            return cfg  # settings checked; the kind is chosen at match time by timing the data
         reset = {"m": None, "nbits": None, "nlist": None, "nprobe": None, "rerank": 0}
         dropped = [f"{name}={getattr(cfg, name)}" for name in reset
                    if getattr(cfg, name) not in (None, 0) and name not in c.settings]
@@ -284,11 +297,12 @@ def _tables(out_dir: Path | None, m: int, k: int):
 
 def match(pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig = MatcherConfig(),
           distance: str = "l2", *, out_dir: str | os.PathLike | None = None,
-          progress: bool | None = None) -> MatchResult:
+          progress: bool | None = None, announce: bool = True) -> MatchResult:
     """Top-K neighbours in `pool` (N×D) of every row of `queries` (m×D). Validates first.
 
     `out_dir`: write the tables there as distances.npy / indices.npy / match.json (memory-mapped, the
-    result's arrays read from them). `progress`: None shows bars only for jobs of several chunks."""
+    result's arrays read from them). `progress`: None shows bars only for jobs of several chunks.
+    `announce`: print auto's choice (False: only when the choice was timed, i.e. the job is not small)."""
     if distance not in DISTANCES:
         raise GmvError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
     pool = np.ascontiguousarray(pool, dtype=np.float32)
@@ -296,15 +310,20 @@ def match(pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig = Ma
     if pool.ndim != 2 or queries.ndim != 2 or pool.shape[1] != queries.shape[1]:
         raise GmvError(f"pool {pool.shape} and queries {queries.shape} must be 2-D with the same dimension")
     n, d = pool.shape
-    cfg = resolve(cfg, n, d, k, n_queries=len(queries))
-    factory = factory_string(cfg)
-    if cfg.auto_reason:
-        print(f"[gmv] matcher auto → {cfg.kind} ({factory}{f' + re-rank {cfg.rerank}' if cfg.rerank else ''}): "
-              f"{cfg.auto_reason}", flush=True)
     out = None if out_dir is None else Path(out_dir)
-    sq, idx, tmp = _tables(out, len(queries), k)
     with torch_threads_paused(), faiss_threads(cfg.threads):
+        t0 = time.perf_counter()
+        cfg = resolve(cfg, n, d, k, n_queries=len(queries), probe=lambda: index_search.probe(pool, queries, k))
+        t_choose = time.perf_counter() - t0
+        factory = factory_string(cfg)
+        if cfg.auto_reason and (announce or "measured" in cfg.auto_reason):
+            what = "matcher" if announce else f"reverse search ({n:,} × {len(queries):,}, K = {k})"
+            print(f"[gmv] {what} auto → {cfg.kind} ({factory}{f' + re-rank {cfg.rerank}' if cfg.rerank else ''}): "
+                  f"{cfg.auto_reason}", flush=True)
+        sq, idx, tmp = _tables(out, len(queries), k)
         recall, seconds, used = index_search.run(pool, queries, k, cfg, factory, sq, idx, progress)
+    if cfg.auto_reason:
+        seconds["choose"] = t_choose
     for rows in index_search.chunks(len(queries), index_search.SEARCH_CHUNK):  # in place, chunk by chunk
         lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
         block = sq[lo:hi]

@@ -25,24 +25,49 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gmv.errors import GmvError
-from gmv.valuation.matchers import DISTANCES, MatchResult, exact_search
+from gmv.valuation.matchers import DISTANCES, MatcherConfig, MatchResult, match
 from gmv.valuation.value import (TARGET_TOP_CREDIT, check_target, check_tau, credit, credit_sharpness,
                                  resolve_tau, values_from_credit)
 
 
 @dataclass
 class Evidence:
-    """What every method may use; computed once per valuation."""
+    """What every method may use; computed once per valuation.
+
+    `nearest(to)` is the reverse search some methods need — every pool image's distance to its nearest
+    generated ("generated") or reference ("reference") image — run once per target set and shared by
+    every method that asks (GAN-Leaks and its calibrated form read the same one). It goes through the
+    matcher machinery with `reverse_matcher`'s settings (kind auto by default: exact search when the
+    job is small or timed cheaper, an inverted file at scale) and keeps the search's recall@1 and settings
+    in `reverse[to]`."""
 
     pool_emb: np.ndarray  # float32 N×D (X_v1 then X_v2)
     gen_emb: np.ndarray  # float32 m×D
     split: np.ndarray  # str N: "v1" | "v2"
     matches: MatchResult  # the m×K tables of X̂ against the pool
     reference_emb: np.ndarray | None = None  # float32 R×D: real images in neither half (optional)
+    reverse_matcher: MatcherConfig = field(default_factory=MatcherConfig)  # settings of the reverse searches
+    reverse: dict[str, MatchResult] = field(default_factory=dict)  # the reverse searches run so far, by target
 
     @property
     def n_pool(self) -> int:
         return len(self.pool_emb)
+
+    def nearest(self, to: str) -> np.ndarray:
+        """float64 N: Euclidean distance from every pool image to its nearest image of `to`
+        ("generated" or "reference"), searched once (module docstring of Evidence)."""
+        if to not in self.reverse:
+            target = {"generated": self.gen_emb, "reference": self.reference_emb}[to]
+            self.reverse[to] = match(target, self.pool_emb, 1, self.reverse_matcher, distance="sqeuclidean",
+                                     announce=False)
+        sq = self.reverse[to].distances[:, 0]
+        return np.sqrt(np.maximum(np.asarray(sq, np.float64), 0.0))
+
+    def reverse_extras(self, to: str) -> dict[str, Any]:
+        """What a method reports of the reverse search it read: matcher, recall@1 against exact search."""
+        r = self.reverse[to]
+        return {f"reverse_{to}_matcher": r.factory + (f" + re-rank {r.settings['rerank']}" if r.settings["rerank"] else ""),
+                f"reverse_{to}_recall_at_1": float(r.recall_at_k)}
 
 
 @dataclass
@@ -135,12 +160,6 @@ class KNNCount:
         return MethodResult(self.name, counts, evidence.split, {"k": self.k})
 
 
-def _nearest_distance(points: np.ndarray, to: np.ndarray) -> np.ndarray:
-    """Exact Euclidean distance from every row of `points` to its nearest row of `to`."""
-    sq, _ = exact_search(np.ascontiguousarray(to, np.float32), np.ascontiguousarray(points, np.float32), 1)
-    return np.sqrt(np.maximum(sq[:, 0].astype(np.float64), 0.0))
-
-
 class GANLeaks:
     """GAN-Leaks full black-box score (Chen et al., CCS 2020) in the valuation embedding."""
 
@@ -153,18 +172,19 @@ class GANLeaks:
         return 0
 
     def value(self, evidence: Evidence) -> MethodResult:
-        d_gen = _nearest_distance(evidence.pool_emb, evidence.gen_emb)
+        d_gen = evidence.nearest("generated")
         arrays = {"distance_to_generated": d_gen}
+        extras = {"calibrated": self.calibrated, **evidence.reverse_extras("generated")}
         if not self.calibrated:
-            return MethodResult(self.name, -d_gen, evidence.split, {"calibrated": False}, arrays)
+            return MethodResult(self.name, -d_gen, evidence.split, extras, arrays)
         ref = evidence.reference_emb
         if ref is None or len(ref) == 0:
             raise GmvError("calibrated GAN-Leaks needs a reference set of real images that neither half "
                            "contains (gmv-value --reference, or a study whose data has images outside the split)")
-        d_ref = _nearest_distance(evidence.pool_emb, ref)
+        d_ref = evidence.nearest("reference")
         arrays["distance_to_reference"] = d_ref
-        return MethodResult(self.name, -(d_gen - d_ref), evidence.split,
-                            {"calibrated": True, "n_reference": int(len(ref))}, arrays)
+        extras.update(n_reference=int(len(ref)), **evidence.reverse_extras("reference"))
+        return MethodResult(self.name, -(d_gen - d_ref), evidence.split, extras, arrays)
 
 
 def tables_k(methods) -> int:

@@ -109,7 +109,11 @@ def auto_tau(distances: np.ndarray, valid: np.ndarray | None = None,
                        "choose a larger target or a larger K")
 
     def mean_top(tau: float) -> float:
-        return float(_softmax_rows(d, ok, tau).max(axis=1).mean())
+        # = _softmax_rows(d, ok, tau).max(axis=1).mean(), bit for bit: after the shift the nearest match's
+        # weight is exp(0) = 1, so each row's largest credit is 1 / (row sum), the same division
+        logits = np.where(ok, -d / tau, -np.inf)
+        logits -= logits.max(axis=1, keepdims=True)
+        return float((1.0 / np.exp(logits, out=logits).sum(axis=1)).mean())
 
     scale = float(np.median(spread[spread > 0]))
     lo, hi = math.log(scale) - 30.0, math.log(scale) + 30.0  # e^±30 around the typical gap
