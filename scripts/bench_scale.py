@@ -19,6 +19,20 @@ bare FAISS with the same index and nprobe in the same process (gmv's overhead ra
 
 Resumable: every finished case is a JSON file in --work-dir (default .cache/bench_scale, also holding the
 generated data and the exact tables); finished cases are skipped unless --force.
+
+End to end (issue 21): `--end-to-end` runs what users run instead — the whole `gmv-value` command with its
+default options (matcher auto, the baselines, the report with its statistics, RA1 t-SNE and figures) on
+.npy embeddings — in cells named N-M-D: `300k-30k-256` (pool 150k training + 150k held-out, 30k generated,
+D = 256) and `1M-100k-512` (500k + 500k, 100k, D = 512), K = 50. In the same run, right after, a bare FAISS
+IVF-Flat (nlist 1024, nprobe 16: FAISS's own defaults otherwise) builds and searches the same data in a
+process of its own. Per case: gmv-value's wall time (the process, imports included) and its per-stage
+seconds (metrics.json), its peak RSS, the recall@K of the main table and of the baselines' reverse search,
+the bare search's seconds and recall@K on 1,000 sampled queries, and the ratios of the targets:
+end to end / bare FAISS (300k) and end to end / gmv's own match stage (1M). Results go to
+scale_end_to_end.md/json beside scale.md.
+
+    python scripts/bench_scale.py --end-to-end                     # both cells
+    python scripts/bench_scale.py --end-to-end --cells 300k-30k-256
 """
 
 from __future__ import annotations
@@ -46,6 +60,11 @@ QUICK = ["50k-10k", "200k-10k", "cifar10"]
 MATCHERS = ["flat", "ivfflat", "ivfsq8", "ivfpq_rerank", "auto"]
 FLAT_MAX_WORK = 6e13  # N·M·D above which exact search of every query is left out (none of the grid)
 CIFAR = Path(os.environ.get("GMV_SHARED_DATA", ROOT.parent / "shared" / "data"))  # ../shared/data beside the checkout
+
+
+E2E_GRID = ["300k-30k-256", "1M-100k-512"]
+E2E_SIZES = {"300k": 300_000, "1M": 1_000_000, "30k": 30_000, "100k": 100_000}
+BARE_NLIST, BARE_NPROBE = 1024, 16
 
 
 def matcher_config(name: str):
@@ -182,6 +201,144 @@ def _bare_faiss(pool, queries, case: dict) -> dict:
         return {"bare_seconds_build": build, "bare_seconds_search": time.perf_counter() - t}
 
 
+# ---- end to end: the whole gmv-value against a bare FAISS IVF-Flat -----------------------------------
+
+def e2e_data(cell: str, work: Path) -> dict[str, Path]:
+    """train / held_out / generated .npy files of an end-to-end cell (made once, then reused)."""
+    from synthetic_features import features
+
+    n, m, d = cell.split("-")
+    n, m, d = E2E_SIZES[n], E2E_SIZES[m], int(d)
+    folder = work / "e2e_data" / cell
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"train": folder / "train.npy", "held_out": folder / "held_out.npy", "generated": folder / "generated.npy"}
+    for (name, path), (size, seed, spread) in zip(paths.items(), [(n // 2, 0, 1.0), (n - n // 2, 2, 1.0), (m, 1, 1.1)]):
+        if not path.exists():
+            print(f"generating {cell}/{path.name}", flush=True)
+            np.save(path.with_suffix(".tmp.npy"), features(size, d, seed=seed, extra_spread=spread))
+            os.replace(path.with_suffix(".tmp.npy"), path)
+    return paths
+
+
+def run_gmv_value(cell: str, work: Path) -> dict:
+    """The whole `gmv-value` command, default options, in a process of its own; its wall time and peak RSS."""
+    paths = e2e_data(cell, work)
+    out = work / "e2e_out" / cell
+    cmd = [str(Path(sys.executable).with_name("gmv-value")), "--train-embeddings", str(paths["train"]),
+           "--held-out-embeddings", str(paths["held_out"]), "--generated-embeddings", str(paths["generated"]),
+           "--k", str(K), "--out", str(out), "--wandb", "disabled"]
+    load_before = os.getloadavg()[0]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"gmv-value failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20
+    metrics = json.loads((out / "metrics.json").read_text())
+    auto_line = next((line for line in proc.stdout.splitlines() if line.startswith("[gmv] matcher auto")), "")
+    reverse_line = next((line for line in proc.stdout.splitlines() if line.startswith("[gmv] reverse search")), "")
+    return {"cell": cell, "command": " ".join(["gmv-value", *cmd[1:]]), "wall_seconds": wall, "peak_rss_gib": peak,
+            "load_before": load_before, "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
+            "auto_line": auto_line, "reverse_line": reverse_line,
+            "summary_tail": proc.stdout.strip().splitlines()[-3:]}
+
+
+def run_bare_ivf(cell: str, work: Path) -> dict:
+    """A bare FAISS IVF-Flat (nlist 1024, nprobe 16) over the same pool: build + search, timed; recall@K on
+    1,000 sampled queries (timed apart). In its own process (called with --bare)."""
+    import faiss
+
+    paths = e2e_data(cell, work)
+    pool = np.concatenate([np.load(paths["train"]), np.load(paths["held_out"])])
+    queries = np.load(paths["generated"])
+    t = time.perf_counter()
+    index = faiss.index_factory(pool.shape[1], f"IVF{BARE_NLIST},Flat")
+    index.train(pool)
+    index.add(pool)
+    build = time.perf_counter() - t
+    index.nprobe = BARE_NPROBE
+    t = time.perf_counter()
+    _, idx = index.search(queries, K)
+    search = time.perf_counter() - t
+    sample = np.sort(np.random.default_rng(12345).choice(len(queries), SAMPLE, replace=False))
+    _, exact = faiss.knn(queries[sample], pool, K)
+    return {"bare_seconds_build": build, "bare_seconds_search": search, "bare_seconds": build + search,
+            "bare_recall": _recall(idx[sample], exact), "bare_peak_rss_gib": rss_gib()}
+
+
+def e2e_case(cell: str, work: Path, force: bool) -> None:
+    done = work / "e2e_cases" / f"{cell}.json"
+    if done.exists() and not force:
+        return
+    e2e_data(cell, work)
+    print(f"== end to end {cell}: gmv-value", flush=True)
+    case = run_gmv_value(cell, work)
+    print(f"== end to end {cell}: bare FAISS IVF{BARE_NLIST},Flat nprobe {BARE_NPROBE}", flush=True)
+    bare = subprocess.run([sys.executable, __file__, "--bare", cell, "--work-dir", str(work)], check=True,
+                          capture_output=True, text=True).stdout
+    case.update(json.loads(bare.strip().splitlines()[-1]))
+    m = case["metrics"]
+    case["ratio_total_over_bare"] = m["seconds_total"] / case["bare_seconds"]
+    case["ratio_wall_over_bare"] = case["wall_seconds"] / case["bare_seconds"]
+    case["ratio_total_over_match"] = m["seconds_total"] / m["seconds_match"]
+    case["load_after"] = os.getloadavg()[0]
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.with_suffix(".tmp").write_text(json.dumps(case, indent=2) + "\n")
+    os.replace(done.with_suffix(".tmp"), done)
+
+
+def write_e2e_report(work: Path, out: Path, note: str) -> None:
+    from gmv.io import write_json, write_text
+
+    cases = [json.loads(f.read_text()) for f in sorted((work / "e2e_cases").glob("*.json"))]
+    cases.sort(key=lambda c: E2E_GRID.index(c["cell"]) if c["cell"] in E2E_GRID else 99)
+    write_json(out / "scale_end_to_end.json", {"k": K, "bare": f"IVF{BARE_NLIST},Flat nprobe {BARE_NPROBE}",
+                                               "note": note, "cases": cases})
+    lines = ["# End to end: the whole `gmv-value` at scale (issue 21)", "",
+             "`python scripts/bench_scale.py --end-to-end` — every case a fresh `gmv-value` process with its default "
+             "options on .npy embeddings (matcher auto, baselines knn_count + gan_leaks, the report: statistics, "
+             "audit, shuffled control, RA1 NN distances and t-SNE, figures, values.csv), then a bare FAISS "
+             f"`IVF{BARE_NLIST},Flat` with nprobe {BARE_NPROBE} (trained on the whole pool, as FAISS does by default) "
+             "over the same data in a process of its own. K = 50; synthetic image-feature-like embeddings "
+             "(scripts/synthetic_features.py); the pool is half training, half held-out.", ""]
+    if note:
+        lines += [f"**{note}**", ""]
+    lines += ["*total* = gmv-value's own end to end (load and check → report written: metrics `seconds_total`); "
+              "*wall* = the whole process, Python imports included. Recall@50 against exact search on 1,000 "
+              "sampled queries (gmv's own check; the bare index measured the same way); reverse = the baselines' "
+              "search from every pool image to its nearest generated image, recall@1.", "",
+              "| cell | auto chose | load s | match s | value s | report s | total s | wall s | bare FAISS s "
+              "| total / bare | wall / bare | total / match | peak RSS GiB | recall@50 | bare recall@50 | reverse "
+              "| reverse recall@1 | load |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for c in cases:
+        m = c["metrics"]
+        lines.append(
+            f"| {c['cell']} | `{m['matcher']}` + re-rank {m['rerank']} | {m['seconds_load_and_check']:.1f} | "
+            f"{m['seconds_match']:.1f} | {m['seconds_value']:.1f} | {m['seconds_report']:.1f} | {m['seconds_total']:.1f} | "
+            f"{c['wall_seconds']:.1f} | {c['bare_seconds']:.1f} | {c['ratio_total_over_bare']:.2f} | "
+            f"{c['ratio_wall_over_bare']:.2f} | {c['ratio_total_over_match']:.2f} | {c['peak_rss_gib']:.2f} | "
+            f"{m['recall_at_k']:.3f} | {c['bare_recall']:.3f} | `{m.get('method/gan_leaks/reverse_generated_matcher', '—')}` | "
+            f"{m.get('method/gan_leaks/reverse_generated_recall_at_1', float('nan')):.3f} | {c['load_before']:.1f} |")
+    lines += ["", "## What auto said", ""]
+    for c in cases:
+        lines += [f"- **{c['cell']}**: `{c['auto_line']}`"] + ([f"  `{c['reverse_line']}`"] if c["reverse_line"] else [])
+    lines += ["", "## Targets (issue 21)", ""]
+    for c in cases:
+        m = c["metrics"]
+        if c["cell"].startswith("300k"):
+            lines.append(f"- 300k × 30k × 256: total {m['seconds_total']:.1f} s = {c['ratio_total_over_bare']:.2f} × bare "
+                         f"FAISS {c['bare_seconds']:.1f} s (target ≤ 1.5; the whole process {c['ratio_wall_over_bare']:.2f} ×)")
+        else:
+            lines.append(f"- 1M × 100k × 512: total {m['seconds_total']:.1f} s = {c['ratio_total_over_match']:.2f} × gmv's "
+                         f"own match stage {m['seconds_match']:.1f} s (target ≤ 2)")
+        lines.append(f"  peak RSS {c['peak_rss_gib']:.2f} GiB (≤ 8), recall@50 {m['recall_at_k']:.3f} (≥ 0.95), reverse "
+                     f"recall@1 {m.get('method/gan_leaks/reverse_generated_recall_at_1', float('nan')):.3f} (≥ 0.95)")
+    lines += ["", "*load*: the 1-minute load average when the case started (2 cores: above 2 the machine was shared)."]
+    write_text(out / "scale_end_to_end.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / 'scale_end_to_end.md'} ({len(cases)} cases)")
+
+
 # ---- driver -----------------------------------------------------------------------------------------
 
 def wanted(cell: str, name: str) -> bool:
@@ -204,10 +361,26 @@ def main():
     p.add_argument("--timeout", type=int, default=3600, help="seconds per case")
     p.add_argument("--case", nargs=2, metavar=("CELL", "MATCHER"), help=argparse.SUPPRESS)  # the subprocess
     p.add_argument("--prepare", metavar="CELL", help=argparse.SUPPRESS)  # make a cell's data (own process)
+    p.add_argument("--end-to-end", action="store_true",
+                   help=f"the whole gmv-value against a bare FAISS IVF-Flat, cells {', '.join(E2E_GRID)}")
+    p.add_argument("--bare", metavar="CELL", help=argparse.SUPPRESS)  # the bare FAISS side of an end-to-end case
     a = p.parse_args()
     work = Path(a.work_dir)
     if a.prepare:
         cell_data(a.prepare, work)
+        return
+    if a.bare:
+        print(json.dumps(run_bare_ivf(a.bare, work)))
+        return
+    if a.end_to_end:
+        cells = a.cells.split(",") if a.cells else E2E_GRID
+        unknown = [c for c in cells if c not in E2E_GRID]
+        if unknown:
+            sys.exit(f"unknown end-to-end cell(s) {unknown}; choose from {', '.join(E2E_GRID)}")
+        if not a.report:
+            for cell in cells:
+                e2e_case(cell, work, a.force)
+        write_e2e_report(work, Path(a.out), a.note)
         return
     if a.case:
         result = run_case(*a.case, work)

@@ -424,3 +424,27 @@ def test_per_class_report_rows_are_keyed_by_class_id(tmp_path):
     assert only_rows == {} and only["class_0_t_statistic"] == pytest.approx(
         welch_one_sided(values[split == "v1"], values[split == "v2"])[0])
     assert not (tmp_path / "single").exists()
+
+
+# ---- RA1 read off the match tables (issue 21: large valuations search nothing twice) ------------------
+
+@pytest.mark.parametrize("k,distance", [(1, "l2"), (8, "sqeuclidean")])
+def test_nn_distances_from_exact_tables_equal_the_exact_search(k, distance):
+    from gmv.analysis.ra1 import nearest_neighbour_distances_from_tables
+    from gmv.valuation.matchers import MatcherConfig, match
+
+    rng = np.random.default_rng(21)
+    v1, v2 = rng.normal(size=(300, 12)), rng.normal(size=(250, 12))
+    gen = np.concatenate([v1[:80] + 0.01 * rng.normal(size=(80, 12)), rng.normal(size=(120, 12))])
+    pool = np.concatenate([v1, v2]).astype(np.float32)
+    tables = match(pool, gen.astype(np.float32), k, MatcherConfig("flat"), distance=distance)
+    exact = nearest_neighbour_distances(gen, v1, v2)
+    from_tables = nearest_neighbour_distances_from_tables(gen.astype(np.float32), pool, 300, tables.indices,
+                                                          tables.distances, squared=distance == "sqeuclidean")
+    # K = 1: every row holds one half only, so the other half is searched for every row
+    assert from_tables["nn_rows_searched"] == (200 if k == 1 else from_tables["nn_rows_searched"])
+    assert 0 < from_tables["nn_rows_searched"] <= 200
+    for key in ("nn_dist_gen_to_v1", "nn_dist_gen_to_v2"):
+        assert from_tables[key] == pytest.approx(exact[key], rel=1e-5)
+    assert from_tables["nn_share_v1"] == exact["nn_share_v1"]
+    assert (from_tables["n_gen"], from_tables["n_v1"], from_tables["n_v2"]) == (200, 300, 250)

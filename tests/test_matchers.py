@@ -286,3 +286,26 @@ def test_values_summed_in_chunks_equal_one_piece(blobs, monkeypatch):
 def test_bad_large_pool_settings_fail_clearly(cfg, msg):
     with pytest.raises(GmvError, match=msg):
         resolve(cfg, n=1000, d=64, k=5)
+
+
+def test_faiss_keeps_its_threads_when_torch_was_imported_first():
+    """torch imported before FAISS shares its OpenMP runtime: pausing torch's pool must not shrink FAISS's
+    (gmv-value searched on one core of two that way), and a torch set to one thread (the studies'
+    num_threads = 1) keeps FAISS at one, as the committed results were made."""
+    import os
+    import subprocess
+    import sys
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores")
+    code = ("import torch, faiss\n"
+            "from gmv.valuation.matchers import torch_threads_paused\n"
+            "n = faiss.omp_get_max_threads()\n"
+            "with torch_threads_paused(): inside = faiss.omp_get_max_threads()\n"
+            "torch.set_num_threads(1)\n"
+            "with torch_threads_paused(): one = faiss.omp_get_max_threads()\n"
+            "print(n, inside, one, torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}).stdout.split()
+    n, inside, one, after = map(int, out)
+    assert n >= 2 and inside == n and one == 1 and after == 1  # torch's own setting restored after

@@ -213,3 +213,77 @@ def test_class_agreement_bad_shapes():
         class_agreement([0, 1], [0, 1], [[0], [1], [0]])
     with pytest.raises(GmvError, match="lie in"):
         class_agreement([0, 1], [0, 1], [[0], [2]])
+
+
+# ---- statistics at scale (issue 21): the large-sample methods against the bootstrap they replace ------
+
+from gmv.analysis import membership as membership_module  # noqa: E402
+from gmv.analysis.membership import LARGE_N, auroc_delong_ci, tpr_tail_bootstrap  # noqa: E402
+from gmv.analysis.ra2 import bootstrap_diff_ci  # noqa: E402
+
+
+def _scores_with_ties(n1, n2, seed):
+    """Member scores like valuations: many exact zeros, a shifted heavy tail, ties among the rest."""
+    rng = np.random.default_rng(seed)
+    v1 = np.where(rng.random(n1) < 0.4, 0.0, np.round(rng.gamma(2.0, 1.2, n1), 2))
+    v2 = np.where(rng.random(n2) < 0.5, 0.0, np.round(rng.gamma(2.0, 1.0, n2), 2))
+    return v1, v2
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_delong_ci_agrees_with_the_bootstrap_it_replaces(seed):
+    v1, v2 = _scores_with_ties(6000, 5000, seed)
+    boot = bootstrap_membership_ci(v1, v2, n_boot=2000, seed=seed)  # n = 11,000: the resampling path
+    lo, hi = auroc_delong_ci(v1, v2)
+    assert lo < auroc(v1, v2) < hi
+    # the two 95% CIs agree to well within the bootstrap's Monte Carlo error of its percentiles
+    assert lo == pytest.approx(boot["auroc_ci_low"], abs=0.003) and hi == pytest.approx(boot["auroc_ci_high"], abs=0.003)
+
+
+def test_delong_variance_hand_computed():
+    # v1 = {2, 3}, v2 = {1, 2}: placements V10 = (1.5/2 … ) by hand; SE² = var(V10)/2 + var(V01)/2
+    v10 = np.array([0.75, 1.0])  # 2 beats 1, ties 2 (½) → 1.5/2; 3 beats both → 1
+    v01 = np.array([1.0, 0.75])  # 1 is below both v1 → 1; 2 ties 2, below 3 → 1.5/2
+    se = math.sqrt(v10.var(ddof=1) / 2 + v01.var(ddof=1) / 2)
+    lo, hi = auroc_delong_ci([2.0, 3.0], [1.0, 2.0])
+    assert v10.mean() == auroc([2.0, 3.0], [1.0, 2.0]) == 0.875
+    assert hi == 1.0 and lo == pytest.approx(0.875 - stats.norm.ppf(0.975) * se)
+
+
+@pytest.mark.parametrize("fpr", [0.01, 0.05])
+def test_tpr_tail_bootstrap_draws_the_resampling_distribution(fpr):
+    v1, v2 = _scores_with_ties(4000, 3000, 2)
+    v1 = v1 + 0.3  # some signal, so that the CI is not pinned at the ends
+    full = bootstrap_membership_ci(v1, v2, n_boot=4000, seed=3, fpr=fpr)
+    lo, hi = tpr_tail_bootstrap(v1, v2, fpr, n_boot=4000, seed=4)
+    assert lo <= tpr_at_fpr(v1, v2, fpr) <= hi
+    width = full["tpr_at_fpr_ci_high"] - full["tpr_at_fpr_ci_low"]
+    assert lo == pytest.approx(full["tpr_at_fpr_ci_low"], abs=0.12 * width)
+    assert hi == pytest.approx(full["tpr_at_fpr_ci_high"], abs=0.12 * width)
+    assert tpr_tail_bootstrap(v1, v2, fpr, n_boot=500, seed=9) == tpr_tail_bootstrap(v1, v2, fpr, n_boot=500, seed=9)
+    assert tpr_tail_bootstrap(v1, v2, 1.0) == (1.0, 1.0)  # every v2 may be a false positive: τ = −inf
+
+
+def test_large_samples_switch_methods_and_say_so(monkeypatch):
+    v1, v2 = _scores_with_ties(3000, 3000, 5)
+    small = membership_summary(v1, v2, n_boot=300)
+    assert small["ci_method"] == "percentile bootstrap × 300"
+    monkeypatch.setattr(membership_module, "LARGE_N", 1000)  # the same data, read as large
+    large = membership_summary(v1, v2, n_boot=300)
+    assert large["ci_method"].startswith("DeLong (AUROC), exact-law percentile bootstrap × 300 (TPR)")
+    assert (large["auroc_ci_low"], large["auroc_ci_high"]) == auroc_delong_ci(v1, v2)
+    for key in ("t_statistic", "p_value", "auroc", "tpr_at_fpr", "cohens_d"):  # the estimates do not move
+        assert large[key] == small[key]
+    assert LARGE_N == 50_000
+
+
+def test_difference_ci_above_large_n_is_the_bootstrap_normal_limit(monkeypatch):
+    rng = np.random.default_rng(6)
+    a, b = rng.gamma(1.5, 2.0, 4000), rng.gamma(1.5, 1.8, 5000)
+    boot = bootstrap_diff_ci(a, b, n_boot=4000, seed=1)
+    monkeypatch.setattr(membership_module, "LARGE_N", 1000)
+    normal = bootstrap_diff_ci(a, b, n_boot=4000, seed=1)
+    z = stats.norm.ppf(0.975)
+    half = z * math.sqrt(a.var() / len(a) + b.var() / len(b))
+    assert normal == pytest.approx((a.mean() - b.mean() - half, a.mean() - b.mean() + half), rel=1e-12)
+    assert normal[0] == pytest.approx(boot[0], abs=0.05 * half) and normal[1] == pytest.approx(boot[1], abs=0.05 * half)

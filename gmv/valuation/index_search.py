@@ -11,6 +11,7 @@ Progress bars show only when a job has more than one chunk.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -27,6 +28,48 @@ CALIBRATION_QUERIES = 500
 #: tuning aims this much above the target, so that recall on other queries stays above it too
 #: (tuned to exactly 0.95, the 200k × 512 benchmark measured 0.959 and 0.963 on two other samples)
 CALIBRATION_MARGIN = 0.01
+
+
+@contextlib.contextmanager
+def torch_threads_paused():
+    """Run FAISS with torch's OpenMP pool shrunk to one thread, and FAISS's pool as it was.
+
+    torch and faiss-cpu each ship an OpenMP runtime; with torch's pool at full size, FAISS
+    training ran 16× slower here (two spinning pools on 2 cores). torch is idle during matching.
+    When torch was imported before FAISS the two share one runtime, and shrinking torch's pool
+    would shrink FAISS's too (gmv-value searched on one of two cores that way): FAISS's thread
+    count, read before, is set again after torch's is lowered, and both are restored after.
+    """
+    import faiss
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    n, n_faiss = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(n_faiss)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+        faiss.omp_set_num_threads(n_faiss)
+
+
+@contextlib.contextmanager
+def faiss_threads(n: int | None):
+    """FAISS's OpenMP pool at `n` threads for the block (None: unchanged), e.g. one per Ray worker."""
+    import faiss
+
+    if not n:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def chunks(n: int, size: int) -> list[np.ndarray]:

@@ -2,7 +2,9 @@
 
 Kinds (FAISS index_factory strings):
 - `auto`    picks one of the below from N, D, K, the number of queries and `memory_gb` so that
-            recall@K reaches `target_recall` (gmv/valuation/auto_index.py says how); small pools get `flat`.
+            recall@K reaches `target_recall`, timing a small probe of the data first (exact search is
+            chosen only where its measured cost is below the IVF's; gmv/valuation/auto_index.py says how);
+            small jobs get `flat` without a probe.
 - `flat`    exact search (`faiss.knn` on the pool array: no copy of it).
 - `pq`      product quantisation, `PQ{m}x{nbits}np` — the paper's choice.
 - `ivfpq`   inverted file + PQ on residuals, `IVF{nlist},PQ{m}x{nbits}np`, searched with `nprobe` lists.
@@ -29,7 +31,6 @@ distance). FAISS L2 indexes return *squared* L2 distances; `distance="l2"` takes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -44,7 +45,7 @@ import numpy as np
 from gmv.errors import GmvError
 from gmv.valuation import index_search
 from gmv.valuation.auto_index import ExactRate, choose, default_nlist, default_train_size
-from gmv.valuation.index_search import recall_at_k  # noqa: F401  (public here since the first version)
+from gmv.valuation.index_search import faiss_threads, recall_at_k, torch_threads_paused  # noqa: F401  (public here)
 
 KINDS = ("auto", "flat", "pq", "ivfpq", "opq", "ivfflat", "ivfsq8")
 IVF_KINDS = ("ivfpq", "ivfflat", "ivfsq8")
@@ -119,48 +120,6 @@ def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-@contextlib.contextmanager
-def torch_threads_paused():
-    """Run FAISS with torch's OpenMP pool shrunk to one thread, and FAISS's pool as it was.
-
-    torch and faiss-cpu each ship an OpenMP runtime; with torch's pool at full size, FAISS
-    training ran 16× slower here (two spinning pools on 2 cores). torch is idle during matching.
-    When torch was imported before FAISS the two share one runtime, and shrinking torch's pool
-    would shrink FAISS's too (gmv-value searched on one of two cores that way): FAISS's thread
-    count, read before, is set again after torch's is lowered, and both are restored after.
-    """
-    import faiss
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    n, n_faiss = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(n_faiss)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-        faiss.omp_set_num_threads(n_faiss)
-
-
-@contextlib.contextmanager
-def faiss_threads(n: int | None):
-    """FAISS's OpenMP pool at `n` threads for the block (None: unchanged), e.g. one per Ray worker."""
-    import faiss
-
-    if not n:
-        yield
-        return
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def _divisors(d: int) -> list[int]:
