@@ -309,3 +309,47 @@ def test_faiss_keeps_its_threads_when_torch_was_imported_first():
                          env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}).stdout.split()
     n, inside, one, after = map(int, out)
     assert n >= 2 and inside == n and one == 1 and after == 1  # torch's own setting restored after
+
+
+def test_ivfsq8_in_pca_dimensions_keeps_exact_distances_and_the_recall_target(blobs):
+    rng = np.random.default_rng(8)  # low-rank structure: 8 latent dimensions in 32, plus a little noise
+    basis = np.linalg.qr(rng.normal(size=(32, 8)))[0].T
+    centres = rng.normal(0, 4, (50, 8))
+    pool = ((centres[rng.integers(0, 50, 5000)] + rng.normal(size=(5000, 8))) @ basis
+            + 0.05 * rng.normal(size=(5000, 32))).astype(np.float32)
+    q = ((centres[rng.integers(0, 50, 600)] + rng.normal(size=(600, 8))) @ basis
+         + 0.05 * rng.normal(size=(600, 32))).astype(np.float32)
+    r = match(pool, q, 10, MatcherConfig("ivfsq8", pca=12, rerank=40, recall_queries=300))
+    assert r.factory.startswith("PCA12,IVF") and r.settings["pca"] == 12 and r.settings["pca_check"] >= 0.96
+    _, exact = exact_search(pool, q, 10)
+    assert recall_at_k(r.indices, exact) >= 0.95 and r.recall_at_k >= 0.95
+    d2 = ((q[:, None, :].astype(np.float64) - pool[r.indices].astype(np.float64)) ** 2).sum(-1)
+    assert np.allclose(r.distances, np.sqrt(d2), rtol=1e-4)  # re-ranked by the full distance
+    # isotropic clusters have no such structure: the reduced scan would lose the neighbours, so it is dropped
+    pool, q = blobs
+    iso = match(pool, q, 10, MatcherConfig("ivfsq8", pca=12, rerank=40, recall_queries=300))
+    assert iso.factory.startswith("IVF") and iso.settings["pca"] is None and "scanned in full" in iso.settings["pca_dropped"]
+    assert iso.recall_at_k >= 0.95
+
+
+@pytest.mark.parametrize("cfg,msg", [
+    (MatcherConfig("ivfsq8", pca=8), "pca applies to ivfsq8 with rerank > 0"),
+    (MatcherConfig("ivfflat", pca=8), "pca applies to ivfsq8 with rerank > 0 .* not to ivfflat"),
+    (MatcherConfig("ivfsq8", pca=64, rerank=10), r"pca must be an integer in 1\.\.63"),
+])
+def test_bad_pca_settings_fail_clearly(cfg, msg):
+    with pytest.raises(GmvError, match=msg):
+        resolve(cfg, n=1000, d=64, k=5)
+
+
+def test_the_reverse_search_scans_high_dimensional_codes_in_pca_dimensions():
+    from gmv.valuation.methods import reverse_matcher
+
+    wide, narrow = reverse_matcher(MatcherConfig(), 512), reverse_matcher(MatcherConfig(), 64)
+    assert (wide.kind, wide.pca, wide.rerank) == ("auto", 128, 8) and (narrow.pca, narrow.rerank) == (None, 0)
+    assert reverse_matcher(MatcherConfig("flat"), 512).kind == "flat"  # an exact main search: an exact reverse one
+    probe = lambda: rate(1e6)  # noqa: E731  (exact search slow: an IVF choice)
+    c = choose(1_000_000, 512, 1, 100_000, 8, rerank=8, pca=128, probe=probe)
+    assert c.kind == "ivfsq8" and c.settings["pca"] == 128 and c.reason.split(" → ")[1].count("PCA128,IVF") == 1
+    tight = choose(1_000_000, 512, 1, 100_000, 1.0, rerank=8, pca=128, probe=probe)  # no room for the re-rank copy
+    assert "pca" not in tight.settings  # no re-rank, so no reduced scan

@@ -159,8 +159,10 @@ def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_ca
     figures["ra2_hist"] = ra2.value_histogram(val.values[i1], val.values[i2], out / "ra2_hist.png",
                                               title=f"RA2 — {label}")
     metrics.update(ra1_distances(val))
+    t0 = time.perf_counter()
     figures["ra1_tsne"] = ra1.tsne_figure(*halves(val), val.gen_emb, out / "ra1_tsne.png",
                                           cap=tsne_cap, seed=seed, title=f"RA1 — {label}")
+    metrics["seconds_ra1_tsne"] = round(time.perf_counter() - t0, 3)  # a fixed cost: at most tsne_cap per set
     return stats
 
 
@@ -186,7 +188,7 @@ def ra1_distances(val: Valuation) -> dict[str, Any]:
     """RA1's nearest-neighbour distances X̂→X_v1 and X̂→X_v2: exact search for small valuations, the match
     tables for large ones (see :func:`searches_again`)."""
     from gmv.analysis import ra1
-    from gmv.valuation.api import reverse_matcher
+    from gmv.valuation.methods import reverse_matcher
 
     n1 = len(val.side("v1"))
     if searches_again(val) or not np.all(val.split[:n1] == "v1"):
@@ -196,7 +198,7 @@ def ra1_distances(val: Valuation) -> dict[str, Any]:
         val.gen_emb, val.pool_emb, n1, val.matches.indices, val.matches.distances,
         squared=val.matches.settings["distance"] == "sqeuclidean",
         matcher=reverse_matcher(MatcherConfig(**{k: v for k, v in val.matches.settings.items()
-                                                 if k in MatcherConfig.__dataclass_fields__})))
+                                                 if k in MatcherConfig.__dataclass_fields__}), val.pool_emb.shape[1]))
     out["nn_dist_method"] = (f"match tables ({val.matches.factory}, recall@{val.k} {val.matches.recall_at_k:.3f}); "
                              f"N·M·D above 1e11")
     return out

@@ -50,7 +50,8 @@ from gmv.errors import GmvError
 from gmv.valuation.embed import embed_source
 from gmv.valuation.embedders import Embedder, build_embedder
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
-from gmv.valuation.methods import Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method, tables_k
+from gmv.valuation.methods import (Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method,  # noqa: F401
+                                   reverse_matcher, tables_k)
 from gmv.valuation.precomputed import EmbeddingSet, as_embedding_set, concat_embeddings
 from gmv.valuation.ray_cluster import check_engine, require_ray
 
@@ -287,21 +288,12 @@ def match_tables(inputs: Inputs, embedded: Embedded, ray=None) -> MatchResult:
     return result
 
 
-def reverse_matcher(main: MatcherConfig) -> MatcherConfig:
-    """The settings of the baselines' reverse searches (pool → generated, pool → reference): exact when the
-    main search is exact by the user's choice, else `auto` (exact when small or timed cheaper, IVF at scale)
-    under the main matcher's memory budget, recall target, recall sample, seed, threads and chunk size."""
-    kind = "flat" if main.kind == "flat" and not main.auto_reason else "auto"
-    return MatcherConfig(kind=kind, recall_queries=main.recall_queries, seed=main.seed, memory_gb=main.memory_gb,
-                         target_recall=main.target_recall, chunk_size=main.chunk_size, threads=main.threads)
-
-
 def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
     """Every method's values from the same embeddings and tables (Eq. 5–6 for the main method)."""
     t0 = time.perf_counter()
     methods, main = inputs.methods, inputs.methods[0]
     evidence = Evidence(embedded.pool, embedded.generated, inputs.split, result, embedded.reference,
-                        reverse_matcher(inputs.matcher))
+                        reverse_matcher(inputs.matcher, int(embedded.pool.shape[1])))
     results: dict[str, MethodResult] = {}
     skipped: dict[str, str] = {}
     for m in methods:

@@ -119,20 +119,21 @@ def auto_train_size(n: int, nlist: int) -> int:
 
 
 def ivf_seconds(rate: ExactRate, n: int, n_queries: int, nlist: int, train_size: int,
-                recall_queries: int = 1000) -> float:
+                recall_queries: int = 1000, reduced: float = 1.0) -> float:
     """The estimated seconds of an IVF job of these shapes (module docstring): its nearest-centroid searches
-    at the K = 1 rate, its list scans at the scan rate, its recall checks at the K rate."""
+    at the K = 1 rate, its list scans at the scan rate (both × `reduced`, the share of dimensions a PCA
+    keeps), its recall checks at the K rate."""
     checked = min(n_queries, CALIBRATION_QUERIES + recall_queries)
     centroids = IVF_KMEANS_ITERS * float(train_size) * nlist + float(n) * nlist + float(n_queries) * nlist
     codes = float(n_queries) * min(nlist, expected_nprobe(nlist)) * n / nlist
-    return (rate.seconds_per_pair_k1 * centroids + rate.seconds_per_code * codes
+    return (reduced * (rate.seconds_per_pair_k1 * centroids + rate.seconds_per_code * codes)
             + rate.seconds_per_pair * checked * float(n))
 
 
 def choose(n: int, d: int, k: int, n_queries: int | None, memory_gb: float, *, nlist: int | None = None,
            nprobe: int | None = None, rerank: int = 0, m: int | None = None, nbits: int | None = None,
            train_size: int | None = None, probe: Callable[[], ExactRate] | None = None,
-           recall_queries: int = 1000) -> Choice:
+           recall_queries: int = 1000, pca: int | None = None) -> Choice:
     """The index `auto` uses for this job (see the module docstring). `n_queries` None: not known yet
     (assumed N, the conservative case). `probe`: times exact search on the job's data (called only when
     the choice needs it); without it a job that needs one is left as kind "auto" (decided at match time)."""
@@ -155,7 +156,10 @@ def choose(n: int, d: int, k: int, n_queries: int | None, memory_gb: float, *, n
         ts = train_size or auto_train_size(n, nl)
         options.append((ivf_seconds(rate, n, m_q, nl, ts, recall_queries), nl, ts))
     ivf_s, nl, ts = min(options)
-    ivf = _ivf_choice(n, d, k, memory_gb, nlist=nl, nprobe=nprobe, rerank=rerank, m=m, nbits=nbits, train_size=ts)
+    ivf = _ivf_choice(n, d, k, memory_gb, nlist=nl, nprobe=nprobe, rerank=rerank, m=m, nbits=nbits, train_size=ts,
+                      pca=pca)
+    if ivf.settings.get("pca"):
+        ivf_s = ivf_seconds(rate, n, m_q, nl, ts, recall_queries, reduced=pca / d)
     measured = (f"{rate.describe()} → exact search of {n:,} × {m_q:,} ≈ {exact_s:.0f} s, {ivf.reason} on "
                 f"{ts:,} training points ≈ {ivf_s:.0f} s")
     if exact_s <= ivf_s:
@@ -165,8 +169,9 @@ def choose(n: int, d: int, k: int, n_queries: int | None, memory_gb: float, *, n
 
 
 def _ivf_choice(n: int, d: int, k: int, memory_gb: float, *, nlist: int | None, nprobe: int | None, rerank: int,
-                m: int | None, nbits: int | None, train_size: int | None) -> Choice:
-    """The inverted-file index that fits the memory budget (module docstring, 1–3); its reason names it."""
+                m: int | None, nbits: int | None, train_size: int | None, pca: int | None = None) -> Choice:
+    """The inverted-file index that fits the memory budget (module docstring, 1–3); its reason names it. A
+    given `pca` is kept where the index re-ranks (1: IVF-SQ8 + re-rank)."""
     budget = memory_gb * GIB
     nl = nlist or default_nlist(n)
     ts = train_size or default_train_size(n, nl)
@@ -174,8 +179,10 @@ def _ivf_choice(n: int, d: int, k: int, memory_gb: float, *, nlist: int | None, 
     r = rerank or 2 * k
     with_rerank = index_bytes("ivfsq8", n, d, nlist=nl, rerank=r, train_size=ts)
     if with_rerank <= budget:
-        return Choice("ivfsq8", {**base, "rerank": min(r, n)},
-                      f"IVF{nl},SQ8 + exact re-rank of {r} (fits {memory_gb:g} GB: {_gb(with_rerank)})", with_rerank)
+        reduced = {"pca": pca} if pca else {}
+        return Choice("ivfsq8", {**base, "rerank": min(r, n), **reduced},
+                      f"{f'PCA{pca},' if pca else ''}IVF{nl},SQ8 + exact re-rank of {r} (fits {memory_gb:g} GB: "
+                      f"{_gb(with_rerank)})", with_rerank)
     bare = index_bytes("ivfsq8", n, d, nlist=nl, train_size=ts)
     dropped = f"; no re-rank: its exact copy of the pool needs {_gb(with_rerank)}"
     if bare <= budget:

@@ -15,6 +15,7 @@ import contextlib
 import math
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -209,6 +210,28 @@ def small_pool_note(index, n: int, nbits: int | None) -> None:
               "codes are coarse — recall@K against exact search is reported", file=sys.stderr)
 
 
+PCA_CHECK_POINTS, PCA_CHECK_QUERIES = 50_000, 500
+
+
+def pca_keeps_neighbours(pool: np.ndarray, queries: np.ndarray, k: int, cfg, rng: np.random.Generator) -> float:
+    """How many of a query's exact top-k (full dimension) are among its top-`cfg.rerank` in `cfg.pca` PCA
+    dimensions — the most a reduced scan re-ranked in full can find — on up to PCA_CHECK_QUERIES sampled
+    queries against up to PCA_CHECK_POINTS sampled pool points. Embeddings with no low-dimensional structure
+    (isotropic noise) score low: their scan is then made in full dimension."""
+    import faiss
+
+    rows = np.sort(rng.choice(len(pool), min(len(pool), PCA_CHECK_POINTS), replace=False))
+    sub = np.ascontiguousarray(pool[rows], dtype=np.float32)
+    q = np.ascontiguousarray(queries[np.sort(rng.choice(len(queries), min(len(queries), PCA_CHECK_QUERIES),
+                                                        replace=False))], dtype=np.float32)
+    pca = faiss.PCAMatrix(pool.shape[1], int(cfg.pca))
+    pca.train(sub)
+    kk = min(k, len(sub))
+    _, exact = faiss.knn(q, sub, kk)
+    _, found = faiss.knn(pca.apply(q), pca.apply(sub), min(max(cfg.rerank, kk), len(sub)))
+    return recall_at_k(found, exact)
+
+
 def run(pool: np.ndarray, queries: np.ndarray, k: int, cfg, factory: str, sq_out: np.ndarray,
         idx_out: np.ndarray, progress: bool | None = None) -> tuple[float, dict[str, float], dict[str, Any]]:
     """Search every query into (sq_out, idx_out); returns (recall@K, seconds, settings used at run time)."""
@@ -222,6 +245,16 @@ def run(pool: np.ndarray, queries: np.ndarray, k: int, cfg, factory: str, sq_out
         seconds["search"] = time.perf_counter() - t0
         return 1.0, seconds, used
     rng = np.random.default_rng(cfg.seed)
+    if getattr(cfg, "pca", None):
+        ceiling = pca_keeps_neighbours(pool, queries, k, cfg, rng)
+        if ceiling < min(1.0, cfg.target_recall + CALIBRATION_MARGIN):
+            used.update(pca=None, pca_dropped=f"in {cfg.pca} PCA dimensions only {ceiling:.3f} of the top {k} are "
+                                              f"among the top {cfg.rerank}: scanned in full dimension")
+            factory = factory.split(",", 1)[1]
+            cfg = replace(cfg, pca=None)
+        else:
+            used["pca_check"] = ceiling
+        used["factory"] = factory
     index = build(pool, factory, cfg, rng, progress)
     if cfg.rerank:
         index.k_factor = cfg.rerank / k

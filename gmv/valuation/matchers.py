@@ -61,6 +61,7 @@ class MatcherConfig:
     nlist: int | None = None  # IVF lists (ivfpq, ivfflat, ivfsq8)
     nprobe: int | None = None  # IVF lists visited per query (None: tuned to target_recall where it can be)
     rerank: int = 0  # R: exact re-rank of R ≥ K candidates; 0 = off
+    pca: int | None = None  # ivfsq8 with rerank: inverted file and codes on this many PCA dimensions
     train_size: int | None = None  # points used to train quantisers (None: min(N, 100k), ≥ 50 per IVF list)
     recall_queries: int = 1000  # queries checked against exact search (0 = skip)
     seed: int = 0
@@ -160,6 +161,14 @@ def _check_common(cfg: MatcherConfig, n: int, d: int, k: int) -> None:
         raise GmvError(f"nprobe must be in 1..nlist ({cfg.nlist}), got {cfg.nprobe}")
     if cfg.nprobe is not None and cfg.nprobe < 1:
         raise GmvError(f"nprobe must be ≥ 1, got {cfg.nprobe}")
+    if cfg.pca is not None:
+        if isinstance(cfg.pca, bool) or not isinstance(cfg.pca, int) or not 1 <= cfg.pca < d:
+            raise GmvError(f"pca must be an integer in 1..{d - 1} (fewer dimensions than the embedding's {d}), "
+                           f"got {cfg.pca!r}")
+        if cfg.kind not in ("auto", "ivfsq8") or (cfg.kind == "ivfsq8" and not cfg.rerank):
+            raise GmvError("pca applies to ivfsq8 with rerank > 0 (the candidates found in the reduced space are "
+                           f"re-ranked by their full distances), not to {cfg.kind}"
+                           f"{' without rerank' if cfg.kind == 'ivfsq8' else ''}")
     if cfg.rerank:
         if cfg.rerank < k:
             raise GmvError(f"rerank R = {cfg.rerank} must be ≥ k = {k} (it re-ranks R candidates to keep K)")
@@ -175,12 +184,12 @@ def resolve(cfg: MatcherConfig, n: int, d: int, k: int, n_queries: int | None = 
     none is given: `match` decides it. Raises GmvError."""
     _check_common(cfg, n, d, k)
     if cfg.kind == "auto":
-        c = choose(n, d, k, n_queries, cfg.memory_gb, nlist=cfg.nlist, nprobe=cfg.nprobe, rerank=cfg.rerank,
+        c = choose(n, d, k, n_queries, cfg.memory_gb, nlist=cfg.nlist, nprobe=cfg.nprobe, rerank=cfg.rerank, pca=cfg.pca,
                    m=cfg.m, nbits=cfg.nbits, train_size=cfg.train_size, probe=probe,
                    recall_queries=cfg.recall_queries)
         if c.kind == "auto":
             return cfg  # settings checked; the kind is chosen at match time by timing the data
-        reset = {"m": None, "nbits": None, "nlist": None, "nprobe": None, "rerank": 0}
+        reset = {"m": None, "nbits": None, "nlist": None, "nprobe": None, "rerank": 0, "pca": None}
         dropped = [f"{name}={getattr(cfg, name)}" for name in reset
                    if getattr(cfg, name) not in (None, 0) and name not in c.settings]
         reason = c.reason + (f" ({', '.join(dropped)} not used by {c.kind})" if dropped else "")
@@ -230,7 +239,7 @@ def factory_string(cfg: MatcherConfig) -> str:
     if cfg.kind == "ivfflat":
         return f"IVF{cfg.nlist},Flat"
     if cfg.kind == "ivfsq8":
-        return f"IVF{cfg.nlist},SQ8"
+        return f"{f'PCA{cfg.pca},' if cfg.pca else ''}IVF{cfg.nlist},SQ8"
     # "np": no polysemous training — we never use polysemous search, and it made training 20× slower.
     pq = f"PQ{cfg.m}x{cfg.nbits}np"
     return {"pq": pq, "ivfpq": f"IVF{cfg.nlist},{pq}", "opq": f"OPQ{cfg.m},{pq}"}[cfg.kind]
@@ -289,6 +298,7 @@ def match(pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig = Ma
         block[:] = np.where(idx[lo:hi] < 0, np.inf, np.maximum(block, 0.0))
         if distance == "l2":
             np.sqrt(block, out=block)
+    factory = used.pop("factory", factory)  # a PCA the data do not support is dropped at run time
     settings = asdict(cfg)
     settings.update(used)
     settings.update(distance=distance, k=k, n_pool=n, dim=d, n_missing=int((idx < 0).sum()), n_queries=len(queries))
