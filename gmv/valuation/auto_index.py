@@ -70,10 +70,10 @@ class ExactRate:
     k: int
 
     def describe(self) -> str:
+        at_k1 = f", {1.0 / self.seconds_per_pair_k1:.3g} at K = 1" if self.k != 1 else ""
         return (f"measured on {self.queries:,} queries × {self.points:,} pool points ({self.threads} "
                 f"thread{'s' if self.threads != 1 else ''}): exact search {1.0 / self.seconds_per_pair:.3g} pairs/s "
-                f"at K = {self.k}, {1.0 / self.seconds_per_pair_k1:.3g} at K = 1, IVF-SQ8 scan "
-                f"{1.0 / self.seconds_per_code:.3g} codes/s")
+                f"at K = {self.k}{at_k1}, IVF-SQ8 scan {1.0 / self.seconds_per_code:.3g} codes/s")
 
 
 @dataclass(frozen=True)
