@@ -228,19 +228,26 @@ def run_gmv_value(cell: str, work: Path) -> dict:
            "--held-out-embeddings", str(paths["held_out"]), "--generated-embeddings", str(paths["generated"]),
            "--k", str(K), "--out", str(out), "--wandb", "disabled"]
     load_before = os.getloadavg()[0]
+    logs = out.parent / f"{cell}.log"
+    logs.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+    with open(logs, "w") as stdout, open(logs.with_suffix(".err"), "w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env={**os.environ, "WANDB_MODE": "disabled"})
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS (RUSAGE_CHILDREN is over all of them)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise RuntimeError(f"gmv-value failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"gmv-value failed ({os.waitstatus_to_exitcode(status)}): "
+                           f"{logs.with_suffix('.err').read_text()[-2000:]}")
+    peak = usage.ru_maxrss / 2 ** 20
     metrics = json.loads((out / "metrics.json").read_text())
-    auto_line = next((line for line in proc.stdout.splitlines() if line.startswith("[gmv] matcher auto")), "")
-    reverse_line = next((line for line in proc.stdout.splitlines() if line.startswith("[gmv] reverse search")), "")
+    stdout_lines = logs.read_text().splitlines()
+    auto_line = next((line for line in stdout_lines if line.startswith("[gmv] matcher auto")), "")
+    reverse_line = next((line for line in stdout_lines if line.startswith("[gmv] reverse search")), "")
     return {"cell": cell, "command": " ".join(["gmv-value", *cmd[1:]]), "wall_seconds": wall, "peak_rss_gib": peak,
             "load_before": load_before, "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
             "auto_line": auto_line, "reverse_line": reverse_line,
-            "summary_tail": proc.stdout.strip().splitlines()[-3:]}
+            "summary_tail": stdout_lines[-3:]}
 
 
 def run_bare_ivf(cell: str, work: Path) -> dict:

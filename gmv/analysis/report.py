@@ -179,9 +179,9 @@ def searches_again(val: Valuation) -> bool:
     """Whether the report may run its own exact searches (RA1 NN distances, C1) or must read the match
     tables instead: exact searches while N·M·D ≤ TRIVIAL_WORK (1e11, about a second; every committed study),
     the tables above (stated in metrics.json as ``nn_dist_method`` / ``c1_method``)."""
-    from gmv.valuation.auto_index import TRIVIAL_WORK
+    from gmv.valuation.auto_index import exact_is_trivial
 
-    return float(len(val.pool_emb)) * val.n_generated * val.pool_emb.shape[1] <= TRIVIAL_WORK
+    return exact_is_trivial(len(val.pool_emb), val.n_generated, val.pool_emb.shape[1])
 
 
 def ra1_distances(val: Valuation) -> dict[str, Any]:

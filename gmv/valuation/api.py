@@ -50,7 +50,7 @@ from gmv.errors import GmvError
 from gmv.valuation.embed import embed_source
 from gmv.valuation.embedders import Embedder, build_embedder
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
-from gmv.valuation.methods import (Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method,  # noqa: F401
+from gmv.valuation.methods import (Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method,
                                    reverse_matcher, tables_k)
 from gmv.valuation.precomputed import EmbeddingSet, as_embedding_set, concat_embeddings
 from gmv.valuation.ray_cluster import check_engine, require_ray

@@ -3,9 +3,9 @@
 It measures rather than assumes. Exact search's pace on a CPU is not a fixed FLOP rate: it depends on the
 BLAS, the thread count, the load of the machine and, at large K, on the per-query top-K selection as much as
 on the GEMM (the old fixed-rate model of 2e11 FLOP/s was 9× off at 300k × 30k × 256, K = 50). So before
-deciding, `auto` times three small searches of the job's own data (gmv/valuation/index_search.probe: 2,048
-of the queries against 16,384 of the pool, each twice, the faster kept): exact search at the job's K and at
-K = 1 (seconds per (query, pool point) pair), and the IVF-SQ8 + re-rank scan it would otherwise run
+deciding, `auto` times three small searches of the job's own data (gmv/valuation/index_search.probe: 1,024
+of the queries against 16,384 of the pool, after one untimed warm-up search): exact search at the job's K and
+at K = 1 (seconds per (query, pool point) pair), and the IVF-SQ8 + re-rank scan it would otherwise run
 (seconds per scanned code, on a 64-list index of those points). With the three measured rates it estimates:
 
 * exact search: N·M pairs at the K rate;
@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from gmv.errors import GmvError
+from gmv.valuation.index_search import CALIBRATION_QUERIES  # queries the nprobe tuning searches exactly
 
 SMALL_POOL = 20_000  # exact search for any number of queries, no probe
 TRIVIAL_WORK = 1e11  # N·M·D below which exact search takes about a second: no probe
 IVF_KMEANS_ITERS = 10  # FAISS's k-means passes when an IVF quantiser trains (Level1Quantizer: cp.niter = 10)
-CALIBRATION_QUERIES = 500  # queries the nprobe tuning searches exactly (index_search.CALIBRATION_QUERIES)
 MIN_POINTS_PER_LIST = 39  # FAISS's k-means minimum; auto trains on this many points per list
 MIN_TRAIN = 10_000  # … and on at least this many
 NLIST_FACTORS = (1, 2, 4, 8)  # auto's candidate nlist: these × √N
@@ -109,6 +109,11 @@ def _gb(b: float) -> str:
     return f"{b / GIB:.2f} GB"
 
 
+def exact_is_trivial(n: int, n_queries: int, d: int) -> bool:
+    """N·M·D ≤ TRIVIAL_WORK: exact search of the job takes about a second, there is nothing to choose."""
+    return float(n) * n_queries * d <= TRIVIAL_WORK
+
+
 def expected_nprobe(nlist: int) -> float:
     """The nprobe the recall tuning is expected to reach (module docstring: fitted to the benchmarks)."""
     return max(4.0, 0.055 * nlist ** 0.735)
@@ -141,7 +146,7 @@ def choose(n: int, d: int, k: int, n_queries: int | None, memory_gb: float, *, n
         raise GmvError(f"matcher.memory_gb must be a number > 0 (GB the index may use), got {memory_gb!r}")
     m_q = n if n_queries is None else n_queries
     work = float(n) * m_q * d
-    if n <= SMALL_POOL or work <= TRIVIAL_WORK:
+    if n <= SMALL_POOL or exact_is_trivial(n, m_q, d):
         why = f"pool of {n:,} ≤ {SMALL_POOL:,}" if n <= SMALL_POOL else f"N·M·D = {work:.1e} ≤ {TRIVIAL_WORK:.0e}"
         return Choice("flat", {}, f"exact search is cheap ({why}): recall 1, exact distances", 0)
     if probe is None:
