@@ -237,6 +237,15 @@ def test_tsne_figure_writes_png(tmp_path):
         tsne_figure(v1, v2[:, :10], gen, tmp_path / "bad.png")
 
 
+def test_tsne_cap_is_smaller_only_above_large_n_and_an_explicit_cap_wins():
+    from gmv.analysis.membership import LARGE_N
+    from gmv.analysis.ra1 import tsne_cap
+
+    assert tsne_cap(200) == 1500 and tsne_cap(LARGE_N) == 1500  # every committed study: as before
+    assert tsne_cap(LARGE_N + 1) == 1000 and tsne_cap(1_000_000) == 1000
+    assert tsne_cap(1_000_000, 1500) == 1500 and tsne_cap(200, 60) == 60
+
+
 def test_tsne_map_keeps_the_generated_set_beside_the_half_it_copies(monkeypatch):
     """X̂ is drawn around X_v1's centre, X_v2 lies far away: in the 2-D map nearly every generated point's
     nearest training point is an X_v1 point. Computed with matplotlib unavailable (no plotting involved)."""

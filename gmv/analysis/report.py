@@ -145,7 +145,7 @@ def _check_report_class(report_class) -> int | None:
     raise GmvError(f"report_class must be a class label (an integer), got {report_class!r}")
 
 
-def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_cap: int,
+def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_cap: int | None,
                        metrics: dict[str, Any], figures: dict[str, Path]) -> dict:
     """RA2 (Table 1, histogram, membership views) and RA1 (NN distances, t-SNE) into `metrics` and
     `figures`; returns the Table-1 statistics."""
@@ -160,9 +160,11 @@ def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_ca
                                               title=f"RA2 — {label}")
     metrics.update(ra1_distances(val))
     t0 = time.perf_counter()
+    cap = ra1.tsne_cap(len(val.values), tsne_cap)
     figures["ra1_tsne"] = ra1.tsne_figure(*halves(val), val.gen_emb, out / "ra1_tsne.png",
-                                          cap=tsne_cap, seed=seed, title=f"RA1 — {label}")
-    metrics["seconds_ra1_tsne"] = round(time.perf_counter() - t0, 3)  # a fixed cost: at most tsne_cap per set
+                                          cap=cap, seed=seed, title=f"RA1 — {label}")
+    metrics["ra1_tsne_cap"] = cap
+    metrics["seconds_ra1_tsne"] = round(time.perf_counter() - t0, 3)  # a fixed cost: at most `cap` per set
     return stats
 
 
@@ -225,7 +227,7 @@ def _log(tracker, metrics: dict, label: str, stats: dict | None, per_class: dict
 
 
 def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", tracker=None,
-                 ra3_n: int = 8, tsne_cap: int = 1500, seed: int = 0, extra_metrics: dict | None = None,
+                 ra3_n: int = 8, tsne_cap: int | None = None, seed: int = 0, extra_metrics: dict | None = None,
                  audit_fdr: float = 0.05, report_class: int | None = None, class_names: list[str] | None = None,
                  attribute_n: int | None = None, write_metrics: bool = True) -> dict:
     """Write every table and figure for `val` into `out_dir`; return metrics (also in metrics.json, unless

@@ -94,7 +94,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a class label whose RA2 row (t, p, AUROC, means) also goes into metrics.json as "
                         "class_<c>_…; RA2 per class (ra2_per_class.md) is written whenever the pool has "
                         "several labels and --held-out is given")
-    g.add_argument("--tsne-cap", type=int, default=1500, help="points per set in the RA1 t-SNE")
+    g.add_argument("--tsne-cap", type=int, default=None,
+                   help="points per set in the RA1 t-SNE (default 1,500; 1,000 above 50,000 valued images)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--wandb", default="offline", choices=["online", "offline", "disabled"], help="W&B mode")
     g.add_argument("--wandb-project", default="gmv")

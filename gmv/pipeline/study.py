@@ -225,7 +225,7 @@ def _report(s: Study, _) -> None:
 
     cfg, val = s.cfg, s.val
     s.metrics = write_report(val, s.run_dir, label=s.label, tracker=s.tracker, ra3_n=int(cfg.valuation.ra3_n),
-                             audit_fdr=float(cfg.valuation.audit_fdr), tsne_cap=int(cfg.valuation.tsne_cap),
+                             audit_fdr=float(cfg.valuation.audit_fdr), tsne_cap=cfg.valuation.tsne_cap,
                              seed=int(cfg.seed), extra_metrics=_study_facts(s),
                              report_class=cfg.valuation.report_class, class_names=s.data.class_names,
                              write_metrics=False)
