@@ -49,8 +49,10 @@ class Spec:
 
 
 SPECS = [
-    Spec("biggan", BigGAN, dict(g_width=4, d_width=8, batch_size=8, standing_stats=2), dict(standing_stats=1)),
-    Spec("stylegan2", StyleGAN2, dict(batch_size=8, channel_base=256, channel_max=32, r1_interval=2),
+    Spec("biggan", BigGAN, dict(g_width=4, d_width=8, batch_size=8, standing_stats=2, diffaug="translation,cutout"),
+         dict(standing_stats=1)),
+    Spec("stylegan2", StyleGAN2, dict(batch_size=8, channel_base=256, channel_max=32, r1_interval=2,
+                                      diffaug="color,translation,cutout"),
          dict(truncation_psi=0.5)),
     Spec("cfg_diffusion", CFGDiffusion, dict(block_out_channels=(8, 16), norm_groups=4, attention_resolutions=(8,),
                                              sampling_steps=2, batch_size=8), dict(guidance_w=2.0)),

@@ -183,6 +183,24 @@ def test_multirun_of_two_jobs_and_its_report(tmp_path):
     assert (sweep / "report" / "sweep_valuation_k.png").is_file()
 
 
+def test_parallel_launcher_runs_two_jobs_at_once(tmp_path):
+    """hydra/launcher=parallel (hydra-joblib-launcher): a 2-job multirun in two processes at the same time."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    out = subprocess.run([str(GMV), "-m", *TINY, f"cache_dir={tmp_path}/cache", f"hydra.sweep.dir={sweep}",
+                          "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "num_threads=1", "seed=0,1"],
+                         capture_output=True, text=True, env=env(), timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = sorted(p.parent for p in sweep.rglob("metrics.json"))
+    assert len(jobs) == 2
+    assert sorted(json.loads((j / "manifest.json").read_text())["seeds"]["seed"] for j in jobs) == [0, 1]
+    assert all(not json.loads((j / "stages.json").read_text())["train"]["reused"] for j in jobs)  # two trainings
+    # each job started (its config.yaml) before the other finished (its metrics.json): they ran at once
+    start = [(j / "config.yaml").stat().st_mtime for j in jobs]
+    end = [(j / "metrics.json").stat().st_mtime for j in jobs]
+    assert start[0] < end[1] and start[1] < end[0]
+
+
 def test_slurm_launcher_config_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):

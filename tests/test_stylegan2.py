@@ -183,6 +183,7 @@ def test_presets_exist():
     (dict(d_architecture="skip"), "d_architecture"), (dict(r1_interval=0), "r1_interval"),
     (dict(style_mixing_prob=1.5), "style_mixing_prob"), (dict(betas=(0.0, 1.5)), "betas"),
     (dict(ema_rampup=0.0), "ema_rampup"), (dict(truncation_psi=-1.0), "truncation_psi"),
+    (dict(diffaug="flip"), "DiffAugment"),
 ])
 def test_bad_settings_raise(kwargs, match):
     args = dict(n_classes=10, image_size=32, channels=3, preset="tiny") | kwargs
@@ -193,3 +194,27 @@ def test_bad_settings_raise(kwargs, match):
 def test_bad_image_size_message_names_valid_sizes():
     with pytest.raises(GmvError, match="power-of-two.*32"):
         StyleGAN2(n_classes=1, image_size=48, channels=3)
+
+
+def test_diffaugment_is_applied_to_every_image_d_sees():
+    """diffaug="cutout": D's inputs — fakes, reals, the reals of R1, the fakes of G's step — each carry a
+    cut-out square of zeros; without it the reals reach D unchanged."""
+    digits = load_digits(image_size=32, limit=8)
+    x, y = torch.from_numpy(digits.to_float()), torch.from_numpy(digits.labels)
+
+    def d_inputs(policy: str) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        module = StyleGAN2(n_classes=10, image_size=32, channels=1, preset="tiny", r1_interval=1, diffaug=policy)
+        seen, forward = [], module.D.forward
+        module.D.forward = lambda img, c: (seen.append(img.detach().clone()), forward(img, c))[1]
+        _trainer(max_epochs=1, limit_train_batches=1).fit(module, DataLoader(TensorDataset(x, y), batch_size=8))
+        return seen
+
+    plain = d_inputs("")
+    assert len(plain) == 4 and torch.equal(plain[1], x) and torch.equal(plain[2], x)  # D(fake), D(x), R1, G
+    seen = d_inputs("cutout")
+    assert len(seen) == 4
+    for img in seen:
+        cut = (img == 0) & (x != 0)  # zeros the cut-out made (digits' background is −1)
+        assert cut.flatten(1).sum(1).min() >= 16  # every image lost at least a 4 × 4 patch to the cut-out
+    assert not torch.equal(seen[1], x) and not torch.equal(seen[1], seen[2])  # R1 draws its own augmentation

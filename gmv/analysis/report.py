@@ -293,9 +293,10 @@ def _class_lines(metrics: dict) -> list[str]:
     return lines
 
 
-def summary(metrics: dict, label: str) -> str:
-    """The printed summary: the Table-1 row, AUROC and TPR@1%FPR with CIs, the baselines, the τ used, the
-    shuffled-split control, the per-image audit, RA2 per class, the attribute agreement and C1."""
+def summary(metrics: dict, label: str, after_ra2: str | None = None) -> str:
+    """The printed summary: the Table-1 row, AUROC and TPR@1%FPR with CIs (then `after_ra2`, a study's
+    sample-quality reading), the baselines, the τ used, the shuffled-split control, the per-image audit,
+    RA2 per class, the attribute agreement and C1."""
     from gmv.analysis.ra2 import format_table1
 
     tau = metrics.get("tau")
@@ -312,6 +313,8 @@ def summary(metrics: dict, label: str) -> str:
             lines.append(f"AUROC {metrics['auroc']:.3f} [{metrics['auroc_ci_low']:.3f}, {metrics['auroc_ci_high']:.3f}] · "
                          f"TPR@1%FPR {metrics['tpr_at_1fpr']:.3f} · Cohen's d {metrics['cohens_d']:.3f} · "
                          f"NN distance X̂→X_v1 {metrics['nn_dist_gen_to_v1']:.3f} vs X̂→X_v2 {metrics['nn_dist_gen_to_v2']:.3f}")
+        if after_ra2:
+            lines.append(after_ra2)
         names = list(dict.fromkeys(k.split("/")[1] for k in metrics if k.startswith("method/")))  # main first
         if len(names) > 1:
             lines.append("methods on the same samples (t · p · AUROC · TPR@1%FPR):")

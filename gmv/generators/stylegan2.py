@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gmv.errors import GmvError
 from gmv.generators.base import GeneratorModule, update_ema
+from gmv.models.diffaugment import diff_augment, parse_policy
 from gmv.models.stylegan2 import Generator
 from gmv.models.stylegan2_discriminator import Discriminator
 
@@ -54,6 +56,9 @@ class StyleGAN2Config:
     # EMA generator: half-life ema_kimg thousand images, at most ema_rampup × the images seen so far
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05  # None: no ramp-up (a preset's choice; null in Hydra means the preset's value)
+    # DiffAugment policy (Zhao et al. 2020), e.g. "color,translation,cutout": D sees every image through it —
+    # reals, fakes and the reals of R1 (its gradient taken through the augmentation); "" = none
+    diffaug: str = ""
     # sampling
     truncation_psi: float = 1.0  # truncation for generate(); 1.0 = none
 
@@ -103,6 +108,7 @@ class StyleGAN2(GeneratorModule):
                                cfg.channel_max, cfg.d_architecture, cfg.mbstd_group_size, cfg.d_mapping_layers)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros(()), persistent=True)
+        self._augment_policy = parse_policy(cfg.diffaug)
 
     @classmethod
     def check_settings(cls, cfg: StyleGAN2Config, image_size: int) -> list[str]:
@@ -136,6 +142,10 @@ class StyleGAN2(GeneratorModule):
             problems.append(f"ema_rampup must be > 0 or null, got {cfg.ema_rampup}")
         if not cfg.truncation_psi >= 0:
             problems.append(f"truncation_psi must be ≥ 0, got {cfg.truncation_psi}")
+        try:
+            parse_policy(cfg.diffaug)
+        except GmvError as e:
+            problems.append(str(e))
         return problems
 
     # ── bookkeeping ──────────────────────────────────────────────────────────────────────────────
@@ -166,10 +176,13 @@ class StyleGAN2(GeneratorModule):
     def _z(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.config.z_dim, device=like.device, dtype=like.dtype)
 
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self._augment_policy) if self._augment_policy else x
+
     def _r1_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Lazy R1 on reals: (γ/2)·‖∇_x D(x)‖², weighted by r1_interval."""
+        """Lazy R1 on reals: (γ/2)·‖∇_x D(aug(x))‖², weighted by r1_interval (aug: DiffAugment, if on)."""
         x = x.detach().requires_grad_(True)
-        logits = self.D(x, y)
+        logits = self.D(self._augment(x), y)
         (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
         penalty = grad.square().sum(dim=[1, 2, 3])  # N
         return (penalty * (self.config.r1_gamma / 2)).mean() * self.config.r1_interval
@@ -201,8 +214,8 @@ class StyleGAN2(GeneratorModule):
         self.D.requires_grad_(True)
         with torch.no_grad():
             fake = self.G(self._z(n, x), y, style_mixing_prob=cfg.style_mixing_prob, fused_modconv=False)
-        logits_fake = self.D(fake, y)
-        logits_real = self.D(x, y)
+        logits_fake = self.D(self._augment(fake), y)
+        logits_real = self.D(self._augment(x), y)
         loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
@@ -223,7 +236,7 @@ class StyleGAN2(GeneratorModule):
         self.D.requires_grad_(False)
         fake = self.G(self._z(n, x), y, update_w_avg=True, style_mixing_prob=cfg.style_mixing_prob,
                       fused_modconv=False)
-        loss_g = F.softplus(-self.D(fake, y)).mean()
+        loss_g = F.softplus(-self.D(self._augment(fake), y)).mean()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()

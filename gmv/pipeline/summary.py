@@ -3,9 +3,37 @@ where the files are. One screen; the numbers are metrics.json's."""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 RULE = "─" * 100
+
+#: FD / floor edges of results/fd_floor/relation.md (scripts/fd_floor_relation.py)
+FD_FLOOR_BINS = (1.5, 2.5, 4.0)
+#: what that file measured in each bin, every committed probe and study: (points, share with p < 0.01,
+#: median AUROC). tests/test_summary.py checks these against results/fd_floor/relation.json.
+FD_FLOOR_READING = ((26, 0.96, 0.874), (15, 0.73, 0.650), (17, 0.06, 0.505), (42, 0.0, 0.496))
+
+
+def fd_floor_line(q: dict[str, Any]) -> str | None:
+    """FD / floor of a study's samples and one sentence on how to read it beside RA2, from the relation
+    measured across every committed run (results/fd_floor/relation.md). None without a floor."""
+    floor = q.get("fd_embedding_v2_vs_v1")
+    if not floor or q.get("fd_embedding") is None:
+        return None
+    ratio = q["fd_embedding"] / floor
+    i = bisect.bisect_right(FD_FLOOR_BINS, ratio)
+    n, share, median = FD_FLOOR_READING[i]
+    where = (f"below {FD_FLOOR_BINS[0]:g}" if i == 0 else f"above {FD_FLOOR_BINS[-1]:g}" if i == len(FD_FLOOR_BINS)
+             else f"{FD_FLOOR_BINS[i - 1]:g}–{FD_FLOOR_BINS[i]:g}")
+    line = (f"FD / floor {ratio:.2f} (X̂'s FD to X_v1 over held-out X_v2's; 1 = as close as fresh images): of {n} "
+            f"committed runs and probes at FD / floor {where}, {share:.0%} reached p < 0.01 (median AUROC {median:.2f})")
+    if i == 0:
+        return line + "; here a missing signal points at the valuation (embedding, K), not the generator"
+    if share < 0.1:
+        return line + ("; the samples are far from the training images, so no signal says more about the "
+                       "generator than about the valuation")
+    return line
 
 
 def quality_line(q: dict[str, Any]) -> str:
@@ -31,7 +59,7 @@ def closing_summary(study, clock) -> str:
 
     lines = ["", RULE, study.label]
     if study.quality is not None:
-        lines.append(summary(study.metrics, study.label))
+        lines.append(summary(study.metrics, study.label, after_ra2=fd_floor_line(study.quality)))
         lines.append(quality_line(study.quality))
     elif study.cfg.get("control"):
         lines.append(f"control study ({study.cfg.control.kind}): table above, dose_response.md/.png")
