@@ -20,6 +20,7 @@ from gmv.analysis import (
     lowest,
     membership_stats,
     nearest_generated,
+    nearest_distances,
     nearest_neighbour_distances,
     ra3_report,
     table1_rows,
@@ -231,6 +232,10 @@ def test_tsne_figure_writes_png(tmp_path):
     path = tsne_figure(v1, v2, gen, tmp_path / "fig" / "tsne.png", cap=25, max_iter=250, title="RA1")
     img = open_png(path)
     assert img.width > 400 and img.height > 400
+    with_nn = tsne_figure(v1, v2, gen, tmp_path / "nn.png", cap=25, max_iter=250,
+                          nn_distances=nearest_distances(gen, v1, v2))  # + the nearest-neighbour panel
+    wide = open_png(with_nn)
+    assert wide.width > 1.8 * wide.height and wide.width > 1.5 * img.width
     tiny = tsne_figure(v1[:2], v2[:1], gen[:2], tmp_path / "tiny.png", max_iter=250)  # perplexity clipped
     open_png(tiny)
     with pytest.raises(GmvError, match="dimensions differ"):
@@ -239,7 +244,7 @@ def test_tsne_figure_writes_png(tmp_path):
 
 def test_tsne_cap_is_smaller_only_above_large_n_and_an_explicit_cap_wins():
     from gmv.analysis.membership import LARGE_N
-    from gmv.analysis.ra1 import tsne_cap
+    from gmv.analysis.ra1_map import tsne_cap
 
     assert tsne_cap(200) == 1500 and tsne_cap(LARGE_N) == 1500  # every committed study: as before
     assert tsne_cap(LARGE_N + 1) == 1000 and tsne_cap(1_000_000) == 1000

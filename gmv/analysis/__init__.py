@@ -1,7 +1,8 @@
 """The paper's three checks of a valuation (heavy libraries are imported only when used).
 
 * RA1 (:mod:`gmv.analysis.ra1`): generated data lie nearer the trained-on half X_v1
-  than the held-out half X_v2 — nearest-neighbour distances and a t-SNE map.
+  than the held-out half X_v2 — nearest-neighbour distances, and a t-SNE map beside them
+  (:mod:`gmv.analysis.ra1_map`).
 * RA2 (:mod:`gmv.analysis.ra2`): values of X_v1 exceed those of X_v2 — one-sided
   Welch t-test (the paper's Table 1) with AUROC, Mann–Whitney, Cohen's d, bootstrap CI.
 * RA3 (:mod:`gmv.analysis.ra3`): the highest-value training images look like their
@@ -15,7 +16,8 @@ Holm/BH (:mod:`gmv.analysis.multiplicity`), the dose-response control, and the s
 :mod:`gmv.analysis.tables`).
 """
 
-from gmv.analysis.ra1 import TsneMap, exact_knn, nearest_neighbour_distances, plot_tsne, tsne_figure, tsne_map
+from gmv.analysis.ra1 import exact_knn, nearest_distances, nearest_neighbour_distances
+from gmv.analysis.ra1_map import TsneMap, plot_tsne, tsne_figure, tsne_map
 from gmv.analysis.ra2 import (
     bootstrap_diff_ci,
     cohens_d,
@@ -39,6 +41,7 @@ __all__ = [
     "lowest",
     "membership_stats",
     "nearest_generated",
+    "nearest_distances",
     "nearest_neighbour_distances",
     "plot_tsne",
     "ra3_report",

@@ -59,7 +59,7 @@ def dose_response(v1: ImageSet, v2: ImageSet, samples: ImageSet, fractions: Iter
                   progress: bool = True) -> list[dict]:
     """One row per (fraction, seed, method). `value_fn(planted_samples)` values the pool X_v1 ∪ X_v2
     against the planted set and returns {method: (scores of X_v1, scores of X_v2)}."""
-    from tqdm.auto import tqdm
+    from gmv.console import progress_bar
 
     from gmv.analysis.membership import membership_summary
 
@@ -68,7 +68,7 @@ def dose_response(v1: ImageSet, v2: ImageSet, samples: ImageSet, fractions: Iter
         raise GmvError("the dose-response control needs at least one fraction and one seed")
     rows = []
     grid = [(f, s) for f in fractions for s in seeds]
-    for f, s in tqdm(grid, desc="dose-response", unit="set", disable=not progress):
+    for f, s in progress_bar(grid, desc="dose-response", unit="set", disable=not progress):
         planted = plant(samples, v1, f, s, flip=flip)
         for method, (a, b) in value_fn(planted).items():
             st = membership_summary(a, b, n_boot=200, seed=s)

@@ -149,7 +149,7 @@ def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_ca
                        metrics: dict[str, Any], figures: dict[str, Path]) -> dict:
     """RA2 (Table 1, histogram, membership views) and RA1 (NN distances, t-SNE) into `metrics` and
     `figures`; returns the Table-1 statistics."""
-    from gmv.analysis import ra1, ra2
+    from gmv.analysis import ra1_map, ra2
 
     i1, i2 = val.side("v1"), val.side("v2")
     stats = ra2.membership_stats(val.values[i1], val.values[i2], seed=seed)
@@ -158,11 +158,12 @@ def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_ca
     ra2.write_table1({label: stats}, out)
     figures["ra2_hist"] = ra2.value_histogram(val.values[i1], val.values[i2], out / "ra2_hist.png",
                                               title=f"RA2 — {label}")
-    metrics.update(ra1_distances(val))
+    nn_summary, nn_distances = ra1_distances(val)
+    metrics.update(nn_summary)
     t0 = time.perf_counter()
-    cap = ra1.tsne_cap(len(val.values), tsne_cap)
-    figures["ra1_tsne"] = ra1.tsne_figure(*halves(val), val.gen_emb, out / "ra1_tsne.png",
-                                          cap=cap, seed=seed, title=f"RA1 — {label}")
+    cap = ra1_map.tsne_cap(len(val.values), tsne_cap)
+    figures["ra1_tsne"] = ra1_map.tsne_figure(*halves(val), val.gen_emb, out / "ra1_tsne.png", cap=cap, seed=seed,
+                                          title=f"RA1 — {label}", nn_distances=nn_distances)
     metrics["ra1_tsne_cap"] = cap
     metrics["seconds_ra1_tsne"] = round(time.perf_counter() - t0, 3)  # a fixed cost: at most `cap` per set
     return stats
@@ -186,24 +187,27 @@ def searches_again(val: Valuation) -> bool:
     return exact_is_trivial(len(val.pool_emb), val.n_generated, val.pool_emb.shape[1])
 
 
-def ra1_distances(val: Valuation) -> dict[str, Any]:
-    """RA1's nearest-neighbour distances X̂→X_v1 and X̂→X_v2: exact search for small valuations, the match
-    tables for large ones (see :func:`searches_again`)."""
+def ra1_distances(val: Valuation) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """RA1's nearest-neighbour distances X̂→X_v1 and X̂→X_v2 — their summary (metrics) and the per-point
+    arrays (for the figure): exact search for small valuations, the match tables for large ones
+    (see :func:`searches_again`)."""
     from gmv.analysis import ra1
     from gmv.valuation.methods import reverse_matcher
 
     n1 = len(val.side("v1"))
     if searches_again(val) or not np.all(val.split[:n1] == "v1"):
         v1, v2 = halves(val)
-        return ra1.nearest_neighbour_distances(val.gen_emb, v1, v2)
-    out = ra1.nearest_neighbour_distances_from_tables(
+        d1, d2 = ra1.nearest_distances(val.gen_emb, v1, v2)
+        return ra1.summarise_nearest(d1, d2, len(v1), len(v2)), (d1, d2)
+    d1, d2, searched = ra1.nearest_distances_from_tables(
         val.gen_emb, val.pool_emb, n1, val.matches.indices, val.matches.distances,
         squared=val.matches.settings["distance"] == "sqeuclidean",
         matcher=reverse_matcher(MatcherConfig(**{k: v for k, v in val.matches.settings.items()
                                                  if k in MatcherConfig.__dataclass_fields__}), val.pool_emb.shape[1]))
+    out = ra1.summarise_nearest(d1, d2, n1, len(val.pool_emb) - n1) | {"nn_rows_searched": int(searched)}
     out["nn_dist_method"] = (f"match tables ({val.matches.factory}, recall@{val.k} {val.matches.recall_at_k:.3f}); "
                              f"N·M·D above 1e11")
-    return out
+    return out, (d1, d2)
 
 
 def log_valuation_artifact(tracker, out: Path) -> None:

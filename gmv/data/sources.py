@@ -158,7 +158,7 @@ def load_celeba(root: str | Path = "data", split: str = "train", download: bool 
     """
     from torchvision.datasets import CelebA
     from torchvision.transforms import functional as TF
-    from tqdm.auto import tqdm
+    from gmv.console import progress_bar
 
     ds = _torchvision("celeba", lambda: CelebA(str(root), split=split, target_type=["attr", "identity"],
                                                 download=download), root, download)
@@ -166,7 +166,7 @@ def load_celeba(root: str | Path = "data", split: str = "train", download: bool 
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     attrs = np.empty((n, 40), np.uint8)
     ids = np.empty(n, np.int64)
-    for i in tqdm(range(n), desc="celeba", unit="img"):
+    for i in progress_bar(range(n), desc="celeba", unit="img"):
         im, (attr, ident) = ds[i]
         im = TF.resize(TF.center_crop(im, 178), [image_size, image_size], antialias=True)
         images[i] = np.asarray(im.convert("RGB"))

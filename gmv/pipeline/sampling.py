@@ -72,7 +72,7 @@ def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEn
              progress: bool = True):
     """Draw m samples into the entry (resuming after its last finished part); returns X̂, streamed
     from the entry (a LazyImageSet: see `load`)."""
-    from tqdm.auto import tqdm
+    from gmv.console import progress_bar
 
     from gmv.training.sample import sample_imageset
 
@@ -84,7 +84,7 @@ def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEn
     generator = torch.Generator(device="cpu").manual_seed(int(generate_cfg["seed"]))
     if state is not None:
         generator.set_state(state)
-    with tqdm(total=m, initial=min(m, done * per_part), unit="img", desc="sampling X̂", disable=not progress,
+    with progress_bar(total=m, initial=min(m, done * per_part), unit="img", desc="sampling X̂", disable=not progress,
               leave=False) as bar:
         for i in range(done, n_parts):
             part_ids = ids[i * per_part:(i + 1) * per_part]

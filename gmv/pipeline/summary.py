@@ -27,7 +27,8 @@ def fd_floor_line(q: dict[str, Any]) -> str | None:
     where = (f"below {FD_FLOOR_BINS[0]:g}" if i == 0 else f"above {FD_FLOOR_BINS[-1]:g}" if i == len(FD_FLOOR_BINS)
              else f"{FD_FLOOR_BINS[i - 1]:g}–{FD_FLOOR_BINS[i]:g}")
     line = (f"FD / floor {ratio:.2f} (X̂'s FD to X_v1 over held-out X_v2's; 1 = as close as fresh images): of {n} "
-            f"committed runs and probes at FD / floor {where}, {share:.0%} reached p < 0.01 (median AUROC {median:.2f})")
+            f"committed runs and probes at FD / floor {where}, {f'{share:.0%}' if share else 'none'} reached p < 0.01 "
+            f"(median AUROC {median:.2f})")
     if i == 0:
         return line + "; here a missing signal points at the valuation (embedding, K), not the generator"
     if share < 0.1:

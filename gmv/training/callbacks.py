@@ -5,7 +5,9 @@
 - `IterationStop`      stops at `max_iterations` generator iterations (not Lightning's global_step).
 - `IterationCheckpoint` `last.ckpt` + `iter_XXXXXX.ckpt` every N iterations, atomically.
 - `SampleGrid`         a preview grid from fixed noise every N iterations, to PNG and the loggers.
-- `IterationProgressBar` tqdm's bar counting generator iterations.
+- `IterationProgressBar` tqdm's bar counting generator iterations (in a terminal).
+- `IterationLogLines`  the same count as one line per 10% (output to a log file).
+- `iteration_progress` the one of the two that fits where the output goes.
 - `Throughput`         images per second of the run.
 """
 
@@ -27,12 +29,6 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from gmv.errors import GmvError
 from gmv.io import link_or_copy
 
-#: trainer_cfg keys the harness owns; a trainer config may not set them.
-_RESERVED = {
-    "max_steps", "max_epochs", "min_steps", "min_epochs", "callbacks", "logger", "default_root_dir",
-    "enable_checkpointing", "enable_progress_bar", "use_distributed_sampler", "max_time",
-    "limit_train_batches", "reload_dataloaders_every_n_epochs",
-}
 
 
 
@@ -285,6 +281,43 @@ class IterationProgressBar(TQDMProgressBar):
             bar.n = n
             bar.set_postfix(self.get_metrics(trainer, pl_module))
             bar.refresh()
+
+
+class IterationLogLines(Callback):
+    """Training progress for a log file: a line at the start and at every further 10% of `max_iterations`
+    (`gmv.console.progress_bar`'s log form), with the progress-bar metrics (losses) on each line."""
+
+    def __init__(self, max_iterations: int):
+        self.max_iterations = int(max_iterations)
+        self.bar = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            import sys
+
+            from gmv.console import progress_bar
+
+            self.bar = progress_bar(total=self.max_iterations, initial=pl_module.iteration, desc="iterations",
+                                    unit="it", file=sys.stdout, leave=True, smoothing=0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.bar is not None and pl_module.iteration != self.bar.n:
+            self.bar.set_postfix({k: f"{float(v):.3g}" for k, v in trainer.progress_bar_metrics.items()}, refresh=False)
+            self.bar.update(pl_module.iteration - self.bar.n)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def iteration_progress(max_iterations: int) -> Callback:
+    """`IterationProgressBar` when stdout (where Lightning's bar goes) is a terminal, else `IterationLogLines`."""
+    import sys
+
+    from gmv.console import is_terminal
+
+    return IterationProgressBar(max_iterations) if is_terminal(sys.stdout) else IterationLogLines(max_iterations)
 
 
 class Throughput(Callback):

@@ -15,8 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from gmv.console import progress_bar
 from gmv.data.imageset import ImageSet
 from gmv.errors import GmvError
 from gmv.generators.base import check_labels
@@ -157,7 +157,7 @@ def sample_imageset(module, m: int, class_ids: np.ndarray | None, seed: int, bat
     module.eval()
     chunks = []
     try:
-        with torch.inference_mode(), tqdm(total=m, unit="img", desc=f"sampling {name}",
+        with torch.inference_mode(), progress_bar(total=m, unit="img", desc=f"sampling {name}",
                                           disable=not progress, leave=False) as bar:
             for start in range(0, m, batch_size):
                 y = torch.from_numpy(ids[start:start + batch_size]).to(device)

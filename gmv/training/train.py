@@ -34,8 +34,8 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, TQDMProgressBar
 from gmv.config_utils import plain
 from gmv.console import show_progress
 from gmv.errors import GmvError
-from gmv.training.callbacks import (IterationCheckpoint, IterationProgressBar, IterationStop, RNGStateCallback,
-                                    SampleGrid, Throughput)
+from gmv.training.callbacks import (IterationCheckpoint, IterationStop, RNGStateCallback, SampleGrid, Throughput,
+                                    iteration_progress)
 
 #: trainer_cfg keys the harness owns; a trainer config may not set them.
 _RESERVED = {
@@ -174,7 +174,7 @@ def train_generator(module, datamodule, max_iterations: int, out_dir: str | Path
     grids = SampleGrid(sample_every, out_dir / "samples", seed=seed)
     throughput = Throughput()
     ckpt_cb = IterationCheckpoint(ckpt_dir, checkpoint_every, max_iterations)
-    bar = [IterationProgressBar(max_iterations)] if show_progress() else []
+    bar = [iteration_progress(max_iterations)] if show_progress() else []
     trainer = build_trainer(trainer_cfg, out_dir, [rng, stop, throughput, grids, *bar, ckpt_cb], logger=logger)
     with quiet_fit_warnings():
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=False)

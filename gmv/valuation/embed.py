@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from gmv.console import note
+from gmv.console import note, progress_bar
 from gmv.data.pixels import PixelSource, as_pixels
 from gmv.data.stream import batch_ranges, iter_batches
 from gmv.valuation.embedders import Embedder
@@ -62,7 +61,7 @@ def embed_chunks(embedder: Embedder, images, store: EmbeddingStore, chunks: Iter
     workers = embedder.num_workers if num_workers is None else int(num_workers)
     written, pending = [], []
     current = todo[0]
-    with tqdm(total=store.n, initial=store.n - sum(b - a for a, b in rows.values()), desc=f"{desc} ({embedder.name})",
+    with progress_bar(total=store.n, initial=store.n - sum(b - a for a, b in rows.values()), desc=f"{desc} ({embedder.name})",
               unit="img", disable=not embedder.progress, leave=False, smoothing=0.05) as bar:
         for start, batch in iter_batches(pixels, ranges=ranges, num_workers=workers):
             pending.append(embedder.embed_batch(batch))

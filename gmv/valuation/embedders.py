@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from gmv.console import progress_bar
 from gmv.data.pixels import images_digest  # noqa: F401  (re-exported)
 from gmv.errors import GmvError
 
@@ -106,7 +106,7 @@ class Embedder:
         if len(shape) != 4 or dtype != np.uint8:
             raise GmvError(f"embedder input must be uint8 N×H×W×C, got {dtype} {shape}")
         out = []
-        with tqdm(total=shape[0], desc=f"{desc} ({self.name})", unit="img", disable=not self.progress,
+        with progress_bar(total=shape[0], desc=f"{desc} ({self.name})", unit="img", disable=not self.progress,
                   leave=False) as bar:
             for _, batch in iter_batches(images, self.batch_size, num_workers=self.num_workers):
                 out.append(self.embed_batch(batch))

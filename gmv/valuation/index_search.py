@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+
+from gmv.console import progress_bar
 
 ADD_CHUNK = 65_536  # pool vectors per add
 SEARCH_CHUNK = 16_384  # queries per search
@@ -131,7 +132,7 @@ def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
 
 
 def _bar(total: int, n_chunks: int, desc: str, unit: str, progress: bool | None):
-    return tqdm(total=total, desc=desc, unit=unit, disable=(n_chunks <= 1) if progress is None else not progress,
+    return progress_bar(total=total, desc=desc, unit=unit, disable=(n_chunks <= 1) if progress is None else not progress,
                 file=sys.stderr, leave=False)
 
 

@@ -82,7 +82,7 @@ def _blocks(sets: Mapping[str, np.ndarray], rows: int) -> tuple[list, dict[str, 
 def embed_on_ray(ray, embedder, sets: Mapping[str, np.ndarray], progress: bool = True) -> dict[str, np.ndarray]:
     """Embed every image set in one Ray Data pass: blocks → actor pool → embeddings by id."""
     import ray.data
-    from tqdm.auto import tqdm
+    from gmv.console import progress_bar
 
     total = sum(len(x) for x in sets.values())
     if total == 0:
@@ -102,7 +102,7 @@ def embed_on_ray(ray, embedder, sets: Mapping[str, np.ndarray], progress: bool =
             compute=ray.data.ActorPoolStrategy(size=n_actors), num_gpus=1 if n_gpus else 0, num_cpus=1,
             max_restarts=0)  # a failed actor fails the run (and Ray stays quiet about restarting it)
     feats = None
-    bar = tqdm(total=total, desc=f"embed ({embedder.name}, {n_actors} Ray actors)", unit="img", disable=not progress,
+    bar = progress_bar(total=total, desc=f"embed ({embedder.name}, {n_actors} Ray actors)", unit="img", disable=not progress,
                leave=False)
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -228,7 +228,7 @@ def _search_shard(shard: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherCo
 def search_on_ray(ray, pool: np.ndarray, queries: np.ndarray, k: int, cfg: MatcherConfig, distance: str,
                   shard_size: int | None = None, progress: bool = True) -> MatchResult:
     """The m×K tables of `queries` against `pool`, searched shard by shard on Ray workers and merged."""
-    from tqdm.auto import tqdm
+    from gmv.console import progress_bar
 
     pool = np.ascontiguousarray(pool, np.float32)
     queries = np.ascontiguousarray(queries, np.float32)
@@ -249,7 +249,7 @@ def search_on_ray(ray, pool: np.ndarray, queries: np.ndarray, k: int, cfg: Match
                         recall_rows) for lo, c in zip(offsets, cfgs)]
     try:
         pending = list(refs)
-        with tqdm(total=len(refs), desc="match (ray shards)", unit="shard", disable=not progress, leave=False) as bar:
+        with progress_bar(total=len(refs), desc="match (ray shards)", unit="shard", disable=not progress, leave=False) as bar:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 ray.get(done)
