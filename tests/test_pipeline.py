@@ -221,8 +221,12 @@ def test_every_experiment_composes_with_its_generator(name, generator):
     cfg = cfg_of(f"experiment={name}")
     assert cfg.study == name
     assert cfg.generator._target_.endswith(generator)
-    # a generator chosen on the command line wins over the experiment's
-    assert cfg_of(f"experiment={name}", "generator=stylegan2").generator._target_.endswith("StyleGAN2")
+    own = [k for k, v in cfg.generator.items() if k not in ("_target_", "preset") and v is not None]
+    if not own:  # a generator chosen on the command line wins over the experiment's
+        assert cfg_of(f"experiment={name}", "generator=stylegan2").generator._target_.endswith("StyleGAN2")
+    else:  # an experiment that sets its generator's own settings names them when another generator lacks them
+        with pytest.raises(Exception, match=f"Key '{own[0]}' not in 'StyleGAN2Config'"):
+            cfg_of(f"experiment={name}", "generator=stylegan2")
 
 
 def test_a_study_is_reproducible_from_its_config(tmp_path):
