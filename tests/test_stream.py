@@ -175,3 +175,43 @@ def test_grey_npz_without_channel_axis(tmp_path, compressed, cache):
     lazy = open_npz(tmp_path / "g.npz", cache_dir=None if cache is None else tmp_path / cache)
     assert lazy.shape == (5, 5, 1)
     np.testing.assert_array_equal(lazy[:], load_npz(tmp_path / "g.npz").images)
+
+
+@pytest.mark.parametrize("image_size, channels", [(16, 1), (16, 3), (40, 3), (None, 1), (None, None)])
+def test_folder_and_npz_give_the_same_pixels(tmp_path, image_size, channels):
+    """One resize and one grey conversion for every source: the same images from PNG files (streamed or
+    loaded) and from an .npz (streamed or loaded) are equal to the bit, resized or not."""
+    from PIL import Image
+
+    from gmv.data.sources import load_images
+    from gmv.data.stream import open_images
+
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 256, size=(6, 24, 24, 3), dtype=np.uint8)  # noise: the hardest case for a resize
+    rgb[:3] = np.clip(rgb[:3].astype(int) // 4 + np.arange(24)[None, :, None, None] * 8, 0, 255)  # and gradients
+    (tmp_path / "png").mkdir()
+    for i, img in enumerate(rgb):
+        Image.fromarray(img).save(tmp_path / "png" / f"{i}.png")
+    np.savez(tmp_path / "set.npz", images=rgb)
+    options = {k: v for k, v in dict(image_size=image_size, channels=channels).items() if v is not None}
+    expected = load_images(tmp_path / "set.npz", **options).images
+    assert expected.shape == (6, image_size or 24, image_size or 24, channels or 3)
+    for spec in (tmp_path / "png", tmp_path / "set.npz"):
+        assert np.array_equal(load_images(spec, **options).images, expected), spec
+        assert np.array_equal(open_images(spec, **options).load().images, expected), spec
+
+
+def test_grey_files_and_grey_npz_give_the_same_pixels(tmp_path):
+    from PIL import Image
+
+    from gmv.data.sources import load_images
+
+    grey = np.random.default_rng(5).integers(0, 256, size=(4, 20, 20), dtype=np.uint8)
+    (tmp_path / "png").mkdir()
+    for i, img in enumerate(grey):
+        Image.fromarray(img, mode="L").save(tmp_path / "png" / f"{i}.png")
+    np.savez(tmp_path / "grey.npz", images=grey[..., None])
+    for size, channels in ((8, 1), (8, 3), (None, 1)):
+        opts = {"channels": channels} | ({"image_size": size} if size else {})
+        assert np.array_equal(load_images(tmp_path / "png", **opts).images,
+                              load_images(tmp_path / "grey.npz", **opts).images), (size, channels)

@@ -169,18 +169,28 @@ class FilePixels(PixelSource):
         return self._fp
 
 
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes decoded as one channel
+#: in folder fingerprints: 2 = resized like in-memory sources (torch, antialiased), 1 = PIL bilinear (before)
+DECODE_VERSION = 2
+
+
 def decode_image(path: Path, mode: str, image_size: int | None) -> np.ndarray:
-    """One image file → uint8 H×W (grey) or H×W×3, resized bilinearly to image_size² when given."""
+    """One image file → uint8 H×W×1 (mode "L") or H×W×3 (mode "RGB"), resized to image_size² when given.
+
+    The pixels are those an in-memory source gives for the same images (`gmv.data.sources._finish`):
+    the file's own channels resized with `gmv.data.sources.resize` (antialiased bilinear), then converted
+    with `gmv.data.sources.to_channels` — one resize and one grey conversion for every source."""
     from PIL import Image, UnidentifiedImageError
+
+    from gmv.data.sources import resize, to_channels
 
     try:
         with Image.open(path) as im:
-            im = im.convert(mode)
-            if image_size is not None:
-                im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
+            arr = np.array(im.convert("L" if im.mode in GREY_MODES else "RGB"), dtype=np.uint8)  # writable
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise GmvError(f"unreadable image {path}: {e}") from None
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    return to_channels(resize(arr[None], image_size), 1 if mode == "L" else 3)[0]
 
 
 class FolderPixels(PixelSource):
@@ -205,7 +215,6 @@ class FolderPixels(PixelSource):
         out = np.empty((len(index), *self.shape[1:]), np.uint8)
         for j, i in enumerate(index):
             arr = decode_image(self.root / self.files[int(i)], self.mode, self.image_size)
-            arr = arr[..., None] if arr.ndim == 2 else arr
             if arr.shape != self.shape[1:]:
                 raise GmvError(f"images in {self.root} have different sizes ({self.files[int(i)]} is "
                                f"{arr.shape[0]}×{arr.shape[1]}×{arr.shape[2]}, {self.files[0]} "
@@ -215,7 +224,7 @@ class FolderPixels(PixelSource):
         return out
 
     def fingerprint(self):
-        return _combine("folder", self.mode, self.image_size, self.shape,
+        return _combine("folder", DECODE_VERSION, self.mode, self.image_size, self.shape,
                         hashlib.sha256(json.dumps([self.files, self.stats]).encode()).hexdigest())
 
 
