@@ -11,8 +11,9 @@ No workflow engine, three rules:
 - **One writer per entry.** `CacheEntry.lock()` takes an exclusive `fcntl` lock on
   `<cache_dir>/.locks/<stage>-<key>.lock` (kept apart, so a stage's folder lists only entries); a second run on the same cache waits (and says so), then finds the entry finished and
   reuses it.
-- **Keys are digests of plain data** (`key_of`, `array_digest`); `CACHE_VERSION` is bumped when an
-  output's format or meaning changes, so old entries are never reused. Deleting an entry (or pointing
+- **Keys are digests of plain data** (`key_of`, `array_digest`) and of the code that makes the output
+  (`gmv.code_fingerprint.code_digest`: editing a generator retrains it); `CACHE_VERSION` is bumped when an
+  output's format changes, so old entries are never reused. Deleting an entry (or pointing
   `cache_dir` elsewhere) recomputes it.
 """
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gmv.cache import CacheEntry, key_of
+from gmv.code_fingerprint import code_digest
 from gmv.config_utils import plain
 from gmv.errors import GmvError
 from gmv.io import save_npz, save_npz_streamed
@@ -28,8 +29,9 @@ PART_BATCHES = 16  # batches per part file: 4,096 images at the default batch si
 
 
 def samples_key(train_key: str, module, generate_cfg: Mapping[str, Any]) -> str:
+    code = code_digest(type(module).__module__, "gmv.training.sample", "gmv.pipeline.sampling")
     return key_of("samples", train_key, module.sampling_settings(),
-                  {k: plain(generate_cfg.get(k)) for k in ("m", "classes", "seed", "batch_size")})
+                  {k: plain(generate_cfg.get(k)) for k in ("m", "classes", "seed", "batch_size")}, code)
 
 
 def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gmv.cache import CacheEntry, array_digest, key_of, say
+from gmv.code_fingerprint import code_digest
 from gmv.data.imageset import ImageSet
 from gmv.io import link_or_copy
 
@@ -30,8 +31,9 @@ def train_key(v1: ImageSet, module, train_cfg: Mapping[str, Any], seed: int) -> 
     settings = module.training_settings()  # the effective settings: editing a preset changes the key
     shape = {"n_classes": int(module.n_classes), "image_size": int(module.image_size),
              "channels": int(module.channels)}
+    code = code_digest(type(module).__module__, "gmv.training.train", "gmv.training.datamodule")
     return key_of("train", array_digest(v1.images, v1.labels), target, shape, settings,
-                  {k: train_cfg[k] for k in ("max_iterations", "conditional", "hflip")}, int(seed))
+                  {k: train_cfg[k] for k in ("max_iterations", "conditional", "hflip")}, int(seed), code)
 
 
 def _readable(path: Path) -> bool:

@@ -27,6 +27,7 @@ from typing import Iterable
 
 import numpy as np
 
+from gmv.code_fingerprint import code_digest
 from gmv.console import note, progress_bar
 from gmv.data.pixels import PixelSource, as_pixels
 from gmv.data.stream import batch_ranges, iter_batches
@@ -39,7 +40,9 @@ def store_for(embedder: Embedder, images, cache_dir: str | Path, dim: int | None
     when None) is needed only to compute the entry, not to reuse it: `store.dim` is None until then."""
     pixels = as_pixels(images)
     fp = embedder.fingerprint()
-    return EmbeddingStore.create(cache_dir, embedder.name, {"pixels": pixels.fingerprint(), "embedder": fp},
+    code = code_digest(type(embedder).__module__, *embedder.code_modules, "gmv.valuation.embed")
+    return EmbeddingStore.create(cache_dir, embedder.name,
+                                 {"pixels": pixels.fingerprint(), "embedder": fp, "code": code},
                                  len(pixels), dim, embedder.chunk_size, fp)
 
 

@@ -46,6 +46,9 @@ class Embedder:
     """Base: subclasses implement `_forward` on a float batch B×C×H×W in [0, 1]."""
 
     name = "embedder"
+    #: gmv modules the features depend on that this class's module imports only inside functions (its
+    #: network, say): part of the embedding cache key with the module itself (gmv.code_fingerprint)
+    code_modules: tuple[str, ...] = ()
 
     def __init__(self, batch_size: int = 256, progress: bool = True, num_workers: int = 0,
                  chunk_size: int | None = None):
@@ -236,6 +239,7 @@ class ResNet20Embedder(TorchEmbedder):
     """64-d pooled features of the CIFAR-10 ResNet-20 (weights file required)."""
 
     name = "resnet20_cifar"
+    code_modules = ("gmv.models.resnet20_cifar",)
 
     def __init__(self, weights: str | None = None, image_size: int | None = 32, **kw):
         from gmv.models.resnet20_cifar import load_resnet20
