@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             if src.is_file():
                 shutil.copyfile(src, a.out / f"{run.name}{suffix}")
     write_csv(a.out / "exploration.csv", COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
-    header = ["configuration", "n_v1", "iteration", "train s", "t", "p", "AUROC", "Cohen's d", "FD / floor"]
+    header = ["configuration", "n_v1", "iteration", "≈ train s (run total × iteration / total)", "t", "p", "AUROC", "Cohen's d", "FD / floor"]
     body = [[f"`{r['configuration']}`", str(r["n_v1"]), str(r["iteration"]),
              "–" if r["train_seconds_to_here"] is None else str(r["train_seconds_to_here"]),
              f"{r['t_statistic']:.2f}", f"{r['p_value']:.2g}", f"{r['auroc']:.3f}", f"{r['cohens_d']:.2f}",

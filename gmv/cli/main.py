@@ -1,6 +1,6 @@
 """`gmv`: the study app — Hydra over conf/ (see conf/config.yaml for what the default study does).
 
-    gmv                                          the default study (digits, small BigGAN, RA1–RA3)
+    gmv                                          the default study (digits, guided diffusion, RA1–RA3)
     gmv experiment=smoke generator=stylegan2     the whole pipeline at the smallest sizes
     gmv experiment=paper/cifar10_biggan_cpu data.source=PATH.npz embedder.weights=PATH.th
     gmv -m valuation.k=1,5,10 matcher=pq matcher.m=8,16     a sweep; then `gmv-report multirun/...`
