@@ -32,12 +32,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gmv.data.stream import open_folder  # noqa: E402
-from gmv.io import write_json, write_text  # noqa: E402
-from gmv.valuation.embed import embed_source  # noqa: E402
-from gmv.valuation.embedders import ResNet20Embedder, VGG16Embedder  # noqa: E402
+from gmv.data.stream import open_folder
+from gmv.io import write_json, write_text
+from gmv.valuation.embed import embed_source
+from gmv.valuation.embedders import ResNet20Embedder, VGG16Embedder
 
 SHARED = Path(os.environ.get("GMV_SHARED_DATA") or ROOT.parent / "shared" / "data")  # GMV_SHARED_DATA: elsewhere
 

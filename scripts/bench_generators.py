@@ -50,36 +50,35 @@ import time
 
 T_START = time.perf_counter()  # total runtime counts the imports too
 
-import argparse  # noqa: E402
-import fnmatch  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import warnings  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import fnmatch
+import logging
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import lightning as L  # noqa: E402
-from lightning.pytorch.callbacks import Callback  # noqa: E402
+import lightning as L
+from lightning.pytorch.callbacks import Callback
 
-from hydra.utils import get_class  # noqa: E402
+from hydra.utils import get_class
 
-from gmv.data.imageset import ImageSet  # noqa: E402
-from gmv.data.sources import load_digits  # noqa: E402
-from gmv.generators import GENERATORS  # noqa: E402
-from gmv.io import write_json, write_text  # noqa: E402
-from gmv.training.datamodule import ImageSetDataModule  # noqa: E402
-from gmv.training.callbacks import RNGStateCallback  # noqa: E402
-from gmv.training.train import build_trainer, quiet_fit_warnings  # noqa: E402
+from gmv.data.imageset import ImageSet
+from gmv.data.sources import load_digits
+from gmv.generators import GENERATORS
+from gmv.io import write_json, write_text
+from gmv.training.datamodule import ImageSetDataModule
+from gmv.training.callbacks import RNGStateCallback
+from gmv.training.train import build_trainer, quiet_fit_warnings
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gmv.io import write_json, write_text  # noqa: E402
+from gmv.io import write_json, write_text
 
 
 def versions() -> str:

@@ -50,8 +50,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 D, K, SAMPLE = 512, 50, 1000
 SIZES = {"1k": 1_000, "5k": 5_000, "10k": 10_000, "50k": 50_000, "100k": 100_000, "200k": 200_000, "1M": 1_000_000}

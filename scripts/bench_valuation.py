@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gmv.io import write_json, write_text  # noqa: E402
-from gmv.valuation.matchers import MatcherConfig, exact_search, match  # noqa: E402
-from gmv.valuation.value import values_from_matches  # noqa: E402
+from gmv.io import write_json, write_text
+from gmv.valuation.matchers import MatcherConfig, exact_search, match
+from gmv.valuation.value import values_from_matches
 
 
 def clustered(n, d, n_centres, rng):

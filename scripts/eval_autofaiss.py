@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import resource
-import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -22,8 +21,7 @@ import faiss
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from synthetic_features import pool_and_queries  # noqa: E402
+from synthetic_features import pool_and_queries
 
 
 def recall(a, e):

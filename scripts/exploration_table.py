@@ -1,5 +1,5 @@
 """Collect an exploration — every configuration tried, each a `gmv` run folder with a trajectory.csv
-(scripts/trajectory.py) — into one table: the run's overrides, then per probed iteration Welch t, p,
+(gmv-trajectory) — into one table: the run's overrides, then per probed iteration Welch t, p,
 AUROC, Cohen's d and FD / floor, with the training wall time the run took to reach that iteration.
 
     python scripts/exploration_table.py RUN_DIR [RUN_DIR ...] --out results/exploration/digits --title "…"
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gmv.analysis.tables import markdown_table  # noqa: E402
-from gmv.io import write_csv, write_text  # noqa: E402
+from gmv.analysis.tables import markdown_table
+from gmv.io import write_csv, write_text
 
 IGNORED = ("study=", "logger.", "cache_dir=", "hydra.", "train.checkpoint_every=", "train.sample_every=",
            "data.source=", "embedder.weights=")

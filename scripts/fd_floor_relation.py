@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gmv.pipeline.summary import FD_FLOOR_BINS  # noqa: E402
+from gmv.pipeline.summary import FD_FLOOR_BINS
 
 FAMILIES = ("cfg_diffusion", "stylegan2", "biggan")
 

@@ -19,8 +19,6 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 #: (config name, published preset, iterations of its published schedule, a reference time where one is known)
 PRESETS = [("biggan", "cifar10", 100_000, "StudioGAN: 100k BigGAN CIFAR-10 steps in 12.8 GPU-hours"),

@@ -12,18 +12,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gmv.data.augment import near_copies  # noqa: E402
-from gmv.data.imageset import ImageSet  # noqa: E402
-from gmv.data.sources import load_npz, resize  # noqa: E402
+from gmv.data.augment import near_copies
+from gmv.data.imageset import ImageSet
+from gmv.data.sources import load_npz, resize
 
 BLOCK = 4000  # images per worker task
 

@@ -319,7 +319,7 @@ def test_probe_rejects_bad_settings():
 
 
 def test_script_help():
-    out = subprocess.run([sys.executable, str(ROOT / "scripts/trajectory.py"), "--help"], capture_output=True,
+    out = subprocess.run([str(Path(sys.executable).with_name("gmv-trajectory")), "--help"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "RUN_DIR" in out.stdout and "--cache-dir" in out.stdout
 
@@ -340,7 +340,7 @@ def test_script_on_a_study_run(tmp_path, monkeypatch):
     metrics = run_study(cfg, tmp_path / "runs" / "tiny")
     run = tmp_path / "runs" / "tiny"
     env = {**__import__("os").environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(ROOT / "scripts/trajectory.py"), str(run), "--m", "40", "--every-nth", "2",
+    cmd = [str(Path(sys.executable).with_name("gmv-trajectory")), str(run), "--m", "40", "--every-nth", "2",
            "--out", str(tmp_path / "traj")]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""`pip install .` gives working `gmv`, `gmv-value` and `gmv-report` from any directory (issue 10, item 5).
+"""`pip install .` gives working `gmv`, `gmv-value`, `gmv-report` and `gmv-trajectory` from any directory (issue 10, item 5).
 
 The wheel is built from the checkout and installed, without its dependencies, into a folder of its own
 (they come from the test environment); the commands then run from an unrelated directory with that folder
@@ -64,7 +64,7 @@ def test_installed_commands_run_from_any_directory(installed):
     where = _run(installed, "gmv", "--cfg", "job", "experiment=smoke")
     assert where.returncode == 0, where.stderr[-2000:]
     assert "generator:" in where.stdout and "valuation:" in where.stdout
-    for command in ("gmv-value", "gmv-report"):
+    for command in ("gmv-value", "gmv-report", "gmv-trajectory"):
         out = _run(installed, command, "--help")
         assert out.returncode == 0 and "usage:" in out.stdout, (command, out.stderr[-2000:])
     probe = subprocess.run([sys.executable, "-c", "import gmv.cli.main as m; print(m.__file__, m.CONF_DIR)"],

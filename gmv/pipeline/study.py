@@ -165,7 +165,7 @@ def _train_reused(s: Study, entry: CacheEntry) -> None:
     s.trained = training.reuse(s.module, s.datamodule, s.cfg.train, entry, seed=int(s.cfg.seed))
     if int(s.cfg.train.get("trajectory_every") or 0):
         note(f"[gmv] training reused from the cache: no new trajectory (post hoc from its checkpoints: "
-              f"python scripts/trajectory.py {s.run_dir})")
+              f"gmv-trajectory {s.run_dir})")
 
 
 def _generate(s: Study, entry: CacheEntry) -> dict:

@@ -1,7 +1,8 @@
-"""The membership-signal trajectory of a finished `gmv` study run, from its periodic checkpoints.
+"""`gmv-trajectory`: the membership-signal trajectory of a finished `gmv` study run, from its periodic
+checkpoints.
 
-    python scripts/trajectory.py RUN_DIR [--m 200] [--k K] [--tau TAU] [--every-nth 1] [--out DIR]
-                                 [--cache-dir DIR] [--resume]
+    gmv-trajectory RUN_DIR [--m 200] [--k K] [--tau TAU] [--every-nth 1] [--out DIR]
+                   [--cache-dir DIR] [--resume]
 
 RUN_DIR is a study's run folder (config.yaml, manifest.json, split.npz). The data and the split are
 rebuilt exactly as the study built them (and checked against split.npz), the generator is built from
@@ -23,12 +24,9 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="gmv-trajectory", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a finished gmv study run folder")
     p.add_argument("--m", type=int, default=200, help="samples per checkpoint (default 200)")
