@@ -188,26 +188,24 @@ def test_value_histogram_writes_png(tmp_path):
 # ---------------------------------------------------------------- RA1
 
 
-@pytest.mark.parametrize("backend", ["faiss", "numpy"])
-def test_exact_knn_matches_brute_force(backend):
+def test_exact_knn_matches_brute_force():
     rng = np.random.default_rng(7)
     q, b = rng.normal(size=(40, 16)), rng.normal(size=(70, 16))
-    dist, idx = exact_knn(q, b, 5, backend=backend)
+    dist, idx = exact_knn(q, b, 5)
     full = brute_distances(q, b)
     np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :5])
     np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :5], rtol=1e-12)
-    dist_all, _ = exact_knn(q, b[:3], 10, backend=backend)  # k clipped to the base size
+    dist_all, _ = exact_knn(q, b[:3], 10)  # k clipped to the base size
     assert dist_all.shape == (40, 3)
 
 
-@pytest.mark.parametrize("backend", ["faiss", "numpy"])
-def test_nearest_neighbour_distances_match_brute_force(backend):
+def test_nearest_neighbour_distances_match_brute_force():
     rng = np.random.default_rng(8)
     v1, v2 = rng.normal(size=(60, 12)), rng.normal(size=(45, 12))
     gen = np.concatenate([v1[:20] + 0.05 * rng.normal(size=(20, 12)), rng.normal(size=(15, 12))])
     d1 = brute_distances(gen, v1).min(1)
     d2 = brute_distances(gen, v2).min(1)
-    out = nearest_neighbour_distances(gen, v1, v2, backend=backend)
+    out = nearest_neighbour_distances(gen, v1, v2)
     assert out["nn_dist_gen_to_v1"] == pytest.approx(d1.mean(), rel=1e-10)
     assert out["nn_dist_gen_to_v2"] == pytest.approx(d2.mean(), rel=1e-10)
     union = brute_distances(gen, np.concatenate([v1, v2]))

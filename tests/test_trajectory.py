@@ -27,7 +27,7 @@ from gmv.training.datamodule import ImageSetDataModule
 from gmv.training.quality import frechet_distance
 from gmv.training.train import train_generator
 from gmv.training.trajectory import (COLUMNS, MembershipProbe, TrajectoryCallback, attach_callbacks,
-                                     evaluate_checkpoints, format_table, frechet_distance_fast, read_trajectory,
+                                     evaluate_checkpoints, format_table, read_trajectory,
                                      train_with_trajectory)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,17 +293,17 @@ def test_planted_copies_of_v2_are_not_members():
 # --------------------------------------------------------------------------- helpers
 
 
-def test_fast_frechet_distance_agrees_with_sqrtm():
+def test_frechet_distance_svd_route_agrees_with_sqrtm():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))
     b = rng.normal(0.3, 1.2, size=(200, 12)) @ rng.normal(size=(12, 12))
     ref = frechet_distance(a, b)
-    assert frechet_distance_fast(a, b, method="svd") == pytest.approx(ref, rel=1e-8)
-    assert frechet_distance_fast(a, b) == ref  # D ≤ N: the sqrtm route itself
+    assert frechet_distance(a, b, method="svd") == pytest.approx(ref, rel=1e-8)
+    assert frechet_distance(a, b, method="auto") == ref  # D ≤ N: the sqrtm route itself
     # D > N: the svd route, still ≥ 0 and 0 for identical sets
     c = rng.normal(size=(20, 64))
-    assert frechet_distance_fast(c, c) == pytest.approx(0.0, abs=1e-9)
-    assert frechet_distance_fast(c, rng.normal(size=(30, 64))) > 0
+    assert frechet_distance(c, c, method="auto") == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(c, rng.normal(size=(30, 64)), method="auto") > 0
 
 
 def test_probe_rejects_bad_settings():

@@ -43,17 +43,17 @@ def _as_matrix(x, what: str) -> np.ndarray:
     return a
 
 
-def exact_knn(queries, base, k: int = 1, *, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def exact_knn(queries, base, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours in `base` of each row of `queries`, by Euclidean (L2) distance.
 
     Returns ``(dist, idx)``, both Q×k: ``dist[q, j]`` is the L2 distance (not squared)
     from query q to its j-th nearest base row ``idx[q, j]``, ascending in j. `k` is
     clipped to the number of base rows.
 
-    The search runs in float32 (faiss ``IndexFlatL2``, or numpy in blocks when
-    ``backend="numpy"`` or faiss is missing), so it never holds the full Q×N distance
-    matrix; the returned distances are then recomputed exactly in float64 for the
-    chosen pairs (and re-sorted, ties by index), so they carry no float32 cancellation error.
+    The search is gmv's one exact search (`gmv.valuation.matchers.exact_search`: FAISS in float32,
+    never the full Q×N distance matrix); the returned distances are then recomputed exactly in
+    float64 for the chosen pairs (and re-sorted, ties by index), so they carry no float32
+    cancellation error.
     """
     q = _as_matrix(queries, "queries")
     b = _as_matrix(base, "base")
@@ -65,34 +65,13 @@ def exact_knn(queries, base, k: int = 1, *, backend: str = "auto") -> tuple[np.n
     if k < 1:
         raise GmvError(f"k must be at least 1, got {k}")
     k = min(int(k), b.shape[0])
-    if backend not in ("auto", "faiss", "numpy"):
-        raise GmvError(f"unknown knn backend {backend!r}; use 'auto', 'faiss' or 'numpy'")
+    from gmv.valuation.matchers import exact_search  # FAISS, with torch's OpenMP pool paused
 
-    q32 = np.ascontiguousarray(q, dtype=np.float32)
-    b32 = np.ascontiguousarray(b, dtype=np.float32)
-    if backend == "numpy":
-        idx = _numpy_knn(q32, b32, k)
-    else:
-        from gmv.valuation.matchers import exact_search  # FAISS, with torch's OpenMP pool paused
-
-        _, idx = exact_search(b32, q32, k)
+    _, idx = exact_search(b, q, k)
 
     dist = _exact_pair_distances(q, b, idx)
     order = np.lexsort((idx, dist), axis=1)  # by distance, then by index
     return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1).astype(np.int64)
-
-
-def _numpy_knn(q: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
-    """Top-k indices by squared L2 distance, in query blocks that keep memory bounded."""
-    b_sq = np.einsum("ij,ij->i", b, b)
-    rows = max(1, _BLOCK_ELEMENTS // max(1, b.shape[0]))
-    out = np.empty((q.shape[0], k), np.int64)
-    for s in range(0, q.shape[0], rows):
-        qb = q[s : s + rows]
-        d2 = b_sq[None, :] - 2.0 * (qb @ b.T)  # |q|² is constant per row: not needed to rank
-        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < b.shape[0] else np.tile(np.arange(k), (len(qb), 1))
-        out[s : s + rows] = part
-    return out
 
 
 def _exact_pair_distances(q: np.ndarray, b: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -106,13 +85,13 @@ def _exact_pair_distances(q: np.ndarray, b: np.ndarray, idx: np.ndarray) -> np.n
     return out
 
 
-def nearest_distances(gen_emb, v1_emb, v2_emb, *, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def nearest_distances(gen_emb, v1_emb, v2_emb) -> tuple[np.ndarray, np.ndarray]:
     """Per generated point, the exact L2 distance to its nearest X_v1 and to its nearest X_v2 embedding
     (two float64 arrays of length m; see :func:`exact_knn`)."""
     gen = _as_matrix(gen_emb, "generated embeddings")
     v1 = _as_matrix(v1_emb, "X_v1 embeddings")
     v2 = _as_matrix(v2_emb, "X_v2 embeddings")
-    return exact_knn(gen, v1, 1, backend=backend)[0][:, 0], exact_knn(gen, v2, 1, backend=backend)[0][:, 0]
+    return exact_knn(gen, v1, 1)[0][:, 0], exact_knn(gen, v2, 1)[0][:, 0]
 
 
 def summarise_nearest(d1: np.ndarray, d2: np.ndarray, n_v1: int, n_v2: int) -> dict:
@@ -138,11 +117,11 @@ def summarise_nearest(d1: np.ndarray, d2: np.ndarray, n_v1: int, n_v2: int) -> d
     }
 
 
-def nearest_neighbour_distances(gen_emb, v1_emb, v2_emb, *, backend: str = "auto") -> dict:
+def nearest_neighbour_distances(gen_emb, v1_emb, v2_emb) -> dict:
     """How close generated embeddings lie to the trained-on half versus the held-out half: the plain-number
     dict of :func:`summarise_nearest` over :func:`nearest_distances` (exact search; memory stays bounded
     for 10k×20k×4096)."""
-    d1, d2 = nearest_distances(gen_emb, v1_emb, v2_emb, backend=backend)
+    d1, d2 = nearest_distances(gen_emb, v1_emb, v2_emb)
     return summarise_nearest(d1, d2, len(v1_emb), len(v2_emb))
 
 

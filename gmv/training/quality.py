@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 import sys
 import warnings
@@ -45,17 +46,27 @@ def _as_features(x: Any, what: str) -> np.ndarray:
     return x
 
 
-def frechet_distance(feats_a, feats_b, eps: float = 1e-6) -> float:
-    """Fréchet distance between Gaussians fitted to two N×D feature sets (1-D input = D of 1).
+def frechet_distance(feats_a, feats_b, eps: float = 1e-6, method: str = "sqrtm") -> float:
+    """Fréchet distance between Gaussians fitted to two N×D feature sets (1-D input = D of 1; sample
+    covariances, ddof 1) — gmv's one implementation, two ways to take tr((Σa Σb)^½):
 
-    The matrix square root is scipy's `sqrtm`; if it is not finite (near-singular covariances,
-    e.g. fewer samples than dimensions) both covariances get `eps` added to the diagonal, and
-    a numerically complex result keeps its real part (an error if the imaginary part is large).
+    - `sqrtm` (the default, and what every committed study used): scipy's D×D matrix square root; if it
+      is not finite (near-singular covariances, e.g. fewer samples than dimensions) both covariances get
+      `eps` added to the diagonal, and a numerically complex result keeps its real part (an error if the
+      imaginary part is large).
+    - `svd`: the exact low-rank identity tr((Σa Σb)^½) = Σ singular values of (A Bᵀ) / √((na−1)(nb−1))
+      for centred A, B — an na×nb problem instead of a D×D one, exact even when N < D (where Σa Σb is
+      singular and `sqrtm` is slow and unreliable).
+    - `auto`: `sqrtm` when D ≤ min(na, nb), else `svd` (the training trajectory's probes).
     """
     a = _as_features(feats_a, "frechet_distance (first set)")
     b = _as_features(feats_b, "frechet_distance (second set)")
     if a.shape[1] != b.shape[1]:
         raise GmvError(f"frechet_distance: feature dimensions differ ({a.shape[1]} vs {b.shape[1]})")
+    if method not in ("auto", "svd", "sqrtm"):
+        raise GmvError(f"frechet_distance: method must be auto, svd or sqrtm, got {method!r}")
+    if method == "svd" or (method == "auto" and a.shape[1] > min(len(a), len(b))):
+        return _frechet_svd(a, b)
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
@@ -82,6 +93,18 @@ def frechet_distance(feats_a, feats_b, eps: float = 1e-6) -> float:
         covmean = covmean.real
     fd = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
     return max(fd, 0.0)  # rounding can leave a tiny negative number for identical sets
+
+
+def _frechet_svd(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    ca, cb = a - mu_a, b - mu_b
+    tr_a = float(np.einsum("ij,ij->", ca, ca)) / (len(a) - 1)
+    tr_b = float(np.einsum("ij,ij->", cb, cb)) / (len(b) - 1)
+    small, large = (ca, cb) if len(ca) <= len(cb) else (cb, ca)
+    sv = np.linalg.svd(small @ large.T, compute_uv=False)
+    tr_sqrt = float(sv.sum()) / math.sqrt((len(a) - 1) * (len(b) - 1))
+    diff = mu_a - mu_b
+    return max(float(diff @ diff) + tr_a + tr_b - 2.0 * tr_sqrt, 0.0)
 
 
 def embedding_fd(real_feats, fake_feats, label: str) -> dict[str, float]:

@@ -53,10 +53,10 @@ from lightning.pytorch.callbacks import Callback
 from gmv.errors import GmvError
 from gmv.training.trajectory_files import (CSV_NAME, PNG_NAME, format_table, plot_trajectory, read_trajectory,
                                           write_trajectory)
-from gmv.training.trajectory_probe import COLUMNS, MembershipProbe, frechet_distance_fast, welch_critical_t
+from gmv.training.trajectory_probe import COLUMNS, MembershipProbe, welch_critical_t
 
 __all__ = ["COLUMNS", "CSV_NAME", "PNG_NAME", "MembershipProbe", "TrajectoryCallback", "attach_callbacks",
-           "evaluate_checkpoints", "format_table", "frechet_distance_fast", "load_checkpoint_weights",
+           "evaluate_checkpoints", "format_table", "load_checkpoint_weights",
            "plot_trajectory", "read_trajectory", "train_with_trajectory", "welch_critical_t", "write_trajectory"]
 
 

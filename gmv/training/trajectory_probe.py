@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from gmv.data.imageset import ImageSet
 from gmv.errors import GmvError
+from gmv.training.quality import frechet_distance
 
 COLUMNS = ["iteration", "t_statistic", "t_critical", "p_value", "auroc", "cohens_d", "mean_value_v1",
            "mean_value_v2", "fd", "fd_floor", "fd_ratio", "nn_dist_v1", "nn_dist_v2", "m", "k", "tau", "tau_used",
@@ -25,36 +26,6 @@ N_BOOT = 200  # membership_stats' bootstrap: kept small, the CI is not part of a
 
 
 # --------------------------------------------------------------------------- numbers
-
-
-def frechet_distance_fast(a: np.ndarray, b: np.ndarray, method: str = "auto") -> float:
-    """Fréchet distance between Gaussians fitted to two N×D feature sets (sample covariances, ddof 1).
-
-    `sqrtm`: `gmv.training.quality.frechet_distance` (D×D matrix square root). `svd`: the exact
-    low-rank identity tr((Σa Σb)^½) = Σ singular values of (A Bᵀ) / √((na−1)(nb−1)) for centred
-    A, B — an na×nb problem instead of a D×D one, exact even when N < D (where Σa Σb is singular and
-    `sqrtm` is slow and unreliable). `auto`: `sqrtm` when D ≤ min(na, nb), else `svd`.
-    """
-    from gmv.training.quality import _as_features, frechet_distance
-
-    a = _as_features(a, "frechet_distance (first set)")
-    b = _as_features(b, "frechet_distance (second set)")
-    if a.shape[1] != b.shape[1]:
-        raise GmvError(f"frechet_distance: feature dimensions differ ({a.shape[1]} vs {b.shape[1]})")
-    if method not in ("auto", "svd", "sqrtm"):
-        raise GmvError(f"frechet_distance_fast: method must be auto, svd or sqrtm, got {method!r}")
-    d = a.shape[1]
-    if method == "sqrtm" or (method == "auto" and d <= min(len(a), len(b))):
-        return frechet_distance(a, b)
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    ca, cb = a - mu_a, b - mu_b
-    tr_a = float(np.einsum("ij,ij->", ca, ca)) / (len(a) - 1)
-    tr_b = float(np.einsum("ij,ij->", cb, cb)) / (len(b) - 1)
-    small, large = (ca, cb) if len(ca) <= len(cb) else (cb, ca)
-    sv = np.linalg.svd(small @ large.T, compute_uv=False)
-    tr_sqrt = float(sv.sum()) / math.sqrt((len(a) - 1) * (len(b) - 1))
-    diff = mu_a - mu_b
-    return max(float(diff @ diff) + tr_a + tr_b - 2.0 * tr_sqrt, 0.0)
 
 
 def welch_critical_t(v1: np.ndarray, v2: np.ndarray, alpha: float = ALPHA) -> float:
@@ -148,7 +119,7 @@ class MembershipProbe:
         self.split = np.array(["v1"] * self.n_v1 + ["v2"] * self.n_v2)
         n_floor = min(self.m, self.n_v2)
         pick = np.sort(np.random.default_rng(self.seed).choice(self.n_v2, n_floor, replace=False))
-        self.fd_floor = frechet_distance_fast(self.emb_v1, self.emb_v2[pick])
+        self.fd_floor = frechet_distance(self.emb_v1, self.emb_v2[pick], method="auto")
 
     def sample(self, module) -> ImageSet:
         """X̂: m images from the module's EMA weights (module state and global RNGs untouched)."""
@@ -175,7 +146,7 @@ class MembershipProbe:
             valued = self.method.value(Evidence(self.emb_pool, emb, self.split, tables))
             v1, v2 = valued.side("v1"), valued.side("v2")
             stats = membership_stats(v1, v2, alpha=ALPHA, n_boot=N_BOOT, seed=self.seed)
-            fd = frechet_distance_fast(self.emb_v1, emb)
+            fd = frechet_distance(self.emb_v1, emb, method="auto")
             nn = nearest_neighbour_distances(emb, self.emb_v1, self.emb_v2)
         return {
             "iteration": iteration,
