@@ -242,6 +242,7 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
     With attributes: RA3 attribute agreement of the `attribute_n` (default 4 × `ra3_n`) highest- and
     lowest-value images, seeded with `seed`. `extra_metrics` are added last."""
     from gmv.analysis import ra3
+    from gmv.analysis.credit import credit_spread
 
     report_class = _check_report_class(report_class)
     out = Path(out_dir)
@@ -254,6 +255,7 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
         audit = audit_values(val.values, val.split, fdr=audit_fdr)
         metrics.update({k if k.startswith("audit_") else f"audit_{k}": v for k, v in audit.items() if np.isscalar(v)})
     write_value_tables(val, out, audit)
+    metrics.update(credit_spread(val.values, val.split))
     metrics.update(class_agreement_metrics(val, out))
     figures: dict[str, Path] = {}
     stats = None
@@ -340,6 +342,8 @@ def summary(metrics: dict, label: str, after_ra2: str | None = None) -> str:
         lines += _class_lines(metrics)
     else:
         lines.append(f"mean value {metrics['mean_value_v1']:.4f}; {metrics['share_valued_v1']:.1%} of images valued > 0")
+    if "credit_sentence" in metrics:
+        lines.append("credit: " + metrics["credit_sentence"])
     if "c1_at_1" in metrics:
         c1 = " · ".join(f"top-{k} {metrics[f'c1_at_{k}']:.3f}" for k in (1, 5, 10) if f"c1_at_{k}" in metrics)
         lines.append(f"C1 class agreement of matches: {c1} (chance {metrics['c1_chance']:.3f})")
