@@ -39,7 +39,7 @@ def install(point: str, n: int) -> None:
 
         _after(IterationCheckpoint, "_save", n)
     elif point == "part":
-        import gmv.pipeline.sampling as sampling
+        import gmv.pipeline.sample_stage as sampling
 
         sampling.PART_BATCHES = 1
         _after(sampling, "save_npz", n)

@@ -323,7 +323,7 @@ def test_generate_joins_parts_into_a_streamed_samples_file(tmp_path, monkeypatch
 
     from gmv.cache import CacheEntry
     from gmv.data.stream import LazyImageSet
-    from gmv.pipeline import sampling
+    from gmv.pipeline import sample_stage as sampling
 
     monkeypatch.setattr(sampling, "PART_BATCHES", 2)  # parts of 2 batches of 3: 6 + 6 + 1 images
     m = make_module()

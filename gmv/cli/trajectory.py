@@ -103,9 +103,9 @@ def main(argv=None) -> int:
 
     from gmv.data.split import Split
     from gmv.errors import GmvError
-    from gmv.pipeline.sampling import sample_class_ids
+    from gmv.pipeline.sample_stage import sample_class_ids
     from gmv.pipeline.study import PREPARE, Study
-    from gmv.pipeline.training import train_key
+    from gmv.pipeline.train_stage import train_key
     from gmv.training.trajectory import MembershipProbe, evaluate_checkpoints, format_table
 
     args = parse_args(argv)

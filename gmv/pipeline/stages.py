@@ -1,6 +1,6 @@
 """Plain functions of config sections that the study's stages are made of (gmv/pipeline/study.py lists
-the stages; training and sampling, the two cached generator stages, are gmv/pipeline/training.py and
-gmv/pipeline/sampling.py):
+the stages; training and sampling, the two cached generator stages, are gmv/pipeline/train_stage.py and
+gmv/pipeline/sample_stage.py):
 
     load_data         → ImageSet                   (dataset name, .npz or folder)
     split_data        → Split, X_v1, X_v2          (class-stratified halves)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from gmv.cache import CacheEntry
 from gmv.console import note, show_progress
-from gmv.pipeline import sampling, stages, training
+from gmv.pipeline import sample_stage, stages, train_stage
 from gmv.pipeline.checks import check_config
 from gmv.pipeline.manifest import StageClock, git_state, manifest, write_run_files
 
@@ -147,7 +147,7 @@ def _prepare(s: Study, _) -> None:
     s.matcher = resolve(MatcherConfig(**stages.plain(cfg.matcher)), n_pool, s.embedder.dim(s.v1.shape),
                         tables_k([s.methods[0], *s.methods[1]]), n_queries=int(cfg.generate.m))
     s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
-    sampling.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m))
+    sample_stage.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m))
     n_params = s.module.parameter_counts()["total"]
     note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)} / X_v2 {len(s.v2)}, "
           f"{s.datamodule.n_classes} class(es); generator {type(s.module).__name__} ({n_params / 1e6:.2f}M "
@@ -155,14 +155,14 @@ def _prepare(s: Study, _) -> None:
 
 
 def _train(s: Study, entry: CacheEntry) -> dict:
-    with training.trajectory(s.cfg, s.module, s.datamodule, s.v1, s.v2, s.embedder, s.run_dir):
-        s.trained = training.train(s.module, s.datamodule, s.cfg.train, stages.plain(s.cfg.trainer), entry,
+    with train_stage.trajectory(s.cfg, s.module, s.datamodule, s.v1, s.v2, s.embedder, s.run_dir):
+        s.trained = train_stage.train(s.module, s.datamodule, s.cfg.train, stages.plain(s.cfg.trainer), entry,
                                    seed=int(s.cfg.seed), logger=_lightning_loggers(s.tracker, entry.folder))
-    return {k: s.trained[k] for k in training.RECORDED}
+    return {k: s.trained[k] for k in train_stage.RECORDED}
 
 
 def _train_reused(s: Study, entry: CacheEntry) -> None:
-    s.trained = training.reuse(s.module, s.datamodule, s.cfg.train, entry, seed=int(s.cfg.seed))
+    s.trained = train_stage.reuse(s.module, s.datamodule, s.cfg.train, entry, seed=int(s.cfg.seed))
     if int(s.cfg.train.get("trajectory_every") or 0):
         note(f"[gmv] training reused from the cache: no new trajectory (post hoc from its checkpoints: "
               f"gmv-trajectory {s.run_dir})")
@@ -170,13 +170,13 @@ def _train_reused(s: Study, entry: CacheEntry) -> None:
 
 def _generate(s: Study, entry: CacheEntry) -> dict:
     t0 = time.perf_counter()
-    s.samples = sampling.generate(s.module, s.datamodule, s.cfg.generate, entry, progress=show_progress())
+    s.samples = sample_stage.generate(s.module, s.datamodule, s.cfg.generate, entry, progress=show_progress())
     _link_samples(s, entry)
     return {"m": len(s.samples), "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def _generate_reused(s: Study, entry: CacheEntry) -> None:
-    s.samples = sampling.load(entry)
+    s.samples = sample_stage.load(entry)
     _link_samples(s, entry)
 
 
@@ -252,10 +252,10 @@ def _control(s: Study, _) -> None:
 PREPARE = Stage("data", needs=(), gives=("data", "split", "v1", "v2", "datamodule", "module", "embedder", "matcher",
                                          "methods", "reference"), run=_prepare)
 TRAIN = Stage("train", needs=("v1", "module", "datamodule"), gives=("trained",), run=_train,
-              key=lambda s: training.train_key(s.v1, s.module, s.cfg.train, s.cfg.seed), load=_train_reused,
+              key=lambda s: train_stage.train_key(s.v1, s.module, s.cfg.train, s.cfg.seed), load=_train_reused,
               files=lambda e: sorted(str(p.relative_to(e.folder)) for p in (e.folder / "checkpoints").glob("*.ckpt")))
 GENERATE = Stage("generate", needs=("trained", "module", "datamodule"), gives=("samples",), run=_generate,
-                 key=lambda s: sampling.samples_key(s.keys["train"], s.module, s.cfg.generate), entry="samples",
+                 key=lambda s: sample_stage.samples_key(s.keys["train"], s.module, s.cfg.generate), entry="samples",
                  load=_generate_reused, files=lambda e: ["samples.npz", "samples.png"])
 EMBED = Stage("embed", needs=("v1", "samples", "embedder", "matcher", "methods"), gives=("inputs", "embedded"),
               run=_embed)

@@ -127,7 +127,7 @@ def sample_imageset(module, m: int, class_ids: np.ndarray | None, seed: int, bat
     Deterministic for (seed, batch_size): one CPU `torch.Generator` seeded with `seed` feeds the
     batches in order, so the same call gives bit-identical images on the same device. `generator`: use
     this (already seeded) generator instead, and leave it advanced — so that consecutive calls on batch
-    boundaries draw exactly what one call would (resumable sampling, gmv/pipeline/sampling.py).
+    boundaries draw exactly what one call would (resumable sampling, gmv/pipeline/sample_stage.py).
     """
     m = int(m)
     if m < 1:

@@ -29,7 +29,7 @@ PART_BATCHES = 16  # batches per part file: 4,096 images at the default batch si
 
 
 def samples_key(train_key: str, module, generate_cfg: Mapping[str, Any]) -> str:
-    code = code_digest(type(module).__module__, "gmv.training.sample", "gmv.pipeline.sampling")
+    code = code_digest(type(module).__module__, "gmv.training.sample", "gmv.pipeline.sample_stage")
     return key_of("samples", train_key, module.sampling_settings(),
                   {k: plain(generate_cfg.get(k)) for k in ("m", "classes", "seed", "batch_size")}, code)
 
