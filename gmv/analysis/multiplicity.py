@@ -1,4 +1,5 @@
-"""Multiple testing: Holm's step-down adjustment (family-wise error) and Benjamini–Hochberg (FDR).
+"""Multiple testing: Holm's step-down adjustment (family-wise error; not in scipy) and Benjamini–Hochberg
+(FDR; scipy's `false_discovery_control`).
 
     holm(p)                 → Holm-adjusted p-values (reject H_i at level α iff holm(p)_i ≤ α)
     benjamini_hochberg(p)   → BH-adjusted p-values ("q-values"; reject iff ≤ the FDR level)
@@ -47,12 +48,11 @@ def holm(pvalues) -> np.ndarray:
 
 def benjamini_hochberg(pvalues) -> np.ndarray:
     """Benjamini–Hochberg (1995) adjusted p-values: the i-th smallest gets
-    min over j ≥ i of min(1, n·p_(j)/j). Controls the FDR for independent or PRDS tests."""
-    def step_up(q: np.ndarray) -> np.ndarray:
-        scaled = np.minimum(1.0, q * len(q) / np.arange(1, len(q) + 1))
-        return np.minimum.accumulate(scaled[::-1])[::-1]
+    min over j ≥ i of min(1, n·p_(j)/j). Controls the FDR for independent or PRDS tests.
+    scipy's `false_discovery_control` computes them (NaN p-values are kept out of it and stay NaN)."""
+    from scipy.stats import false_discovery_control
 
-    return _adjust(pvalues, step_up)
+    return _adjust(pvalues, lambda q: false_discovery_control(q, method="bh"))
 
 
 def bh_reject(pvalues, q: float = 0.05) -> np.ndarray:
