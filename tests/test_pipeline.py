@@ -274,3 +274,19 @@ def test_dose_response_experiment_composes():
     cfg = cfg_of("experiment=control/dose_response")
     assert cfg.control.kind == "dose_response" and list(cfg.control.fractions)[0] == 0
     assert cfg.data.split.per_class_limit == cfg_of().data.split.per_class_limit  # the default study's X̂
+
+
+def test_the_stage_loop_checks_what_a_stage_needs_and_gives(tmp_path):
+    from gmv.pipeline.manifest import StageClock
+    from gmv.pipeline.stage_loop import Stage, run_stage
+    from gmv.pipeline.study import Study
+
+    study = Study(cfg_of(*TINY), tmp_path)
+    with pytest.raises(RuntimeError, match=r"stage lazy should have set \['val'\], and did not"):
+        run_stage(Stage("lazy", needs=(), gives=("val",), run=lambda s, e: None), study, StageClock())
+    with pytest.raises(RuntimeError, match=r"stage early needs \['val'\]"):
+        run_stage(Stage("early", needs=("val",), gives=(), run=lambda s, e: None), study, StageClock())
+    clock = StageClock()
+    run_stage(Stage("fine", needs=(), gives=("quality", "reference"), may_be_none=("reference",),
+                    run=lambda s, e: setattr(s, "quality", {"fd": 1.0})), study, clock)
+    assert study.quality == {"fd": 1.0} and "fine" in clock.stages

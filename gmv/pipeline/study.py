@@ -1,4 +1,4 @@
-"""`run_study(cfg, run_dir)`: one study as a list of stages, run by one loop.
+"""`run_study(cfg, run_dir)`: one study as a list of stages, run by one loop (gmv/pipeline/stage_loop.py).
 
 Every stage declares what it reads from the `Study` (its inputs), what it sets (its outputs) and, when
 its result is cached, its key (from the *effective* settings) and the files its cache entry holds. The
@@ -26,42 +26,61 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from gmv.cache import CacheEntry
 from gmv.console import note, show_progress
 from gmv.pipeline import sample_stage, stages, train_stage
 from gmv.pipeline.checks import check_config
 from gmv.pipeline.manifest import StageClock, git_state, manifest, write_run_files
+from gmv.pipeline.stage_loop import Stage, run_stage
+
+if TYPE_CHECKING:  # the types of the study's fields; nothing here is imported at run time
+    from omegaconf import DictConfig
+
+    from gmv.data.imageset import ImageSet
+    from gmv.data.split import Split
+    from gmv.data.stream import LazyImageSet
+    from gmv.generators.base import GeneratorModule
+    from gmv.tracking import Tracker
+    from gmv.training.datamodule import ImageSetDataModule
+    from gmv.valuation.api import Embedded, Inputs, Valuation
+    from gmv.valuation.embedders import Embedder
+    from gmv.valuation.matchers import MatcherConfig, MatchResult
+    from gmv.valuation.methods import Valuator
 
 
 @dataclass
 class Study:
-    """What the stages hand each other. Each field is set by one stage (see STAGES)."""
+    """What the stages hand each other. Each field is set by the stage that `gives` it (the Stage
+    constants below; `stages_for(cfg)` lists a study's), and `run_stage` checks that it was."""
 
-    cfg: Any
+    cfg: DictConfig
     run_dir: Path
     generator_name: str | None = None
-    tracker: Any = None
-    data: Any = None
-    split: Any = None
-    v1: Any = None
-    v2: Any = None
-    datamodule: Any = None
-    module: Any = None
-    embedder: Any = None
-    matcher: Any = None
-    methods: Any = None  # (main method, [baselines])
-    reference: Any = None
+    tracker: Tracker | None = None
+    # prepare
+    data: ImageSet | None = None
+    split: Split | None = None
+    v1: ImageSet | None = None
+    v2: ImageSet | None = None
+    datamodule: ImageSetDataModule | None = None
+    module: GeneratorModule | None = None
+    embedder: Embedder | None = None
+    matcher: MatcherConfig | None = None
+    methods: tuple[Valuator, list[Valuator]] | None = None  # (main method, baselines)
+    reference: ImageSet | None = None  # None when valuation.reference_size = 0
+    # train, generate
     trained: dict | None = None
-    samples: Any = None
-    inputs: Any = None  # gmv.valuation.api.Inputs: the checked valuation inputs
-    embedded: Any = None  # gmv.valuation.api.Embedded
-    tables: Any = None  # the m×K MatchResult
-    val: Any = None
+    samples: ImageSet | LazyImageSet | None = None
+    # embed, match, value, quality, report
+    inputs: Inputs | None = None  # the checked valuation inputs
+    embedded: Embedded | None = None
+    tables: MatchResult | None = None  # the m×K match tables
+    val: Valuation | None = None
     quality: dict | None = None
     metrics: dict | None = None
-    keys: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # cache key per cached stage
     resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed when the study ends
     _ray: Any = None
 
@@ -85,43 +104,6 @@ class Study:
     @property
     def label(self) -> str:
         return f"{self.cfg.study}: {type(self.module).__name__} on {self.v1.name}"
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of a study. `run(study, entry)` does the work (entry is None for uncached stages) and
-    returns the facts a cached stage records in done.json; a cached stage also gives `key(study)`, the
-    cache folder name `entry`, `load(study, entry)` for a finished entry and `files(entry)`, its outputs."""
-
-    name: str
-    needs: tuple[str, ...]
-    gives: tuple[str, ...]
-    run: Callable[[Study, CacheEntry | None], dict | None]
-    key: Callable[[Study], str] | None = None
-    entry: str | None = None
-    load: Callable[[Study, CacheEntry], None] | None = None
-    files: Callable[[CacheEntry], list[str]] | None = None
-
-
-def run_stage(stage: Stage, study: Study, clock: StageClock) -> None:
-    missing = [name for name in stage.needs if getattr(study, name) is None]
-    if missing:  # the stage list is out of order: a bug in gmv, not a user error
-        raise RuntimeError(f"stage {stage.name} needs {missing}, which no earlier stage set")
-    clock.start()
-    if stage.key is None:  # not cached by the loop; a stage with a cache of its own says whether it reused it
-        facts = stage.run(study, None) or {}
-        clock.stop(stage.name, facts.get("reused"))
-        return
-    key = study.keys[stage.name] = stage.key(study)
-    entry = CacheEntry(study.cache, stage.entry or stage.name, key)
-    with entry.lock():
-        reused = entry.usable()  # a damaged entry is reported and cleared here
-        if reused:
-            stage.load(study, entry)
-        else:
-            facts = stage.run(study, entry) or {}
-            entry.complete(stage.files(entry), **facts)
-    clock.stop(stage.name, reused, key)
 
 
 # --------------------------------------------------------------------------- the stages
@@ -250,7 +232,7 @@ def _control(s: Study, _) -> None:
 
 
 PREPARE = Stage("data", needs=(), gives=("data", "split", "v1", "v2", "datamodule", "module", "embedder", "matcher",
-                                         "methods", "reference"), run=_prepare)
+                                         "methods", "reference"), run=_prepare, may_be_none=("reference",))
 TRAIN = Stage("train", needs=("v1", "module", "datamodule"), gives=("trained",), run=_train,
               key=lambda s: train_stage.train_key(s.v1, s.module, s.cfg.train, s.cfg.seed), load=_train_reused,
               files=lambda e: sorted(str(p.relative_to(e.folder)) for p in (e.folder / "checkpoints").glob("*.ckpt")))
