@@ -11,6 +11,7 @@ import pytest
 
 from gmv.analysis.ra2 import welch_one_sided
 from gmv.cli.value import main
+from gmv.valuation.methods import default_baselines
 from gmv.data import ImageSet, load_images, split_imageset, stratified_split
 
 
@@ -47,12 +48,13 @@ def test_planted_members_get_the_value(planted, tmp_path, capsys):
         assert key in m
     assert m["nn_dist_gen_to_v1"] < m["nn_dist_gen_to_v2"]  # RA1 in numbers
     rows = (out / "values.csv").read_text().splitlines()
-    assert rows[0] == "index,split,label,value,n_matches,p_value,bh_flag,knn_count,gan_leaks"
+    no_reference = default_baselines(has_reference=False)  # the registered default baselines
+    assert rows[0] == "index,split,label,value,n_matches,p_value,bh_flag," + ",".join(no_reference)
     # the per-image audit: planted members are flagged, held-out images (the control) are not
     assert m["audit_n_flagged_v1"] > 0.5 * m["n_v1"] and m["audit_n_flagged_v2"] <= 0.05 * m["n_v2"]
     assert m["control_shuffled_p_value"] > 0.01  # shuffled v1/v2 labels: no signal
     assert m["tau_rule"] == "auto" and 0.89 < m["top_credit_mean"] < 0.91
-    for name in ("gmvaluator", "knn_count", "gan_leaks"):
+    for name in ("gmvaluator", *no_reference):
         assert m[f"method/{name}/auroc"] > 0.6, name
     assert "gan_leaks" in (out / "methods.md").read_text()
     assert len(rows) - 1 == m["n_v1"] + m["n_v2"]

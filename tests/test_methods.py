@@ -8,7 +8,8 @@ import pytest
 from gmv.errors import GmvError
 from gmv.valuation.api import valuate
 from gmv.valuation.matchers import match
-from gmv.valuation.methods import Evidence, GANLeaks, GMValuator, KNNCount, Valuator, build_method
+from gmv.valuation.methods import (METHODS, Evidence, GANLeaks, GMValuator, KNNCount, Valuator, build_method,
+                                   default_baselines, register_method)
 from gmv.valuation.value import auto_tau, credit, credit_sharpness, resolve_tau
 
 
@@ -84,7 +85,7 @@ def test_paper_preset_composes_to_the_literal_setting():
         cfg = compose("config", overrides=["valuation=paper", "valuation.k=4"])
     method, baselines = valuation_methods(cfg.valuation)
     assert (method.tau, method.distance, method.k) == (1.0, "sqeuclidean", 4)
-    assert [b.name for b in baselines] == ["knn_count", "gan_leaks", "gan_leaks_calibrated"]
+    assert [b.name for b in baselines] == default_baselines(has_reference=True)  # the config follows the registry
     assert baselines[0].k == 4
 
 
@@ -182,3 +183,19 @@ def test_the_reverse_search_goes_through_ivf_at_scale(monkeypatch):
     brute = np.sqrt(((pool[:, None, :].astype(np.float64) - gen[None].astype(np.float64)) ** 2).sum(-1)).min(1)
     found = np.isclose(-r.values, brute, rtol=1e-4)
     assert found.mean() >= 0.95 and np.all(-r.values >= brute * (1 - 1e-4))  # never nearer than the truth
+
+
+def test_the_method_registry_builds_by_name_and_lists_the_default_baselines(monkeypatch):
+    assert default_baselines(has_reference=False) == ["knn_count", "gan_leaks"]
+    assert default_baselines(has_reference=True) == ["knn_count", "gan_leaks", "gan_leaks_calibrated"]
+    assert build_method("knn_count", k=3).k == 3 and build_method("gan_leaks", k=3).name == "gan_leaks"
+    assert build_method("gan_leaks_calibrated").needs_reference
+
+    class Farthest(KNNCount):  # a new method: one class and one line
+        name = "farthest"
+
+    monkeypatch.setattr("gmv.valuation.methods.METHODS", dict(METHODS))
+    register_method("farthest", Farthest, baseline=True)
+    assert default_baselines(has_reference=False)[-1] == "farthest" and build_method("farthest", k=2).k == 2
+    with pytest.raises(GmvError, match="unknown valuation method 'nearest'; choose one of .*farthest"):
+        build_method("nearest")

@@ -72,9 +72,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--paper", action="store_true",
                    help="the authors' literal setting: squared L2 (FAISS's raw output) and tau = 1")
     g.add_argument("--baselines", default="auto",
-                   help="membership baselines on the same samples, comma-separated ('' = none): knn_count, "
-                        "gan_leaks, gan_leaks_calibrated (needs --reference); auto = the first two, and the "
-                        "third when --reference is given")
+                   help="membership baselines on the same samples, comma-separated ('' = none), from the registered "
+                        "methods (gmv.valuation.methods.METHODS: knn_count, gan_leaks, gan_leaks_calibrated — "
+                        "that one needs --reference); auto = every default baseline, those needing a reference "
+                        "only when --reference is given")
     g.add_argument("--reference", help="real images in neither half (.npz, folder or dataset name), for calibrated "
                                        "GAN-Leaks")
     g.add_argument("--audit-fdr", type=float, default=0.05, help="per-image audit: Benjamini–Hochberg FDR level")
@@ -123,20 +124,19 @@ def run(args: argparse.Namespace) -> dict:
     matcher = MatcherConfig(kind=args.index, m=args.pq_m, nbits=args.nbits, nlist=args.nlist, nprobe=args.nprobe,
                             rerank=args.rerank, recall_queries=args.recall_queries, seed=args.seed,
                             memory_gb=args.memory_gb, target_recall=args.target_recall)
-    from gmv.valuation.methods import GMValuator, KNNCount, build_method
+    from gmv.valuation.methods import GMValuator, build_method, default_baselines
 
     label = args.label or Path(args.train or args.train_embeddings).stem
     if args.paper:
         args.tau, args.distance = 1.0, "sqeuclidean"
     method = GMValuator(k=args.k, tau=args.tau, distance=args.distance, target_top_credit=args.target_top_credit)
-    spec = args.baselines
-    if spec == "auto":
-        spec = "knn_count,gan_leaks" + (",gan_leaks_calibrated" if args.reference else "")
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    baselines = [KNNCount(k=args.k) if n == "knn_count" else build_method(n) for n in names]
-    if "gan_leaks_calibrated" in names and not args.reference:
-        raise GmvError("baseline gan_leaks_calibrated needs --reference (real images in neither half); "
-                       "give one or drop it from --baselines")
+    names = (default_baselines(bool(args.reference)) if args.baselines == "auto"
+             else [n.strip() for n in args.baselines.split(",") if n.strip()])
+    baselines = [build_method(n, k=args.k) for n in names]
+    for b in baselines:
+        if b.needs_reference and not args.reference:
+            raise GmvError(f"baseline {b.name} needs --reference (real images in neither half); "
+                           "give one or drop it from --baselines")
     if not 0.0 < args.audit_fdr < 1.0:
         raise GmvError(f"--audit-fdr must lie strictly between 0 and 1, got {args.audit_fdr}")
     t0 = time.perf_counter()

@@ -19,8 +19,10 @@ validated once, in their constructor, and selected in `conf/valuation/` by `_tar
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -213,17 +215,47 @@ def tables_k(methods) -> int:
     return max([m.needs_k() for m in methods] + [1])
 
 
-def build_method(spec: Any) -> Valuator:
-    """A Valuator from an instance, a name (gmvaluator, knn_count, gan_leaks, gan_leaks_calibrated) or a
-    Hydra `_target_` mapping."""
+@dataclass(frozen=True)
+class MethodSpec:
+    factory: Callable[..., Valuator]  # builds the method; given the keyword settings it accepts (e.g. k)
+    baseline: bool  # reported beside the main method by default (gmv-value --baselines auto)
+
+
+#: every valuation method by name — the one list `build_method`, gmv-value's --baselines and the tests read
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, factory: Callable[..., Valuator], baseline: bool = False) -> None:
+    """Make `name` a valuation method: `build_method(name)`, gmv-value --baselines NAME, and — with
+    `baseline` — one of the baselines gmv-value reports by default."""
+    METHODS[name] = MethodSpec(factory, bool(baseline))
+
+
+register_method("gmvaluator", GMValuator)
+register_method("knn_count", KNNCount, baseline=True)
+register_method("gan_leaks", GANLeaks, baseline=True)
+register_method("gan_leaks_calibrated", functools.partial(GANLeaks, calibrated=True), baseline=True)
+
+
+def default_baselines(has_reference: bool) -> list[str]:
+    """The registered default baselines, without those that need a reference set when there is none."""
+    return [name for name, spec in METHODS.items()
+            if spec.baseline and (has_reference or not build_method(name).needs_reference)]
+
+
+def build_method(spec: Any, **settings: Any) -> Valuator:
+    """A Valuator from an instance, a registered name (`METHODS`: gmvaluator, knn_count, gan_leaks,
+    gan_leaks_calibrated, …; `settings` such as k=10 go to the factory where it takes them) or a Hydra
+    `_target_` mapping."""
     if isinstance(spec, Valuator):
         return spec
     if isinstance(spec, str):
-        named = {"gmvaluator": GMValuator, "knn_count": KNNCount, "gan_leaks": GANLeaks,
-                 "gan_leaks_calibrated": lambda: GANLeaks(calibrated=True)}
-        if spec not in named:
-            raise GmvError(f"unknown valuation method {spec!r}; choose one of {', '.join(named)}")
-        return named[spec]()
+        if spec not in METHODS:
+            raise GmvError(f"unknown valuation method {spec!r}; choose one of {', '.join(METHODS)}")
+        factory = METHODS[spec].factory
+        target = factory.func if isinstance(factory, functools.partial) else factory
+        accepted = inspect.signature(target).parameters
+        return factory(**{k: v for k, v in settings.items() if k in accepted})
     if hasattr(spec, "get") and spec.get("_target_"):
         from hydra.utils import instantiate
 
