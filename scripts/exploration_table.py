@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-
 from gmv.analysis.tables import markdown_table
+from gmv.training.trajectory_files import read_trajectory
 from gmv.io import write_csv, write_text
 
 IGNORED = ("study=", "logger.", "cache_dir=", "hydra.", "train.checkpoint_every=", "train.sample_every=",
@@ -49,11 +49,10 @@ def rows_of(run: Path) -> list[dict]:
 
         metrics = {"n_v1": int(len(np.load(run / "split.npz")["v1"]))}
         per_iteration = None
-    with open(run / "trajectory.csv", newline="") as f:
-        probed = list(csv.DictReader(f))
+    probed = read_trajectory(run / "trajectory.csv")  # gmv's own reader (numbers parsed, the file checked)
     name = configuration(run)
-    return [{"configuration": name, "n_v1": metrics["n_v1"], "iteration": int(r["iteration"]),
-             "train_seconds_to_here": None if per_iteration is None else round(per_iteration * int(r["iteration"])),
+    return [{"configuration": name, "n_v1": metrics["n_v1"], "iteration": r["iteration"],
+             "train_seconds_to_here": None if per_iteration is None else round(per_iteration * r["iteration"]),
              **{k: float(r[k]) for k in ("t_statistic", "p_value", "auroc", "cohens_d", "fd_ratio", "tau_used")},
              "m": int(r["m"]), "k": int(r["k"])} for r in probed]
 
