@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import sys
 from pathlib import Path
 
 from gmv.errors import GmvError
@@ -29,10 +30,12 @@ NEUTRAL = frozenset({"gmv.console", "gmv.errors", "gmv.cache", "gmv.code_fingerp
 
 
 def module_path(name: str) -> Path | None:
-    """The file of gmv module `name` (a dotted name), found without importing anything; None if none."""
+    """The file of module `name` (a dotted name): a gmv module's found without importing anything, another
+    module's (a user's own generator, say) from the loaded module; None if there is none."""
     parts = name.split(".")
     if parts[0] != "gmv":
-        return None
+        file = getattr(sys.modules.get(name), "__file__", None)
+        return Path(file) if file and file.endswith(".py") else None
     base = PACKAGE_ROOT.joinpath(*parts[1:])
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
@@ -74,7 +77,8 @@ def module_code(name: str) -> tuple[str, tuple[str, ...]]:
 
 
 def gmv_imports(*roots: str) -> list[str]:
-    """`roots` and every gmv module they import at module level, transitively, sorted."""
+    """`roots` (gmv modules, or a loaded module of the user's) and every gmv module they import at module
+    level, transitively, sorted."""
     seen: set[str] = set()
     todo = list(roots)
     while todo:

@@ -57,7 +57,7 @@ PRESETS = {"tiny": DummyConfig(), "wide": DummyConfig(batch_size=64, ema_decay=0
 
 
 class DummyGenerator(GeneratorModule):
-    family = "dummy"
+    family = "DummyGenerator"
     presets = PRESETS
     sampling_fields = frozenset({"temperature"})
 
@@ -86,7 +86,7 @@ class DummyGenerator(GeneratorModule):
         x, y = batch[0], self.batch_labels(batch[1])
         z = torch.randn_like(x)  # torch's global RNG, as the contract asks
         loss = F.mse_loss(self.G(y, z), x)
-        self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
+        self.log("loss/fit", loss, prog_bar=True, batch_size=x.shape[0])
         return loss
 
     def configure_optimizers(self):

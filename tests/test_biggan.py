@@ -54,16 +54,16 @@ def test_tiny_trains_three_iterations(trained):
     assert int(module._d_updates) == 6
     assert trainer.global_step == 9
     metrics = trainer.callback_metrics
-    for key in ("d_loss", "g_loss", "d_real", "d_fake", "lr_g", "lr_d"):
+    for key in ("loss/d", "loss/g", "score/real", "score/fake", "lr/g", "lr/d"):
         assert key in metrics and torch.isfinite(metrics[key]), key
     for name, p in module.named_parameters():
         assert torch.isfinite(p).all(), name
     # ema_start = 0: the EMA generator has been averaging, so it lags behind G
-    g = dict(module.generator.named_parameters())
-    ema = dict(module.generator_ema.named_parameters())
+    g = dict(module.G.named_parameters())
+    ema = dict(module.G_ema.named_parameters())
     assert g.keys() == ema.keys()
     assert any(not torch.equal(g[k], ema[k]) for k in g)
-    assert not any(p.requires_grad for p in module.generator_ema.parameters())
+    assert not any(p.requires_grad for p in module.G_ema.parameters())
 
 
 def test_unconditional_and_ema_before_start():
@@ -73,7 +73,7 @@ def test_unconditional_and_ema_before_start():
     _trainer(max_steps=2).fit(module, _digits_loader(n_classes=1))
     assert module.iteration == 1
     # before ema_start the EMA generator is an exact copy of G, buffers included
-    for a, b in zip(module.generator.state_dict().values(), module.generator_ema.state_dict().values()):
+    for a, b in zip(module.G.state_dict().values(), module.G_ema.state_dict().values()):
         assert torch.equal(a, b)
     x = module.generate(torch.zeros(3, dtype=torch.long), torch.Generator().manual_seed(0))
     assert x.shape == (3, 1, 32, 32) and torch.isfinite(x).all()
@@ -88,8 +88,8 @@ def test_cifar10_preset_parameter_counts():
     assert (cfg.g_width, cfg.d_width, cfg.z_dim, cfg.shared_dim) == (96, 96, 80, 128)
     assert (cfg.g_attn_block, cfg.d_attn_block, cfg.batch_size, cfg.n_dis) == (2, 1, 64, 5)
     assert (cfg.lr_g, cfg.lr_d, cfg.betas, cfg.ema_decay, cfg.ema_start) == (2e-4, 2e-4, (0.5, 0.999), 0.9999, 1000)
-    assert module.z_chunk == 20 and len(module.generator.blocks) == 3 and len(module.discriminator.blocks) == 4
-    n_g, n_d = _params(module.generator), _params(module.discriminator)
+    assert module.z_chunk == 20 and len(module.G.blocks) == 3 and len(module.D.blocks) == 4
+    n_g, n_d = _params(module.G), _params(module.D)
     assert abs(n_g - 9.4e6) <= 0.94e6, n_g
     assert abs(n_d - 2.5e6) <= 0.25e6, n_d
 
@@ -103,11 +103,11 @@ def test_presets_exist():
 @pytest.mark.parametrize("size, blocks", [(16, 2), (64, 4)])
 def test_other_image_sizes(size, blocks):
     module = BigGAN(n_classes=3, image_size=size, channels=3, preset="tiny", g_width=4, d_width=8)
-    assert len(module.generator.blocks) == blocks
+    assert len(module.G.blocks) == blocks
     z, y = torch.randn(2, module.z_dim), torch.tensor([0, 2])
-    x = module.generator(z, y)
+    x = module.G(z, y)
     assert x.shape == (2, 3, size, size)
-    assert module.discriminator(x, y).shape == (2,)
+    assert module.D(x, y).shape == (2,)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -46,6 +46,15 @@ def test_the_digest_follows_code_not_comments(edit):
         code_digest("gmv.valuation.embedders", "gmv.valuation.embed")  # the generator edits do not reach it
 
 
+def test_a_generator_outside_gmv_is_keyed_by_its_own_code(edit):
+    import dummy_generator  # noqa: F401  (loaded: a user's own module is read from its file)
+
+    assert "gmv.generators.base" in gmv_imports("dummy_generator")
+    before = code_digest("dummy_generator")
+    edit("dummy_generator", "\nUSER_EDIT = 1\n")
+    assert code_digest("dummy_generator") != before
+
+
 def entries(cache: Path) -> dict[str, int]:
     return {stage: sum(1 for p in (cache / stage).iterdir() if (p / "done.json").is_file())
             for stage in ("train", "samples", "embeddings")}

@@ -115,10 +115,10 @@ class BigGAN(GeneratorModule):
         self.automatic_optimization = False
         cfg = self.config
 
-        self.generator = Generator(n_classes, image_size, channels, cfg.g_width, cfg.z_dim,
+        self.G = Generator(n_classes, image_size, channels, cfg.g_width, cfg.z_dim,
                                    cfg.shared_dim, cfg.g_attn_block)
-        self.discriminator = Discriminator(n_classes, image_size, channels, cfg.d_width, cfg.d_attn_block)
-        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.D = Discriminator(n_classes, image_size, channels, cfg.d_width, cfg.d_attn_block)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         # D updates so far; G updates when it reaches a multiple of n_dis (saved for exact resume)
         self.register_buffer("_d_updates", torch.zeros((), dtype=torch.long), persistent=True)
         self._augment_policy = parse_policy(cfg.diffaug)
@@ -165,7 +165,7 @@ class BigGAN(GeneratorModule):
         return problems
 
     def networks(self) -> dict[str, torch.nn.Module]:
-        return {"G": self.generator, "D": self.discriminator}
+        return {"G": self.G, "D": self.D}
 
     @property
     def real_batches_per_iteration(self) -> int:
@@ -179,7 +179,7 @@ class BigGAN(GeneratorModule):
 
     @property
     def z_chunk(self) -> int:
-        return self.generator.z_chunk
+        return self.G.z_chunk
 
     def _sample_latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """z ~ N(0, I) and uniformly random class ids, from torch's global RNG."""
@@ -195,7 +195,7 @@ class BigGAN(GeneratorModule):
         """
         labels = self.check_labels(labels)
         z = torch.randn(len(labels), self.config.z_dim, generator=generator, device=generator.device)
-        g = self.generator_ema
+        g = self.G_ema
         was_training = g.training
         self._refresh_standing_stats()
         g.eval()
@@ -213,7 +213,7 @@ class BigGAN(GeneratorModule):
         n_batches = self.config.standing_stats
         if self._standing_stats_fresh or n_batches == 0:
             return
-        g = self.generator_ema
+        g = self.G_ema
         norms = [m for m in g.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         rng = torch.Generator(device=self.device).manual_seed(STANDING_STATS_SEED)
         with torch.inference_mode(False), torch.no_grad():
@@ -237,7 +237,7 @@ class BigGAN(GeneratorModule):
     def _update_ema(self) -> None:
         """EMA of G's parameters (a plain copy before `ema_start`); buffers are copied."""
         decay = self.config.ema_decay if self.iteration >= self.config.ema_start else 0.0
-        update_ema(self.generator_ema, self.generator, decay, buffers="copy", anchor="ema")
+        update_ema(self.G_ema, self.G, decay, buffers="copy", anchor="ema")
         self._standing_stats_fresh = False
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -254,40 +254,40 @@ class BigGAN(GeneratorModule):
         opt_g, opt_d = self.optimizers()
 
         # discriminator: hinge loss  E[relu(1 − D(x))] + E[relu(1 + D(G(z)))]
-        self.discriminator.requires_grad_(True)
+        self.D.requires_grad_(True)
         with torch.no_grad():
             z, y_fake = self._sample_latents(n)
-            x_fake = self.generator(z, y_fake)
-        logits = self.discriminator(self._augment(torch.cat([x_real, x_fake])), torch.cat([y_real, y_fake]))
+            x_fake = self.G(z, y_fake)
+        logits = self.D(self._augment(torch.cat([x_real, x_fake])), torch.cat([y_real, y_fake]))
         d_real, d_fake = logits[:n], logits[n:]
         d_loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
         self._d_updates += 1
-        self.log_dict({"d_loss": d_loss.detach(), "d_real": d_real.detach().mean(),
-                       "d_fake": d_fake.detach().mean()}, prog_bar=True, batch_size=n)
-        self.log("lr_d", opt_d.param_groups[0]["lr"], batch_size=n)
+        self.log("loss/d", d_loss.detach(), prog_bar=True, batch_size=n)
+        self.log_dict({"score/real": d_real.detach().mean(), "score/fake": d_fake.detach().mean()}, batch_size=n)
+        self.log("lr/d", opt_d.param_groups[0]["lr"], batch_size=n)
 
         if int(self._d_updates) % self.config.n_dis:
             return
 
         # generator: −E[D(G(z))], D frozen
-        self.discriminator.requires_grad_(False)
+        self.D.requires_grad_(False)
         z, y_fake = self._sample_latents(n)
-        g_loss = -self.discriminator(self._augment(self.generator(z, y_fake)), y_fake).mean()
+        g_loss = -self.D(self._augment(self.G(z, y_fake)), y_fake).mean()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
-        self.discriminator.requires_grad_(True)
+        self.D.requires_grad_(True)
         self._update_ema()
         self._advance_iteration()
-        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=n)
-        self.log("lr_g", opt_g.param_groups[0]["lr"], batch_size=n)
+        self.log("loss/g", g_loss.detach(), prog_bar=True, batch_size=n)
+        self.log("lr/g", opt_g.param_groups[0]["lr"], batch_size=n)
         self.log("iteration", float(self.iteration), batch_size=n)
 
     def configure_optimizers(self):
         cfg = self.config
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas, eps=cfg.adam_eps)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas, eps=cfg.adam_eps)
+        opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas, eps=cfg.adam_eps)
+        opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas, eps=cfg.adam_eps)
         return [opt_g, opt_d]

@@ -113,7 +113,7 @@ def _valid_sizes(multiple: int) -> str:
 class CFGDiffusion(GeneratorModule):
     """Classifier-free guidance diffusion model; see the module docstring."""
 
-    family = "cfg_diffusion"
+    family = "CFGDiffusion"
     presets = PRESETS
     sampling_fields = frozenset({"guidance_w", "sampling_steps", "eta", "timestep_spacing", "clip_sample",
                                  "sample_batch_size"})
@@ -202,8 +202,8 @@ class CFGDiffusion(GeneratorModule):
         x_t = self.noise_scheduler.add_noise(x, noise, t)
         eps = self.unet(x_t, t, class_labels=y).sample
         loss = F.mse_loss(eps.float(), noise.float())
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=x.shape[0])
-        self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+        self.log("loss/diffusion", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=x.shape[0])
+        self.log("lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]),
                  on_step=True, on_epoch=False, batch_size=x.shape[0])
         return loss
 
@@ -223,7 +223,7 @@ class CFGDiffusion(GeneratorModule):
         if self.config.grad_clip:
             norm = torch.nn.utils.clip_grad_norm_(self.unet.parameters(), self.config.grad_clip)
             if self._trainer is not None:
-                self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+                self.log("grad_norm", norm, on_step=True, on_epoch=False)
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
