@@ -30,7 +30,7 @@ def fd_floor_line(q: dict[str, Any]) -> str | None:
             f"committed runs and probes at FD / floor {where}, {f'{share:.0%}' if share else 'none'} reached p < 0.01 "
             f"(median AUROC {median:.2f})")
     if i == 0:
-        return line + "; here a missing signal points at the valuation (embedding, K), not the generator"
+        return line + "; at this level a missing signal is the exception, not the rule"
     if share < 0.1:
         return line + ("; the samples are far from the training images, so no signal says more about the "
                        "generator than about the valuation")
