@@ -373,3 +373,75 @@ def test_embed_cached_without_cache_dir(tmp_path, monkeypatch):
 def test_base_embedder_is_abstract():
     with pytest.raises(NotImplementedError):
         Embedder(progress=False)(rng_images(1))
+
+
+# --- instance-level embedders (issue 20): ResNet-20 stages, whitened pixels ------------------------
+
+
+@pytest.fixture(scope="module")
+def random_resnet_file(tmp_path_factory):
+    from gmv.models.resnet20_cifar import ResNet20
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "resnet20_random.th"
+    torch.save({"state_dict": ResNet20().state_dict()}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("layer, grid, dim", [("pooled", 4, 64), ("layer1", 8, 16 * 64), ("layer2", 4, 32 * 16),
+                                              ("layer3", 2, 64 * 4), ("layer2", 0, 32 * 16 * 16)])
+def test_resnet20_stage_features_shapes_and_determinism(random_resnet_file, layer, grid, dim):
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    emb = build_embedder("resnet20_cifar", weights=random_resnet_file, layer=layer, grid=grid, progress=False)
+    a, b = emb(images), emb(images)
+    assert a.shape == (6, dim) and emb.dim((32, 32, 3)) == dim and np.array_equal(a, b)
+    fp = emb.fingerprint()
+    assert ("layer" in fp) == (layer != "pooled")  # the pooled features keep their cache key
+
+
+def test_resnet20_stage_features_pool_the_stage_map(random_resnet_file):
+    images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    full = build_embedder("resnet20_cifar", weights=random_resnet_file, layer="layer3", grid=0, progress=False)(images)
+    one = build_embedder("resnet20_cifar", weights=random_resnet_file, layer="layer3", grid=1, progress=False)(images)
+    pooled = build_embedder("resnet20_cifar", weights=random_resnet_file, progress=False)(images)
+    np.testing.assert_allclose(one, full.reshape(3, 64, 8 * 8).mean(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one, pooled, rtol=1e-5, atol=1e-6)  # a 1×1 grid of layer3 is the pooled feature
+    with pytest.raises(GmvError, match="layer must be one of pooled, layer1, layer2, layer3"):
+        build_embedder("resnet20_cifar", weights=random_resnet_file, layer="layer4")
+    with pytest.raises(GmvError, match="grid must be an integer"):
+        build_embedder("resnet20_cifar", weights=random_resnet_file, layer="layer2", grid=-1)
+
+
+def test_whitened_pixels_whiten_the_set_they_were_fitted_on():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(300, 8))
+    mix = rng.normal(size=(8, 4 * 4 * 3)) * np.linspace(0.2, 5, 8)[:, None]  # 8 directions of very unequal spread
+    images = np.clip(np.rint(128 + 4 * base @ mix), 0, 255).astype(np.uint8).reshape(300, 4, 4, 3)
+    emb = build_embedder("whitened_pixels", dims=6, eps=1e-6, progress=False)
+    with pytest.raises(GmvError, match="not fitted"):
+        emb(images)
+    assert emb.dim((4, 4, 3)) == 6
+    feats = emb.fit(images)(images)
+    assert feats.shape == (300, 6) and emb.dim((4, 4, 3)) == 6
+    np.testing.assert_allclose(feats.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(feats.std(0, ddof=1), 1, rtol=1e-3)  # unit variance in every kept direction
+    np.testing.assert_allclose(np.cov(feats, rowvar=False), np.eye(6), atol=1e-3)  # and uncorrelated
+    again = build_embedder("whitened_pixels", dims=6, eps=1e-6, progress=False).fit(images)
+    assert again.fingerprint() == emb.fingerprint() and np.array_equal(again(images), feats)
+    other = build_embedder("whitened_pixels", dims=6, eps=1e-6, progress=False).fit(images[:150])
+    assert other.fingerprint()["whitening"] != emb.fingerprint()["whitening"]  # another fit, another cache key
+    with pytest.raises(GmvError, match="dims must be an integer"):
+        build_embedder("whitened_pixels", dims=0)
+
+
+def test_valuate_fits_whitened_pixels_on_the_pool_before_embedding(tmp_path):
+    from gmv.valuation.api import valuate
+
+    rng = np.random.default_rng(3)
+    v1 = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    v2 = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    gen = np.clip(v1[:20].astype(int) + rng.integers(-3, 4, v1[:20].shape), 0, 255).astype(np.uint8)  # near-copies
+    val = valuate(v1, gen, held_out=v2, embedder="whitened_pixels", embedder_options={"dims": 32}, k=3,
+                  matcher="flat", baselines=[], cache_dir=tmp_path)
+    assert val.embedder["whitening"] is not None and val.pool_emb.shape == (80, 32)
+    assert np.mean(val.matches.indices[:, 0] == np.arange(20)) == 1.0  # each near-copy finds its source

@@ -59,11 +59,19 @@ class ResNet20(nn.Module):
     def _stage(c_in: int, c_out: int, n: int, stride: int) -> nn.Sequential:
         return nn.Sequential(BasicBlock(c_in, c_out, stride), *[BasicBlock(c_out, c_out) for _ in range(n - 1)])
 
+    def feature_map(self, x: torch.Tensor, layer: str = "layer3") -> torch.Tensor:
+        """B×3×H×W (normalised) → the activations after `layer`: layer1 B×16×H×W, layer2 B×32×H/2×W/2,
+        layer3 B×64×H/4×W/4."""
+        h = F.relu(self.bn1(self.conv1(x)))  # B×16×H×W
+        for name in ("layer1", "layer2", "layer3"):
+            h = getattr(self, name)(h)
+            if name == layer:
+                return h
+        raise ValueError(f"unknown ResNet-20 layer {layer!r}; one of layer1, layer2, layer3")
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """B×3×H×W (normalised) → B×64 pooled features."""
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = self.layer3(self.layer2(self.layer1(h)))  # B×64×H/4×W/4
-        return h.mean(dim=(2, 3))
+        return self.feature_map(x, "layer3").mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.features(x))

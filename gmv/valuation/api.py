@@ -240,6 +240,8 @@ def embed(inputs: Inputs, cache_dir: str | Path | None = None, ray=None) -> Embe
     """The pool's, the generated set's and the reference set's embeddings (through the store when
     `cache_dir` is given). Precomputed embeddings are passed through; `ray`: embed on that Ray session."""
     t0 = time.perf_counter()
+    if inputs.embedder is not None and inputs.embedder.needs_fit and not inputs.embedder.fitted:
+        inputs.embedder.fit(inputs.pool)  # on the pool (both halves alike), before anything is embedded
     if inputs.embedder is None:
         ref = None if inputs.reference is None else inputs.reference.vectors
         out = Embedded(inputs.pool.vectors, inputs.generated.vectors, ref, {"precomputed": True},

@@ -1,0 +1,48 @@
+"""scripts/bench_copies.py, the copy-detection map: its perturbations by hand, and a whole map on tiny data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("bench_copies", ROOT / "scripts" / "bench_copies.py")
+bench_copies = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_copies)
+
+
+def test_perturbations_by_hand():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    assert np.array_equal(bench_copies.perturb(images, "flip", 1, seed=0), images[:, :, ::-1])
+    assert np.array_equal(bench_copies.perturb(images, "exact", 0, seed=0), images)
+    shifted = bench_copies.perturb(images, "shift", 2, seed=0)
+    for img, out in zip(images, shifted):  # the interior moved by 2 pixels in one of the 8 directions
+        assert any(np.array_equal(out[4:12, 4:12], img[4 - 2 * dy:12 - 2 * dy, 4 - 2 * dx:12 - 2 * dx])
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+    flat = np.full((200, 8, 8, 3), 128, np.uint8)
+    noisy = bench_copies.perturb(flat, "noise", 8, seed=0).astype(float) - 128
+    assert abs(noisy.std() - 8) < 0.2 and abs(noisy.mean()) < 0.2
+    assert np.array_equal(bench_copies.perturb(flat, "blur", 1.0, seed=0), flat)  # a flat image stays flat
+    smooth = np.broadcast_to((np.arange(16) * 12)[None, :, None, None], (2, 16, 16, 3)).astype(np.uint8).copy()
+    err = np.abs(bench_copies.perturb(smooth, "jpeg", 90, seed=0).astype(int) - smooth).mean()
+    assert 0 < err < 3 < np.abs(bench_copies.perturb(smooth, "jpeg", 5, seed=0).astype(int) - smooth).mean()
+    assert bench_copies.perturb(images, "crop", 0.7, seed=0).shape == images.shape
+    bright = bench_copies.perturb(flat, "jitter", 0.2, seed=0)
+    assert set(np.unique(bright)) <= {102, 154}  # 128 × (1 ± 0.2), contrast and saturation leave a flat image
+
+
+def test_a_whole_map_on_digits(tmp_path):
+    out = tmp_path / "map"
+    assert bench_copies.main(["--data", "digits", "--n", "200", "--copies", "50", "--out", str(out)]) == 0
+    rows = json.loads((out / "copies.json").read_text())["rows"]
+    cells = sum(len(v) for v in bench_copies.GRID.values())
+    assert len(rows) == 2 * cells  # pixels and whitened pixels (no ResNet-20 on grey digits)
+    exact = [r for r in rows if r["perturbation"] == "exact"]
+    assert all(r["recall_at_1"] == 1.0 for r in exact)  # the positive control: every unperturbed copy is found
+    tiny_noise = next(r for r in rows if r["embedder"] == "pixels" and r["perturbation"] == "noise" and r["strength"] == 2)
+    assert tiny_noise["recall_at_1"] == 1.0 and tiny_noise["auroc"] > 0.7  # near-exact copies: all found
+    assert (out / "copies.png").stat().st_size > 10_000 and "## TPR@1%FPR" in (out / "copies.md").read_text()
