@@ -13,10 +13,13 @@ SHARED = Path(os.environ.get("GMV_SHARED_DATA") or Path(__file__).resolve().pare
 
 @pytest.fixture(autouse=True, scope="session")
 def generator_configs():
-    """The typed `generator=…` options (gmv/generators/__init__.py), for every test that composes conf/."""
+    """The typed `generator=…` and `matcher=…` options (gmv/generators/__init__.py, gmv/valuation/matchers.py),
+    for every test that composes conf/."""
     from gmv.generators import register_configs
+    from gmv.valuation.matchers import register_configs as register_matcher_configs
 
     register_configs()
+    register_matcher_configs()
 
 
 @pytest.fixture(scope="session")

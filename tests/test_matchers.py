@@ -353,3 +353,23 @@ def test_the_reverse_search_scans_high_dimensional_codes_in_pca_dimensions():
     assert c.kind == "ivfsq8" and c.settings["pca"] == 128 and c.reason.split(" → ")[1].count("PCA128,IVF") == 1
     tight = choose(1_000_000, 512, 1, 100_000, 1.0, rerank=8, pca=128, probe=probe)  # no room for the re-rank copy
     assert "pca" not in tight.settings  # no re-rank, so no reduced scan
+
+
+def test_matcher_settings_are_declared_once():
+    """Hydra's matcher=<kind> options and gmv-value's matching flags are both made from MatcherConfig."""
+    from hydra import compose, initialize_config_dir
+
+    from gmv.cli.main import CONF_DIR
+    from gmv.cli.value import MATCHER_FLAGS, parser
+    from gmv.valuation.matchers import KINDS, SETTINGS, MatcherConfig
+
+    for kind in KINDS:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=[f"matcher={kind}", "seed=7"])
+        assert list(cfg.matcher) == list(SETTINGS) and cfg.matcher.kind == kind and cfg.matcher.seed == 7
+        assert {k: v for k, v in cfg.matcher.items() if k not in ("kind", "seed")} == \
+            {k: MatcherConfig.__dataclass_fields__[k].default for k in SETTINGS if k not in ("kind", "seed")}
+    assert set(MATCHER_FLAGS) == set(SETTINGS) - {"seed"}
+    args = parser().parse_args(["--train", "a.npz", "--generated", "b.npz", "--out", "o", "--index", "ivfsq8",
+                                "--pca", "16", "--search-chunk-size", "512"])
+    assert (args.matcher_kind, args.matcher_pca, args.matcher_chunk_size, args.matcher_rerank) == ("ivfsq8", 16, 512, 0)

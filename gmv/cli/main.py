@@ -21,8 +21,10 @@ from omegaconf import DictConfig
 
 from gmv.errors import GmvError
 from gmv.generators import register_configs
+from gmv.valuation.matchers import register_configs as register_matcher_configs
 
 register_configs()  # the typed `generator=…` options, before Hydra composes
+register_matcher_configs()  # and `matcher=…` (gmv.valuation.matchers.MatcherConfig)
 
 #: the config tree: $GMV_CONF, else the one shipped in the package (gmv/conf: in a checkout a link to its
 #: conf/, in an installed wheel a copy of it)

@@ -25,6 +25,33 @@ from pathlib import Path
 from gmv.errors import GmvError
 
 
+#: gmv-value's flag for each matcher setting (gmv.valuation.matchers.MatcherConfig declares them, with their
+#: help); the seed is the run's --seed; renamed where a name is taken or was known before
+MATCHER_FLAGS = {"kind": "--index", "m": "--pq-m", "nbits": "--nbits", "nlist": "--nlist", "nprobe": "--nprobe",
+                 "rerank": "--rerank", "pca": "--pca", "train_size": "--train-size",
+                 "recall_queries": "--recall-queries", "memory_gb": "--memory-gb", "target_recall": "--target-recall",
+                 "chunk_size": "--search-chunk-size", "threads": "--faiss-threads"}
+
+
+def add_matcher_options(group) -> None:
+    """One option per MatcherConfig setting: its type, default and help from the dataclass."""
+    import typing
+    from dataclasses import MISSING
+
+    from gmv.valuation.matchers import KINDS, SETTINGS, MatcherConfig
+
+    hints = typing.get_type_hints(MatcherConfig)
+    missing = set(SETTINGS) - set(MATCHER_FLAGS) - {"seed"}
+    if missing:  # a new matcher setting needs its flag here
+        raise RuntimeError(f"gmv-value has no flag for matcher setting(s) {sorted(missing)}")
+    for name, flag in MATCHER_FLAGS.items():
+        f = MatcherConfig.__dataclass_fields__[name]
+        kind = next(t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None))
+        group.add_argument(flag, dest=f"matcher_{name}", metavar=flag[2:].upper().replace("-", "_"), type=kind,
+                           default=None if f.default is MISSING else f.default,
+                           choices=KINDS if name == "kind" else None, help=f.metadata["help"])
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gmv-value", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -54,17 +81,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--cache-dir", default=".cache/gmv", help="embedding cache ('' disables)")
     g = p.add_argument_group("matching and value")
     g.add_argument("--k", type=int, default=10, help="K nearest training points per generated point")
-    g.add_argument("--index", default="auto", choices=["auto", "flat", "pq", "ivfpq", "opq", "ivfflat", "ivfsq8"],
-                   help="FAISS matcher (auto: exact search for small or cheap jobs, IVF for large pools)")
-    g.add_argument("--pq-m", type=int, help="PQ sub-quantisers (default: adapts to the dimension)")
-    g.add_argument("--nbits", type=int, help="bits per PQ code (default: 8, fewer for small pools)")
-    g.add_argument("--nlist", type=int, help="IVF lists (ivfpq, ivfflat, ivfsq8)")
-    g.add_argument("--nprobe", type=int, help="IVF lists searched per query (default: ivfpq a fixed rule; ivfflat, "
-                                               "ivfsq8, auto: tuned to --target-recall)")
-    g.add_argument("--memory-gb", type=float, default=8.0, help="memory the index may use (--index auto chooses within it)")
-    g.add_argument("--target-recall", type=float, default=0.95, help="recall@K wanted (auto, nprobe tuning; a warning below it)")
-    g.add_argument("--rerank", type=int, default=0, help="exact re-rank of R ≥ K candidates (0 = off)")
-    g.add_argument("--recall-queries", type=int, default=1000, help="queries checked against exact search")
+    add_matcher_options(g)
     g.add_argument("--tau", default="auto",
                    help="softmax temperature of Eq. 5: a number (the paper: 1) or 'auto' (the nearest match gets "
                         "--target-top-credit of each generated point's credit on average; scale-free)")
@@ -121,9 +138,7 @@ def run(args: argparse.Namespace) -> dict:
         embedder_options = {}
     embedder_options.update({k: v for k, v in {"batch_size": args.batch_size, "num_workers": args.num_workers,
                                                "chunk_size": args.chunk_size}.items() if v is not None})
-    matcher = MatcherConfig(kind=args.index, m=args.pq_m, nbits=args.nbits, nlist=args.nlist, nprobe=args.nprobe,
-                            rerank=args.rerank, recall_queries=args.recall_queries, seed=args.seed,
-                            memory_gb=args.memory_gb, target_recall=args.target_recall)
+    matcher = MatcherConfig(**{name: getattr(args, f"matcher_{name}") for name in MATCHER_FLAGS}, seed=args.seed)
     from gmv.valuation.methods import GMValuator, build_method, default_baselines
 
     label = args.label or Path(args.train or args.train_embeddings).stem

@@ -36,7 +36,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,23 +53,49 @@ PQ_KINDS = ("pq", "ivfpq", "opq")
 DISTANCES = ("l2", "sqeuclidean")
 
 
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class MatcherConfig:
-    kind: str = "auto"
-    m: int | None = None  # PQ sub-quantisers; must divide D
-    nbits: int | None = None  # bits per sub-quantiser code
-    nlist: int | None = None  # IVF lists (ivfpq, ivfflat, ivfsq8)
-    nprobe: int | None = None  # IVF lists visited per query (None: tuned to target_recall where it can be)
-    rerank: int = 0  # R: exact re-rank of R ≥ K candidates; 0 = off
-    pca: int | None = None  # ivfsq8 with rerank: inverted file and codes on this many PCA dimensions
-    train_size: int | None = None  # points used to train quantisers (None: min(N, 100k), ≥ 50 per IVF list)
-    recall_queries: int = 1000  # queries checked against exact search (0 = skip)
-    seed: int = 0
-    memory_gb: float = 8.0  # what auto's index may use (GB)
-    target_recall: float = 0.95  # auto's and nprobe tuning's recall@K goal; a warning below it
-    chunk_size: int | None = None  # vectors per add / queries per search chunk (None: 65,536 / 16,384)
-    threads: int | None = None  # FAISS OpenMP threads (None: FAISS's default, all cores)
-    auto_reason: str = ""  # filled by resolve() when kind = auto: what it picked and why
+    """The matcher's settings — declared here once: Hydra's `matcher=<kind>` options (`register_configs`)
+    and gmv-value's matching options (gmv/cli/value.py) are made from these fields and their help."""
+
+    kind: str = _setting("auto", "FAISS matcher: auto (exact search for small or cheap jobs, IVF for large "
+                                 "pools), flat, pq, ivfpq, opq, ivfflat, ivfsq8")
+    m: int | None = _setting(None, "PQ sub-quantisers; must divide the dimension (default: adapts to it)")
+    nbits: int | None = _setting(None, "bits per PQ code (default: 8, fewer for small pools)")
+    nlist: int | None = _setting(None, "IVF lists (ivfpq, ivfflat, ivfsq8)")
+    nprobe: int | None = _setting(None, "IVF lists visited per query (default: ivfpq a fixed rule; ivfflat, "
+                                        "ivfsq8, auto: tuned to target_recall)")
+    rerank: int = _setting(0, "exact re-rank of R ≥ K candidates (0 = off; with auto, 0 lets it decide)")
+    pca: int | None = _setting(None, "ivfsq8 with rerank: inverted file and codes on this many PCA dimensions")
+    train_size: int | None = _setting(None, "points that train the quantisers (default: min(N, 100k), "
+                                             "≥ 50 per IVF list)")
+    recall_queries: int = _setting(1000, "queries checked against exact search (0 = skip)")
+    seed: int = _setting(0, "seed of the quantisers' training and of the recall sample")
+    memory_gb: float = _setting(8.0, "memory the index may use in GB (auto chooses within it)")
+    target_recall: float = _setting(0.95, "recall@K wanted (auto, nprobe tuning; a warning below it)")
+    chunk_size: int | None = _setting(None, "vectors per add / queries per search chunk (default 65,536 / 16,384)")
+    threads: int | None = _setting(None, "FAISS threads (default: FAISS's own, all cores)")
+    auto_reason: str = ""  # filled by resolve() when kind = auto: what it picked and why (not a setting)
+
+
+SETTINGS = tuple(f.name for f in fields(MatcherConfig) if "help" in f.metadata)  # every user setting
+
+
+def register_configs() -> None:
+    """Hydra's `matcher=<kind>` options, one per kind, typed from MatcherConfig (seed: the study's)."""
+    import typing
+
+    from hydra.core.config_store import ConfigStore
+
+    hints = typing.get_type_hints(MatcherConfig)
+    for kind in KINDS:
+        spec = [(name, hints[name], field(default={"kind": kind, "seed": "${seed}"}.get(
+            name, MatcherConfig.__dataclass_fields__[name].default))) for name in SETTINGS]
+        ConfigStore.instance().store(group="matcher", name=kind, node=make_dataclass(f"Matcher_{kind}", spec))
 
 
 @dataclass
