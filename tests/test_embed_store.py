@@ -21,7 +21,8 @@ from torch import nn
 from gmv.data.stream import open_folder
 from gmv.valuation.api import valuate
 from gmv.valuation.embed import embed_chunks, embed_source, store_for
-from gmv.valuation.embedders import ModuleEmbedder, PixelEmbedder, ResNet20Embedder
+from gmv.valuation.embedders import ModuleEmbedder, PixelEmbedder
+from gmv.valuation.resnet20_embedder import ResNet20Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,11 +15,11 @@ from gmv.valuation.embedders import (
     Embedder,
     ModuleEmbedder,
     PixelEmbedder,
-    ResNet20Embedder,
     VGG16Embedder,
     build_embedder,
     embed_cached,
 )
+from gmv.valuation.resnet20_embedder import ResNet20Embedder
 
 RESNET = "cifar10_resnet20-12fca82f.th"
 CIFAR = "cifar10_train_2000pc.npz"
@@ -303,11 +303,17 @@ def test_embed_cached_reuses(tmp_path, monkeypatch):
     np.testing.assert_array_equal(f1, f2)
     assert f2.dtype == np.float32
 
-    # a fresh embedder of the same kind (same fingerprint) also hits the cache
-    fresh = Counting()
+    # a fresh embedder of the same kind (same fingerprint, same code) also hits the cache
+    fresh, calls = PixelEmbedder(progress=False), []
+    monkeypatch.setattr(fresh, "_forward", lambda x: calls.append(1) or x.flatten(1))
     f3, reused3 = embed_cached(fresh, images, tmp_path)
-    assert reused3 is True and fresh.calls == 0
+    assert reused3 is True and not calls
     np.testing.assert_array_equal(f1, f3)
+    # a subclass defined elsewhere is other code: its own cache entry (gmv.code_fingerprint)
+    other = Counting()
+    f4, reused4 = embed_cached(other, images, tmp_path)
+    assert reused4 is False and other.calls > 0
+    np.testing.assert_array_equal(f1, f4)
 
 
 def test_embed_cached_recomputes_on_other_images(tmp_path):

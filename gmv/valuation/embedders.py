@@ -5,7 +5,9 @@
                     or a given file; layer `fc7` (4096-d, default), `fc6` (4096-d) or `pool5`
                     (512-d, global-average-pooled conv features); input resized to `image_size`
                     (224 as in ImageNet training; use the native 32 on CPU — see README for speeds).
-- `resnet20_cifar`  the CIFAR-10 ResNet-20's 64-d pooled features; weights file by path.
+- `resnet20_cifar`  the CIFAR-10 ResNet-20 (weights file by path): its 64-d pooled features, or a stage's
+                    spatial features pooled to a grid (gmv/valuation/resnet20_embedder.py).
+- `whitened_pixels` PCA-whitened pixels, fitted on the pool (gmv/valuation/whitened_pixels.py).
 - any `torch.nn.Module` via a Hydra `_target_` config (`build_embedder({"_target_": ...})`).
 
 Every torch embedder normalises with ImageNet mean/std after scaling to [0, 1] and repeats grey
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -238,102 +239,6 @@ class VGG16Embedder(TorchEmbedder):
                 "weights": _file_id(self.weights_file) if self.pretrained else "random-seed0"}
 
 
-RESNET20_LAYERS = ("pooled", "layer1", "layer2", "layer3")
-
-
-class ResNet20Embedder(TorchEmbedder):
-    """Features of the CIFAR-10 ResNet-20 (weights file required): `layer: pooled` (default) the 64-d
-    globally pooled features a classifier reads; `layer1` / `layer2` / `layer3` the spatial activations
-    of that stage (16 / 32 / 64 channels), average-pooled to a `grid` × `grid` map (grid 0: not pooled) —
-    instance-level descriptors that keep where things are, which the pooled features throw away."""
-
-    name = "resnet20_cifar"
-    code_modules = ("gmv.models.resnet20_cifar",)
-
-    def __init__(self, weights: str | None = None, image_size: int | None = 32, layer: str = "pooled",
-                 grid: int = 4, **kw):
-        from gmv.models.resnet20_cifar import load_resnet20
-
-        if not weights or not Path(weights).is_file():
-            raise GmvError(f"resnet20_cifar needs its weights file; not found: {weights!r} "
-                           "(e.g. ../shared/data/cifar10_resnet20-12fca82f.th, or train one yourself)")
-        if layer not in RESNET20_LAYERS:
-            raise GmvError(f"resnet20_cifar layer must be one of {', '.join(RESNET20_LAYERS)}, got {layer!r}")
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 0:
-            raise GmvError(f"resnet20_cifar grid must be an integer ≥ 0 (0 = the full map), got {grid!r}")
-        self.weights_file, self.layer, self.grid = str(weights), layer, int(grid)
-        super().__init__(load_resnet20(weights), image_size=image_size, **kw)
-
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layer == "pooled":
-            return self.network.features(x)
-        h = self.network.feature_map(x, self.layer)
-        return F.adaptive_avg_pool2d(h, self.grid) if self.grid else h
-
-    def fingerprint(self) -> dict[str, Any]:
-        fp = {"name": self.name, "image_size": self.image_size, "precision": self.precision,
-              "weights": _file_id(self.weights_file)}
-        return fp if self.layer == "pooled" else {**fp, "layer": self.layer, "grid": self.grid}
-
-
-class WhitenedPixelEmbedder(Embedder):
-    """PCA-whitened pixels, a classic copy-detection baseline: each image's pixels (in [0, 1]) minus the
-    mean, projected on the top `dims` principal directions and divided by their standard deviations
-    (+ `eps`), so that every direction of variation weighs the same and a copy's small perturbations
-    (noise, compression) do not outweigh what makes an image itself. The whitening is fitted (`fit`) on
-    the pool being valued — both halves alike, never the generated set; `valuate` does it — and is part of
-    the fingerprint (its digest), so embeddings made with another fit are never reused."""
-
-    name = "whitened_pixels"
-    needs_fit = True
-
-    def __init__(self, dims: int = 256, eps: float = 1e-3, fit_size: int = 20_000, seed: int = 0, **kw):
-        super().__init__(**kw)
-        if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
-            raise GmvError(f"whitened_pixels dims must be an integer ≥ 1, got {dims!r}")
-        if not eps > 0:
-            raise GmvError(f"whitened_pixels eps must be > 0, got {eps!r}")
-        self.dims, self.eps, self.fit_size, self.seed = int(dims), float(eps), int(fit_size), int(seed)
-        self.mean: torch.Tensor | None = None
-        self.projection: torch.Tensor | None = None  # D×dims: principal directions / (σ + eps)
-        self._digest: str | None = None
-
-    @property
-    def fitted(self) -> bool:
-        return self.projection is not None
-
-    def fit(self, images) -> "WhitenedPixelEmbedder":
-        """Fit the whitening on (a seeded sample of at most `fit_size` of) `images`."""
-        from gmv.data.pixels import as_pixels
-
-        pixels = as_pixels(images)
-        n = len(pixels)
-        rows = np.sort(np.random.default_rng(self.seed).choice(n, min(n, self.fit_size), replace=False))
-        x = torch.from_numpy(pixels.read(rows)).permute(0, 3, 1, 2).double().div(255.0).flatten(1)
-        if len(x) < 2:
-            raise GmvError("whitened_pixels needs at least 2 images to fit its whitening")
-        mean = x.mean(0)
-        _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
-        k = min(self.dims, len(s))
-        sigma = s[:k] / math.sqrt(len(x) - 1)
-        self.mean = mean.float()
-        self.projection = (vt[:k].T / (sigma + self.eps)).float()
-        h = hashlib.sha256(self.mean.numpy().tobytes() + self.projection.numpy().tobytes())
-        self._digest = h.hexdigest()[:24]
-        return self
-
-    def dim(self, image_shape: tuple[int, int, int]) -> int:
-        return int(self.projection.shape[1]) if self.fitted else min(self.dims, int(np.prod(image_shape)))
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fitted:
-            raise GmvError("whitened_pixels is not fitted: call fit(images) on the pool first (valuate does)")
-        return (x.flatten(1) - self.mean) @ self.projection
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {"name": self.name, "dims": self.dims, "eps": self.eps, "whitening": self._digest}
-
-
 class ModuleEmbedder(TorchEmbedder):
     """Any nn.Module whose forward maps B×3×H×W (normalised) to B×D (or B×… flattened)."""
 
@@ -362,8 +267,21 @@ def _file_id(path: str | None) -> str:
     return h.hexdigest()[:16]
 
 
-EMBEDDERS = {"pixels": PixelEmbedder, "vgg16": VGG16Embedder, "resnet20_cifar": ResNet20Embedder,
-             "whitened_pixels": WhitenedPixelEmbedder}
+def _resnet20_cifar(**options) -> Embedder:
+    from gmv.valuation.resnet20_embedder import ResNet20Embedder
+
+    return ResNet20Embedder(**options)
+
+
+def _whitened_pixels(**options) -> Embedder:
+    from gmv.valuation.whitened_pixels import WhitenedPixelEmbedder
+
+    return WhitenedPixelEmbedder(**options)
+
+
+#: every embedder by name: its class, or a function that builds it from a module of its own
+EMBEDDERS = {"pixels": PixelEmbedder, "vgg16": VGG16Embedder, "resnet20_cifar": _resnet20_cifar,
+             "whitened_pixels": _whitened_pixels}
 
 
 def build_embedder(spec: str | Mapping[str, Any] | Embedder = "pixels", **options) -> Embedder:
