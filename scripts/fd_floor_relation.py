@@ -78,7 +78,8 @@ def study_rows(results: Path) -> list[dict]:
             continue
         seen.add(key)
         config = (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").is_file() else ""
-        rows.append({"source": str(path.relative_to(ROOT)), "what": "end of run", "family": family_of(config),
+        family = m.get("generator") if m.get("generator") in FAMILIES else family_of(config)
+        rows.append({"source": str(path.relative_to(ROOT)), "what": "end of run", "family": family,
                      "kind": "study", "fd_ratio": fd / floor, "auroc": float(m["auroc"]), "p_value": float(m["p_value"])})
     return rows
 
