@@ -214,3 +214,26 @@ def test_console_script_prints_no_traceback(planted):
                         "--k", "0", "--wandb", "disabled"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "k must be an integer ≥ 1" in r.stderr
+
+
+def test_a_new_method_the_readme_way_is_a_default_baseline_of_gmv_value(planted, tmp_path, monkeypatch):
+    """README, "A new method": one class and one line (register_method) — and gmv-value reports it by default."""
+    from gmv.valuation import methods
+    from gmv.valuation.methods import KNNCount, MethodResult, register_method
+
+    class NearestOnly(KNNCount):  # one class: credit only the first match of each generated image
+        name = "nearest_only"
+
+        def value(self, evidence):
+            first = evidence.matches.indices[:, 0]
+            counts = np.bincount(first[first >= 0], minlength=evidence.n_pool).astype(np.float64)
+            return MethodResult(self.name, counts, evidence.split, {"k": 1})
+
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+    register_method("nearest_only", NearestOnly, baseline=True)  # one line
+    out = tmp_path / "run"
+    assert run_cli(planted, out, "--k", "5") == 0
+    header = (out / "values.csv").read_text().splitlines()[0]
+    assert header.endswith("knn_count,gan_leaks,nearest_only")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["method/nearest_only/auroc"] > 0.9  # every noisy copy's nearest image is its source
