@@ -94,6 +94,11 @@ def nearest_distances(gen_emb, v1_emb, v2_emb) -> tuple[np.ndarray, np.ndarray]:
     return exact_knn(gen, v1, 1)[0][:, 0], exact_knn(gen, v2, 1)[0][:, 0]
 
 
+def share_nearer_v1(d1: np.ndarray, d2: np.ndarray) -> float:
+    """The share of generated points nearer X_v1 than X_v2 (`d1` < `d2`; an exact tie counts half)."""
+    return float(np.mean(d1 < d2) + 0.5 * np.mean(d1 == d2))
+
+
 def summarise_nearest(d1: np.ndarray, d2: np.ndarray, n_v1: int, n_v2: int) -> dict:
     """RA1's numbers from per-point nearest distances `d1` (to X_v1) and `d2` (to X_v2):
 
@@ -110,7 +115,7 @@ def summarise_nearest(d1: np.ndarray, d2: np.ndarray, n_v1: int, n_v2: int) -> d
     return {
         "nn_dist_gen_to_v1": float(d1.mean()),
         "nn_dist_gen_to_v2": float(d2.mean()),
-        "nn_share_v1": float(np.mean(d1 < d2) + 0.5 * np.mean(d1 == d2)),
+        "nn_share_v1": share_nearer_v1(d1, d2),
         "n_gen": int(len(d1)),
         "n_v1": int(n_v1),
         "n_v2": int(n_v2),

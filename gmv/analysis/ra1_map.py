@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gmv.analysis.ra1 import COLOURS, LABELS, _as_matrix
+from gmv.analysis.ra1 import COLOURS, LABELS, _as_matrix, share_nearer_v1
 from gmv.errors import GmvError
 from gmv.io import save_figure
 
@@ -150,7 +150,7 @@ def plot_tsne(tmap: TsneMap, path: str | os.PathLike, title: str | None = None,
             name = "X_v1 (trained on)" if key == "v1" else "X_v2 (held out)"
             bx.hist(d, bins=bins, color=COLOURS[key], alpha=0.55, label=f"to nearest {name}: mean {d.mean():.3g}")
             bx.axvline(d.mean(), color=COLOURS[key], lw=1.5, ls="--")
-        share = float(np.mean(d1 < d2) + 0.5 * np.mean(d1 == d2))
+        share = share_nearer_v1(d1, d2)
         bx.set_xlabel("distance from each generated image to its nearest neighbour (embedding)", fontsize=9)
         bx.set_ylabel("generated images", fontsize=9)
         bx.set_title(f"X\u0302's nearest neighbours: {share:.0%} lie in X_v1 (0.5 = no preference)", fontsize=10)

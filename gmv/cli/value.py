@@ -36,7 +36,6 @@ MATCHER_FLAGS = {"kind": "--index", "m": "--pq-m", "nbits": "--nbits", "nlist": 
 def add_matcher_options(group) -> None:
     """One option per MatcherConfig setting: its type, default and help from the dataclass."""
     import typing
-    from dataclasses import MISSING
 
     from gmv.valuation.matchers import KINDS, SETTINGS, MatcherConfig
 
@@ -48,8 +47,7 @@ def add_matcher_options(group) -> None:
         f = MatcherConfig.__dataclass_fields__[name]
         kind = next(t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None))
         group.add_argument(flag, dest=f"matcher_{name}", metavar=flag[2:].upper().replace("-", "_"), type=kind,
-                           default=None if f.default is MISSING else f.default,
-                           choices=KINDS if name == "kind" else None, help=f.metadata["help"])
+                           default=f.default, choices=KINDS if name == "kind" else None, help=f.metadata["help"])
 
 
 def parser() -> argparse.ArgumentParser:

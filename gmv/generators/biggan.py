@@ -42,7 +42,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gmv.errors import GmvError
 from gmv.generators.base import GeneratorModule, update_ema
 from gmv.models.biggan import (
     IMAGE_SIZES,
@@ -53,7 +52,7 @@ from gmv.models.biggan import (
     num_d_blocks,
     num_g_blocks,
 )
-from gmv.models.diffaugment import diff_augment, parse_policy
+from gmv.models.diffaugment import diff_augment, parse_policy, policy_problems
 
 STANDING_STATS_SEED = 0  # seed of the private RNG that draws the standing-statistics samples
 GENERATE_CHUNK = 256  # images per forward pass in `generate`
@@ -158,10 +157,7 @@ class BigGAN(GeneratorModule):
         for name in ("ema_start", "standing_stats", "max_iterations"):
             if getattr(cfg, name) < 0:
                 problems.append(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
-        try:
-            parse_policy(cfg.diffaug)
-        except GmvError as e:
-            problems.append(str(e))
+        problems += policy_problems(cfg.diffaug)
         return problems
 
     def networks(self) -> dict[str, torch.nn.Module]:
@@ -245,9 +241,6 @@ class BigGAN(GeneratorModule):
 
     # --- training -------------------------------------------------------------------------------
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self._augment_policy) if self._augment_policy else x
-
     def training_step(self, batch, batch_idx: int) -> None:
         x_real, y_real = batch[0], self.batch_labels(batch[1])
         n = x_real.shape[0]
@@ -258,7 +251,8 @@ class BigGAN(GeneratorModule):
         with torch.no_grad():
             z, y_fake = self._sample_latents(n)
             x_fake = self.G(z, y_fake)
-        logits = self.D(self._augment(torch.cat([x_real, x_fake])), torch.cat([y_real, y_fake]))
+        logits = self.D(diff_augment(torch.cat([x_real, x_fake]), self._augment_policy),
+                        torch.cat([y_real, y_fake]))
         d_real, d_fake = logits[:n], logits[n:]
         d_loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
         opt_d.zero_grad(set_to_none=True)
@@ -275,7 +269,7 @@ class BigGAN(GeneratorModule):
         # generator: −E[D(G(z))], D frozen
         self.D.requires_grad_(False)
         z, y_fake = self._sample_latents(n)
-        g_loss = -self.D(self._augment(self.G(z, y_fake)), y_fake).mean()
+        g_loss = -self.D(diff_augment(self.G(z, y_fake), self._augment_policy), y_fake).mean()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from gmv.errors import GmvError
 from gmv.generators.base import GeneratorModule, update_ema
-from gmv.models.diffaugment import diff_augment, parse_policy
+from gmv.models.diffaugment import diff_augment, parse_policy, policy_problems
 from gmv.models.stylegan2 import Generator
 from gmv.models.stylegan2_discriminator import Discriminator
 
@@ -142,10 +141,7 @@ class StyleGAN2(GeneratorModule):
             problems.append(f"ema_rampup must be > 0 or null, got {cfg.ema_rampup}")
         if not cfg.truncation_psi >= 0:
             problems.append(f"truncation_psi must be ≥ 0, got {cfg.truncation_psi}")
-        try:
-            parse_policy(cfg.diffaug)
-        except GmvError as e:
-            problems.append(str(e))
+        problems += policy_problems(cfg.diffaug)
         return problems
 
     # ── bookkeeping ──────────────────────────────────────────────────────────────────────────────
@@ -176,13 +172,10 @@ class StyleGAN2(GeneratorModule):
     def _z(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.config.z_dim, device=like.device, dtype=like.dtype)
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self._augment_policy) if self._augment_policy else x
-
     def _r1_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Lazy R1 on reals: (γ/2)·‖∇_x D(aug(x))‖², weighted by r1_interval (aug: DiffAugment, if on)."""
         x = x.detach().requires_grad_(True)
-        logits = self.D(self._augment(x), y)
+        logits = self.D(diff_augment(x, self._augment_policy), y)
         (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
         penalty = grad.square().sum(dim=[1, 2, 3])  # N
         return (penalty * (self.config.r1_gamma / 2)).mean() * self.config.r1_interval
@@ -214,8 +207,8 @@ class StyleGAN2(GeneratorModule):
         self.D.requires_grad_(True)
         with torch.no_grad():
             fake = self.G(self._z(n, x), y, style_mixing_prob=cfg.style_mixing_prob, fused_modconv=False)
-        logits_fake = self.D(self._augment(fake), y)
-        logits_real = self.D(self._augment(x), y)
+        logits_fake = self.D(diff_augment(fake, self._augment_policy), y)
+        logits_real = self.D(diff_augment(x, self._augment_policy), y)
         loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
@@ -236,7 +229,7 @@ class StyleGAN2(GeneratorModule):
         self.D.requires_grad_(False)
         fake = self.G(self._z(n, x), y, update_w_avg=True, style_mixing_prob=cfg.style_mixing_prob,
                       fused_modconv=False)
-        loss_g = F.softplus(-self.D(self._augment(fake), y)).mean()
+        loss_g = F.softplus(-self.D(diff_augment(fake, self._augment_policy), y)).mean()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()

@@ -91,8 +91,17 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return names
 
 
+def policy_problems(policy: str) -> list[str]:
+    """[] for a valid policy, else [the one-line reason] — for a generator's `check_settings`."""
+    try:
+        parse_policy(policy)
+    except GmvError as e:
+        return [str(e)]
+    return []
+
+
 def diff_augment(x: torch.Tensor, policy: str | tuple[str, ...]) -> torch.Tensor:
-    """Apply the policy's augmentations in order; differentiable with respect to x."""
+    """Apply the policy's augmentations in order (none: x itself); differentiable with respect to x."""
     names = parse_policy(policy) if isinstance(policy, str) else policy
     for name in names:
         for augment in AUGMENTATIONS[name]:

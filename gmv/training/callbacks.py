@@ -30,8 +30,6 @@ from gmv.errors import GmvError
 from gmv.io import link_or_copy
 
 
-
-
 # --------------------------------------------------------------------------- RNG state
 
 

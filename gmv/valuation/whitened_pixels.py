@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
 import numpy as np
 import torch
 
+from gmv.cache import array_digest
 from gmv.errors import GmvError
 from gmv.valuation.embedders import Embedder
 
@@ -55,8 +55,7 @@ class WhitenedPixelEmbedder(Embedder):
         sigma = s[:k] / math.sqrt(len(x) - 1)
         self.mean = mean.float()
         self.projection = (vt[:k].T / (sigma + self.eps)).float()
-        h = hashlib.sha256(self.mean.numpy().tobytes() + self.projection.numpy().tobytes())
-        self._digest = h.hexdigest()[:24]
+        self._digest = array_digest(self.mean.numpy(), self.projection.numpy())
         return self
 
     def dim(self, image_shape: tuple[int, int, int]) -> int:
