@@ -237,3 +237,18 @@ def test_a_new_method_the_readme_way_is_a_default_baseline_of_gmv_value(planted,
     assert header.endswith("knn_count,gan_leaks,nearest_only")
     m = json.loads((out / "metrics.json").read_text())
     assert m["method/nearest_only/auroc"] > 0.9  # every noisy copy's nearest image is its source
+
+
+def test_quality_weighting_from_a_file_is_named_and_recorded(planted, tmp_path, capsys):
+    """--quality file: the first half of X̂ at full score, the second at a quarter → values sum to Σ q_j,
+    match_tables.npz holds q, the summary names the weighting."""
+    m_gen = len(np.load(planted / "gen.npz")["labels"])
+    scores = tmp_path / "scores.csv"
+    scores.write_text("quality\n" + "\n".join("8" if j < m_gen // 2 else "2" for j in range(m_gen)) + "\n")
+    out = tmp_path / "run"
+    assert run_cli(planted, out, "--k", "5", "--quality", "file", "--quality-file", str(scores)) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    q = np.load(out / "match_tables.npz")["quality"]
+    assert q[: m_gen // 2] == pytest.approx(1.0) and q[m_gen // 2:] == pytest.approx(0.25)
+    assert m["sum_values"] == pytest.approx(q.sum()) and m["quality_weighting"] == "file"
+    assert "quality-weighted credit (file)" in capsys.readouterr().out

@@ -3,8 +3,10 @@
 Files (all written atomically):
     values.csv          index, split, label, value, n_matches (one row per pool image); with a held-out
                         half also p_value (empirical, against X_v2) and bh_flag (Benjamini–Hochberg), and
-                        one score column per baseline method
-    match_tables.npz    the paper's m×K `distances` and `indices` tables, and the `credit` (Eq. 5)
+                        one score column per baseline method; after a training-set edit also added,
+                        added_source, added_index (gmv/data/edit.py)
+    match_tables.npz    the paper's m×K `distances` and `indices` tables, and the `credit` (Eq. 5); with a
+                        quality weighting also `quality` (q_j per generated image, gmv/valuation/quality.py)
     metrics.json        flat keys: k, tau (the τ used), top_credit_mean, effective_neighbours, n_generated,
                         n_v1, n_v2, mean_value_v1/v2, t_statistic, p_value, auroc (+ CI), tpr_at_1fpr (+ CI),
                         cohens_d, recall_at_k, per-method `method/<name>/…`, the shuffled-split control,
@@ -69,7 +71,8 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
     }
 
 
-def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None) -> None:
+def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None,
+                       pool_columns: dict[str, np.ndarray] | None = None) -> None:
     columns = {"index": np.arange(len(val.values)), "split": val.split, "label": val.pool.labels.astype(np.int64),
                "value": [f"{v:.10g}" for v in val.values], "n_matches": val.n_matches.astype(np.int64)}
     if val.ids is not None:  # precomputed embeddings' ids, image folders' file paths
@@ -79,11 +82,16 @@ def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None)
         columns["bh_flag"] = audit["bh_flag"].astype(int)
     for name, result in list(val.methods.items())[1:]:
         columns[name] = [f"{v:.8g}" for v in result.values]
+    for name, column in (pool_columns or {}).items():  # e.g. a training-set edit's provenance (gmv/data/edit.py)
+        if len(column) != len(val.values):
+            raise GmvError(f"values.csv column {name!r} has {len(column)} rows for {len(val.values)} pool images")
+        columns[name] = column
     rows = list(zip(*columns.values()))
     write_csv(out_dir / "values.csv", list(columns), rows)
     gen_ids = {} if val.generated_ids is None else {"generated_ids": val.generated_ids}
+    quality = {k: val.main.arrays[k] for k in ("quality",) if k in val.main.arrays}  # q_j per generated image
     save_npz(out_dir / "match_tables.npz", distances=val.matches.distances, indices=val.matches.indices,
-             credit=val.credit.astype(np.float32), **gen_ids)
+             credit=val.credit.astype(np.float32), **gen_ids, **quality)
 
 
 METHOD_COLUMNS = ["Method", "t", "p (one-sided Welch)", "AUROC [95% CI]", "TPR@1%FPR [95% CI]", "Cohen's d"]
@@ -233,14 +241,16 @@ def _log(tracker, metrics: dict, label: str, stats: dict | None, per_class: dict
 def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", tracker=None,
                  ra3_n: int = 8, tsne_cap: int | None = None, seed: int = 0, extra_metrics: dict | None = None,
                  audit_fdr: float = 0.05, report_class: int | None = None, class_names: list[str] | None = None,
-                 attribute_n: int | None = None, write_metrics: bool = True) -> dict:
+                 attribute_n: int | None = None, write_metrics: bool = True,
+                 pool_columns: dict[str, np.ndarray] | None = None) -> dict:
     """Write every table and figure for `val` into `out_dir`; return metrics (also in metrics.json, unless
     `write_metrics` is False: the study app writes it once, with its stage times, when the run ends).
 
     With a held-out half and more than one label: RA2 per class (ra2_per_class.md/.csv, rows named by
     `class_names`, default the pool's) and the Table-1 numbers of `report_class` (``class_{c}_…``).
     With attributes: RA3 attribute agreement of the `attribute_n` (default 4 × `ra3_n`) highest- and
-    lowest-value images, seeded with `seed`. `extra_metrics` are added last."""
+    lowest-value images, seeded with `seed`. `extra_metrics` are added last; `pool_columns` are further
+    per-pool-image columns of values.csv (a training-set edit's provenance)."""
     from gmv.analysis import ra3
     from gmv.analysis.credit import credit_spread
 
@@ -254,7 +264,7 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
 
         audit = audit_values(val.values, val.split, fdr=audit_fdr)
         metrics.update({k if k.startswith("audit_") else f"audit_{k}": v for k, v in audit.items() if np.isscalar(v)})
-    write_value_tables(val, out, audit)
+    write_value_tables(val, out, audit, pool_columns)
     metrics.update(credit_spread(val.values, val.split))
     metrics.update(class_agreement_metrics(val, out))
     figures: dict[str, Path] = {}
@@ -313,6 +323,10 @@ def summary(metrics: dict, label: str, after_ra2: str | None = None) -> str:
              f"(k={metrics['k']}, {metrics['embedder']} {metrics['embedding_dim']}-d, {metrics['matcher']}"
              f"{', re-rank ' + str(metrics['rerank']) if metrics['rerank'] else ''}; "
              f"recall@{metrics['k']} vs exact = {metrics['recall_at_k']:.3f}; {metrics.get('distance')}, {sharp})"]
+    if metrics.get("quality_weighting", "none") != "none":
+        lines.append(f"quality-weighted credit ({metrics['quality_weighting']}): mean q {metrics['quality_mean']:.3f}, "
+                     f"{metrics['quality_share_full']:.1%} of generated images at full credit; values sum to "
+                     f"{metrics['sum_values']:.1f} of {metrics['n_generated']}")
     if metrics["n_v2"]:
         lines.append(format_table1({label: metrics}))
         if "auroc_ci_low" in metrics:

@@ -96,6 +96,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--audit-fdr", type=float, default=0.05, help="per-image audit: Benjamini–Hochberg FDR level")
     g.add_argument("--distance", default="l2", choices=["l2", "sqeuclidean"],
                    help="distance in Eq. 5: Euclidean (default) or squared Euclidean (FAISS's raw output)")
+    g.add_argument("--quality", default="none", choices=["none", "realism", "file"],
+                   help="quality-weighted credit (ICLR 2025): each generated image hands out q_j ∈ [0, 1] instead "
+                        "of 1 — realism: the k-NN realism score in the embedding (no weights); file: --quality-file")
+    g.add_argument("--quality-file", help="--quality file: CSV with a `quality` column (higher = better), one row "
+                                          "per generated image in order; scores are divided by their maximum")
     g = p.add_argument_group("engine (where embedding and matching run)")
     g.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="local: this process; ray: Ray Data actors embed, Ray tasks search pool shards, exact merge "
@@ -142,7 +147,8 @@ def run(args: argparse.Namespace) -> dict:
     label = args.label or Path(args.train or args.train_embeddings).stem
     if args.paper:
         args.tau, args.distance = 1.0, "sqeuclidean"
-    method = GMValuator(k=args.k, tau=args.tau, distance=args.distance, target_top_credit=args.target_top_credit)
+    method = GMValuator(k=args.k, tau=args.tau, distance=args.distance, target_top_credit=args.target_top_credit,
+                        quality=args.quality, quality_file=args.quality_file)
     names = (default_baselines(bool(args.reference)) if args.baselines == "auto"
              else [n.strip() for n in args.baselines.split(",") if n.strip()])
     baselines = [build_method(n, k=args.k) for n in names]

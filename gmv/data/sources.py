@@ -1,6 +1,8 @@
 """Data sources: every loader returns an `ImageSet` (uint8 N×H×W×C, int64 labels).
 
 - `digits`  scikit-learn's bundled 8×8 digits (1,797 images): the default, needs no download.
+- `photos`  32×32 patches of scikit-learn's two bundled sample photographs (a temple, a flower; 520
+            patches, labelled by photograph): natural images of another source, no download.
 - `mnist`, `cifar10`, `celeba`  torchvision datasets under `root` (`download=True` fetches them
   on a machine with network; offline with files missing → a GmvError naming the files).
 - `npz`     the shared format: `images` uint8 N×H×W×C, `labels`, optional `attributes`/`attr_names`.
@@ -63,6 +65,27 @@ def load_digits(image_size: int | None = 32, channels: int | None = None, limit:
     d = sk_digits()
     images = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)[..., None]
     s = ImageSet(images, d.target, class_names=[str(i) for i in range(10)], name="digits")
+    return _finish(s, image_size, channels, limit)
+
+
+PHOTO_PATCH = 32  # side of the `photos` patches, cut on a grid from each 427×640 photograph
+
+
+def load_photos(image_size: int | None = PHOTO_PATCH, channels: int | None = None,
+                limit: int | None = None) -> ImageSet:
+    """Non-overlapping 32×32 patches of scikit-learn's two sample photographs (china.jpg, flower.jpg),
+    row by row, labelled 0 (china) and 1 (flower): out-of-distribution images that ship with a dependency."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images()
+    patches, labels = [], []
+    for label, photo in enumerate(photos.images):
+        rows, cols = photo.shape[0] // PHOTO_PATCH, photo.shape[1] // PHOTO_PATCH
+        grid = photo[:rows * PHOTO_PATCH, :cols * PHOTO_PATCH].reshape(rows, PHOTO_PATCH, cols, PHOTO_PATCH, 3)
+        patches.append(grid.transpose(0, 2, 1, 3, 4).reshape(-1, PHOTO_PATCH, PHOTO_PATCH, 3))
+        labels.append(np.full(rows * cols, label, np.int64))
+    s = ImageSet(np.concatenate(patches).astype(np.uint8), np.concatenate(labels), class_names=["china", "flower"],
+                 name="photos")
     return _finish(s, image_size, channels, limit)
 
 
@@ -179,6 +202,7 @@ def load_celeba(root: str | Path = "data", split: str = "train", download: bool 
 
 SOURCES: dict[str, Callable[..., ImageSet]] = {
     "digits": load_digits,
+    "photos": load_photos,
     "mnist": load_mnist,
     "cifar10": load_cifar10,
     "celeba": load_celeba,

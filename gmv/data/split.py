@@ -18,8 +18,9 @@ class Split:
     v1: np.ndarray  # int64 indices into the dataset: the generator's training half
     v2: np.ndarray  # int64 indices: held out, never seen by the generator
 
-    def save(self, path: str | Path) -> Path:
-        return save_npz(path, v1=self.v1, v2=self.v2)
+    def save(self, path: str | Path, **record: np.ndarray) -> Path:
+        """split.npz: v1, v2 and any further arrays (a training-set edit's record, gmv.data.edit)."""
+        return save_npz(path, v1=self.v1, v2=self.v2, **record)
 
     @classmethod
     def load(cls, path: str | Path) -> "Split":

@@ -44,6 +44,9 @@ def check_config(cfg) -> None:
         require_ray()  # a missing Ray fails here, before any training
     if cfg.logger.mode not in MODES:
         raise GmvError(f"logger.mode must be one of {', '.join(MODES)}, got {cfg.logger.mode!r}")
+    from gmv.data.edit import parse_additions
+
+    parse_additions(cfg.data.get("addition"), default_seed=0)  # a malformed data.addition stops here
     if cfg.get("control"):
         from gmv.pipeline.controls import check_control
 

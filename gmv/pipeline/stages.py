@@ -4,6 +4,7 @@ gmv/pipeline/sample_stage.py):
 
     load_data         → ImageSet                   (dataset name, .npz or folder)
     split_data        → Split, X_v1, X_v2          (class-stratified halves)
+    edit_training_set → X_v1 with data.addition's images appended, and their record (gmv/data/edit.py)
     reference_set     → real images in neither half (calibrated membership baselines)
     valuation_methods → the main method and the baselines (Valuator objects)
     build_generator   → an untrained GeneratorModule (validates the generator config)
@@ -47,13 +48,29 @@ def split_data(data: ImageSet, split_cfg: Mapping[str, Any]) -> tuple[Split, Ima
     return split, v1, v2
 
 
-def reference_set(data: ImageSet, split: Split, size: int, seed: int = 0) -> ImageSet | None:
-    """Up to `size` real images of the split's classes that neither half contains (seeded draw), for
-    calibrated membership baselines; None when `size` is 0 or no such image exists."""
+def edit_training_set(data: ImageSet, split: Split, v1: ImageSet, data_cfg: Mapping[str, Any], seed: int,
+                      conditional: bool, hflip: bool):
+    """X_v1 edited by `data.addition` (gmv.data.edit.EditedTrainingSet), or None when nothing is added."""
+    from gmv.data.edit import apply_additions, parse_additions
+
+    additions = parse_additions(plain(data_cfg.get("addition")), default_seed=seed)
+    if not additions:
+        return None
+    return apply_additions(data, split, v1, additions, image_size=data_cfg.get("image_size"),
+                           conditional=conditional, hflip=hflip)
+
+
+def reference_set(data: ImageSet, split: Split, size: int, seed: int = 0,
+                  exclude: np.ndarray | None = None) -> ImageSet | None:
+    """Up to `size` real images of the split's classes that neither half contains nor `exclude` lists
+    (images a training-set edit took), seeded draw, for calibrated membership baselines; None when
+    `size` is 0 or no such image exists."""
     if size <= 0:
         return None
     used = np.zeros(len(data), bool)
     used[split.v1] = used[split.v2] = True
+    if exclude is not None:
+        used[exclude] = True
     classes = np.unique(data.labels[split.v1])
     free = np.flatnonzero(~used & np.isin(data.labels, classes))
     if len(free) == 0:

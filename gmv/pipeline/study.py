@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from gmv.cache import CacheEntry
 from gmv.console import note, show_progress
 from gmv.pipeline import sample_stage, stages, train_stage
@@ -38,6 +40,7 @@ from gmv.pipeline.stage_loop import Stage, run_stage
 if TYPE_CHECKING:  # the types of the study's fields; nothing here is imported at run time
     from omegaconf import DictConfig
 
+    from gmv.data.edit import EditedTrainingSet
     from gmv.data.imageset import ImageSet
     from gmv.data.split import Split
     from gmv.data.stream import LazyImageSet
@@ -64,6 +67,7 @@ class Study:
     split: Split | None = None
     v1: ImageSet | None = None
     v2: ImageSet | None = None
+    edit: EditedTrainingSet | None = None  # None when data.addition adds nothing
     datamodule: ImageSetDataModule | None = None
     module: GeneratorModule | None = None
     embedder: Embedder | None = None
@@ -119,6 +123,10 @@ def _prepare(s: Study, _) -> None:
     cfg = s.cfg
     s.data = stages.load_data(cfg.data)
     s.split, s.v1, s.v2 = stages.split_data(s.data, cfg.data.split)
+    s.edit = stages.edit_training_set(s.data, s.split, s.v1, cfg.data, seed=int(cfg.seed),
+                                      conditional=bool(cfg.train.conditional), hflip=bool(cfg.train.hflip))
+    if s.edit is not None:
+        s.v1 = s.edit.v1
     n_classes = ImageSetDataModule.count_classes(s.v1, conditional=bool(cfg.train.conditional))
     s.module = stages.build_generator(cfg.generator, n_classes, s.v1.shape[0], s.v1.shape[2], seed=int(cfg.seed))
     s.datamodule = ImageSetDataModule(s.v1, batch_size=int(s.module.config.batch_size), seed=cfg.seed,
@@ -128,10 +136,13 @@ def _prepare(s: Study, _) -> None:
     n_pool = len(s.v1) + (len(s.v2) if cfg.valuation.held_out else 0)
     s.matcher = resolve(MatcherConfig(**stages.plain(cfg.matcher)), n_pool, s.embedder.dim(s.v1.shape),
                         tables_k([s.methods[0], *s.methods[1]]), n_queries=int(cfg.generate.m))
-    s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed))
+    s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed),
+                                       exclude=None if s.edit is None else s.edit.outside)
     sample_stage.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m))
     n_params = s.module.parameter_counts()["total"]
-    note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)} / X_v2 {len(s.v2)}, "
+    added = "" if s.edit is None else f" (incl. {int(s.edit.added.sum())} added: " + ", ".join(
+        f"{n} {k}" for k, n in zip(*np.unique(s.edit.kind[s.edit.added], return_counts=True))) + ")"
+    note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)}{added} / X_v2 {len(s.v2)}, "
           f"{s.datamodule.n_classes} class(es); generator {type(s.module).__name__} ({n_params / 1e6:.2f}M "
           f"parameters)")
 
@@ -210,6 +221,7 @@ def _report(s: Study, _) -> None:
                              audit_fdr=float(cfg.valuation.audit_fdr), tsne_cap=cfg.valuation.tsne_cap,
                              seed=int(cfg.seed), extra_metrics=_study_facts(s),
                              report_class=cfg.valuation.report_class, class_names=s.data.class_names,
+                             pool_columns=None if s.edit is None else s.edit.pool_columns(len(s.v2)),
                              write_metrics=False)
 
 
@@ -220,7 +232,15 @@ def _study_facts(s: Study) -> dict[str, Any]:
             "generator_preset": settings.get("preset"),
             "generator_parameters": int(s.module.parameter_counts()["total"]),  # trainable, without EMA copies
             "train_iterations": t["iterations"], "train_seconds": t["train_seconds"],
-            "train_images_per_s": t.get("images_per_s"), **s.quality}
+            "train_images_per_s": t.get("images_per_s"), **s.quality, **_added_counts(s)}
+
+
+def _added_counts(s: Study) -> dict[str, int]:
+    """n_added and n_added/<kind> when data.addition edited X_v1."""
+    if s.edit is None:
+        return {}
+    kinds, counts = np.unique(s.edit.kind[s.edit.added], return_counts=True)
+    return {"n_added": int(s.edit.added.sum()), **{f"n_added/{k}": int(n) for k, n in zip(kinds, counts)}}
 
 
 def _control(s: Study, _) -> None:
@@ -231,8 +251,9 @@ def _control(s: Study, _) -> None:
                             s.run_dir, s.tracker, label=s.label)
 
 
-PREPARE = Stage("data", needs=(), gives=("data", "split", "v1", "v2", "datamodule", "module", "embedder", "matcher",
-                                         "methods", "reference"), run=_prepare, may_be_none=("reference",))
+PREPARE = Stage("data", needs=(), gives=("data", "split", "v1", "v2", "edit", "datamodule", "module", "embedder",
+                                         "matcher", "methods", "reference"), run=_prepare,
+                may_be_none=("reference", "edit"))
 TRAIN = Stage("train", needs=("v1", "module", "datamodule"), gives=("trained",), run=_train,
               key=lambda s: train_stage.train_key(s.v1, s.module, s.cfg.train, s.cfg.seed), load=_train_reused,
               files=lambda e: sorted(str(p.relative_to(e.folder)) for p in (e.folder / "checkpoints").glob("*.ckpt")))
@@ -292,7 +313,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
     from gmv.io import write_text
 
     write_text(s.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    s.split.save(s.run_dir / "split.npz")
+    s.split.save(s.run_dir / "split.npz", **({} if s.edit is None else s.edit.record()))
     s.tracker = Tracker(mode=cfg.logger.mode, project=cfg.logger.project, dir=s.run_dir, name=str(cfg.study),
                         group=cfg.logger.group or group, config=OmegaConf.to_container(cfg, resolve=True),
                         job_type="study", tags=list(cfg.logger.tags or []))

@@ -5,7 +5,10 @@ and the m×K match tables — and returns a `MethodResult`: one score per pool i
 generator's outputs draw more on it), the v1/v2 split, and method-specific extras. Methods are
 validated once, in their constructor, and selected in `conf/valuation/` by `_target_`.
 
-    GMValuator(k, tau="auto", distance="l2")   the paper's value φ_i = Σ_j V(x_i, x̂_j) (Eq. 5–6)
+    GMValuator(k, tau="auto", distance="l2", quality="none")
+                                               the paper's value φ_i = Σ_j V(x_i, x̂_j) (Eq. 5–6); with a
+                                               quality weighting (gmv/valuation/quality.py) each generated
+                                               point's credit is scaled by its q_j (ICLR 2025)
     KNNCount(k)                                how many generated points have x_i among their K matches
     GANLeaks(calibrated=False)                 full black-box membership score of GAN-Leaks (Chen et
                                                al., CCS 2020): −min_j ‖e(x_i) − e(x̂_j)‖, the distance
@@ -137,8 +140,11 @@ class GMValuator:
     needs_reference = False
 
     def __init__(self, k: int = 10, tau: float | str = "auto", distance: str = "l2",
-                 target_top_credit: float = TARGET_TOP_CREDIT):
+                 target_top_credit: float = TARGET_TOP_CREDIT, quality: Any = "none", quality_file: str | None = None):
+        from gmv.valuation.quality import build_quality
+
         self.k = _check_k(k, "GMValuator")
+        self.quality = build_quality(quality, quality_file)
         self.tau = check_tau(tau)
         if distance not in DISTANCES:
             raise GmvError(f"GMValuator: distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
@@ -156,12 +162,20 @@ class GMValuator:
         valid = idx >= 0
         tau = resolve_tau(d, self.tau, valid, self.target_top_credit)
         w = credit(d, tau, valid=valid)
-        values, n_matches = values_from_credit(idx, w, evidence.n_pool)
         extras = {"k": self.k, "tau": tau, "tau_rule": "auto" if self.tau == "auto" else "given",
-                  "distance": self.distance, **credit_sharpness(w)}
+                  "distance": self.distance, **credit_sharpness(w), "quality_weighting": self.quality.name}
+        arrays: dict[str, np.ndarray] = {}
+        if self.quality.name != "none":  # ICLR 2025: each generated point hands out q_j instead of 1
+            q = np.asarray(self.quality.weights(evidence), np.float64)
+            w = w * q[:, None]
+            arrays["quality"] = q
+            extras.update(quality_mean=float(q.mean()), quality_share_full=float(np.mean(q >= 1.0)))
+            if getattr(self.quality, "certified", None) is not None:
+                extras["quality_realism_certified"] = self.quality.certified
+        values, n_matches = values_from_credit(idx, w, evidence.n_pool)
         if self.tau == "auto":
             extras["target_top_credit"] = self.target_top_credit
-        return MethodResult(self.name, values, evidence.split, extras, {"credit": w, "n_matches": n_matches})
+        return MethodResult(self.name, values, evidence.split, extras, {"credit": w, "n_matches": n_matches, **arrays})
 
 
 class KNNCount:

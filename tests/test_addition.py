@@ -1,0 +1,156 @@
+"""Training-set edits (gmv/data/edit.py): every addition kind on a tiny set, its record, caching by content,
+bad settings stopping before training, and a whole study with an addition."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gmv.data.edit import KINDS, apply_additions, corrupt, parse_additions
+from gmv.data.imageset import ImageSet
+from gmv.data.split import Split, split_imageset, stratified_split
+from gmv.errors import GmvError
+
+ROOT = Path(__file__).resolve().parents[1]
+GMV = Path(sys.executable).parent / "gmv"
+
+
+def tiny_data(n_classes: int = 3, per_class: int = 12, side: int = 8) -> ImageSet:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(n_classes), per_class)
+    images = rng.integers(0, 256, (len(labels), side, side, 1), dtype=np.uint8)
+    return ImageSet(images, labels, class_names=[f"c{i}" for i in range(n_classes)], name="tiny")
+
+
+def edited(additions, data=None, classes=None, **options):
+    data = tiny_data() if data is None else data
+    split = stratified_split(data.labels, classes=classes, per_class_limit=6, seed=1)  # 3 + 3 per class
+    v1, _ = split_imageset(data, split)
+    return data, split, v1, apply_additions(data, split, v1, parse_additions(additions), **options)
+
+
+def test_each_kind_adds_its_count_with_its_record():
+    for kind in KINDS:
+        extra = {"source": "photos"} if kind == "ood" else {}
+        data, split, v1, e = edited([{"kind": kind, "count": 4, "seed": 2, **extra}], image_size=8)
+        assert len(e.v1) == len(v1) + 4, kind
+        assert np.array_equal(e.v1.images[:len(v1)], v1.images)  # the originals first, unchanged
+        assert list(e.kind) == [""] * len(v1) + [kind] * 4
+        assert set(e.v1.labels[len(v1):]) <= set(np.unique(v1.labels))  # every added label is an X_v1 class
+        rec = e.record()
+        assert list(rec["added_kind"]) == [kind] * 4 and len(rec["added_index"]) == 4
+        cols = e.pool_columns(n_v2=5)
+        assert len(cols["added"]) == len(e.v1) + 5 and list(cols["added"][-5:]) == [""] * 5
+
+
+def test_duplicates_are_exact_copies_and_outside_images_come_from_neither_half():
+    data, split, v1, e = edited([{"kind": "duplicate", "count": 3}, {"kind": "clean", "count": 3},
+                                 {"kind": "mislabel", "count": 3}, {"kind": "corrupt", "count": 3}])
+    n = len(v1)
+    dup = slice(n, n + 3)
+    src = e.source_index[dup]
+    assert np.isin(src, split.v1).all()  # dataset indices of X_v1 images
+    assert np.array_equal(e.v1.images[dup], data.images[src]) and np.array_equal(e.v1.labels[dup], data.labels[src])
+    outside = e.source_index[n + 3:]
+    assert len(set(outside)) == 9 and not np.isin(outside, np.concatenate([split.v1, split.v2])).any()
+    assert np.array_equal(np.sort(outside), e.outside)
+    clean = slice(n + 3, n + 6)
+    assert np.array_equal(e.v1.images[clean], data.images[e.source_index[clean]])
+    mis = slice(n + 6, n + 9)
+    assert (e.v1.labels[mis] != e.true_label[mis]).all() and np.array_equal(e.true_label[mis],
+                                                                            data.labels[e.source_index[mis]])
+    cor = slice(n + 9, n + 12)
+    assert not np.array_equal(e.v1.images[cor], data.images[e.source_index[cor]])  # damaged
+    assert np.array_equal(e.v1.labels[cor], data.labels[e.source_index[cor]])
+
+
+def test_fraction_rounds_half_up_and_seeds_decide_the_draw():
+    _, _, v1, e = edited([{"kind": "duplicate", "fraction": 0.25}])  # 9 X_v1 images → 2.25 → 2
+    assert int(e.added.sum()) == 2
+    a = edited([{"kind": "noise", "count": 2, "seed": 5}])[3]
+    b = edited([{"kind": "noise", "count": 2, "seed": 5}])[3]
+    c = edited([{"kind": "noise", "count": 2, "seed": 6}])[3]
+    assert np.array_equal(a.v1.images, b.v1.images) and not np.array_equal(a.v1.images, c.v1.images)
+
+
+def test_ood_from_the_study_s_own_other_classes():
+    data, split, v1, e = edited([{"kind": "ood", "count": 3}], classes=[0])
+    added = e.source_index[e.added]
+    assert (data.labels[added] != 0).all() and (e.v1.labels[e.added] == 0).all()
+
+
+def test_corruptions_damage_each_image_their_way():
+    rng = np.random.default_rng(0)
+    img = np.full((3, 16, 16, 1), 40, np.uint8)
+    img[:, 4:12, 4:12] = 220
+    out = corrupt(img, ["noise", "blur", "jpeg"], rng)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.abs(out[0].astype(int) - img[0]).mean() > 30  # σ = 80 noise
+    assert out[1].max() < 210 and out[1].std() < 0.8 * img[1].std()  # σ = 2 px blur: the square's edges spread
+    assert out[1].mean() == pytest.approx(img[1].mean(), abs=1)  # blurring keeps the mean (reflected borders)
+    assert not np.array_equal(out[2], img[2])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([{"kind": "copy", "count": 1}], "unknown kind 'copy'"),
+    ([{"kind": "duplicate", "fraction": 1.5}], "fraction must be a share of X_v1 in (0, 1]"),
+    ([{"kind": "duplicate"}], "exactly one of fraction"),
+    ([{"kind": "noise", "count": 0}], "count must be an integer ≥ 1"),
+    ([{"kind": "clean", "count": 1, "source": "photos"}], "`source` applies to kind ood only"),
+    ([{"kind": "corrupt", "count": 1, "corruption": "rain"}], "corruption must be one of"),
+])
+def test_bad_settings_are_one_line(spec, message):
+    with pytest.raises(GmvError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        parse_additions(spec)
+
+
+def test_settings_that_need_the_data_fail_before_training():
+    with pytest.raises(GmvError, match="X_v1 has one class"):
+        edited([{"kind": "mislabel", "count": 1}], classes=[0])
+    with pytest.raises(GmvError, match="unconditional"):
+        edited([{"kind": "mislabel", "count": 1}], conditional=False)
+    with pytest.raises(GmvError, match="every class of the data"):
+        edited([{"kind": "ood", "count": 1}])
+    with pytest.raises(GmvError, match="gives 32×32×1 images, X_v1 is 8×8×1"):
+        edited([{"kind": "ood", "count": 1, "source": "photos"}])  # no data.image_size: sizes differ
+    with pytest.raises(GmvError, match="only 18 are available"):
+        edited([{"kind": "clean", "count": 19}])  # 36 images − 18 in the halves
+
+
+def test_the_edited_set_is_cached_by_content():
+    from gmv.cache import array_digest
+
+    a = edited([{"kind": "noise", "count": 2, "seed": 1}])[3].v1
+    b = edited([{"kind": "noise", "count": 2, "seed": 1}])[3].v1
+    c = edited([{"kind": "noise", "count": 2, "seed": 2}])[3].v1
+    assert array_digest(a.images, a.labels) == array_digest(b.images, b.labels)
+    assert array_digest(a.images, a.labels) != array_digest(c.images, c.labels)
+
+
+def test_a_study_with_an_addition_records_it_everywhere(tmp_path):
+    from tests.test_pipeline import TINY, cfg_of
+    from gmv.pipeline import run_study
+
+    cfg = cfg_of(*TINY, "data.addition=[{kind: duplicate, count: 3}]",
+                 f"cache_dir={tmp_path / 'cache'}")
+    metrics = run_study(cfg, tmp_path / "run")
+    split = np.load(tmp_path / "run" / "split.npz")
+    assert list(split["added_kind"]) == ["duplicate"] * 3 and np.isin(split["added_index"], split["v1"]).all()
+    with open(tmp_path / "run" / "values.csv") as f:
+        rows = list(csv.DictReader(f))
+    n_v1 = len(split["v1"])
+    assert [r["added"] for r in rows].count("duplicate") == 3 and metrics["n_v1"] == n_v1 + 3
+    assert all(r["added"] == "duplicate" for r in rows[n_v1:n_v1 + 3])
+    assert [int(r["added_index"]) for r in rows[n_v1:n_v1 + 3]] == list(split["added_index"])
+    assert metrics["n_added"] == 3 and metrics["n_added/duplicate"] == 3
+    # an unknown kind stops the app before training, in one line, exit 2
+    r = subprocess.run([str(GMV), *TINY, "addition=duplicate", "data.addition.0.kind=copy",
+                        f"hydra.run.dir={tmp_path / 'bad'}", f"cache_dir={tmp_path / 'cache'}"],
+                       capture_output=True, text=True, cwd=ROOT, env={**__import__("os").environ,
+                                                                      "WANDB_MODE": "disabled"})
+    assert r.returncode == 2 and "unknown kind 'copy'" in r.stderr and not (tmp_path / "cache" / "bad").exists()
+    assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1

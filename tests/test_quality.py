@@ -1,0 +1,93 @@
+"""Quality-weighted credit (gmv/valuation/quality.py): the realism score by hand, values summing to Σ q_j,
+per-sample scores from a file, and the planted control — corrupted samples hand out less credit."""
+
+import numpy as np
+import pytest
+
+from gmv.errors import GmvError
+from gmv.valuation.matchers import MatcherConfig, match
+from gmv.valuation.methods import Evidence, GMValuator
+from gmv.valuation.quality import FileQuality, RealismQuality, build_quality, realism_scores
+
+
+def evidence(pool, gen, split, k=3):
+    pool, gen = np.asarray(pool, np.float32), np.asarray(gen, np.float32)
+    return Evidence(pool, gen, np.asarray(split), match(pool, gen, k, MatcherConfig(kind="flat"), announce=False))
+
+
+def test_realism_score_by_hand():
+    # 1-D reals 0, 1, 2, 10 with k = 1: radii 1, 1, 1, 8; the half with the largest radii is dropped, which
+    # keeps the three radius-1 points (the median radius is 1). R(x̂) = max_i r_i / |x̂ − x_i|:
+    #   x̂ = 0.5 → max(1/0.5, 1/0.5, 1/1.5) = 2;  x̂ = 4 → 1/2;  x̂ = 5 → 1/3;  x̂ = 10 → 1/8 (10 was dropped)
+    real = np.array([[0.0], [1.0], [2.0], [10.0]])
+    scores, certified = realism_scores(real, np.array([[0.5], [4.0], [5.0], [10.0]]), k=1)
+    assert scores == pytest.approx([2.0, 0.5, 1 / 3, 1 / 8])
+    assert certified == 1.0
+    q = RealismQuality(k=1).weights(evidence(real, [[0.5], [4.0], [5.0], [10.0]], ["v1"] * 4, k=1))
+    assert q == pytest.approx([1.0, 0.5, 1 / 3, 1 / 8])  # q = min(1, R)
+
+
+def test_realism_with_few_candidates_is_exact_where_certified():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(400, 4)), rng.normal(size=(50, 4)) * 1.5
+    exact, _ = realism_scores(real, fake, k=3)
+    approx, certified = realism_scores(real, fake, k=3, candidates=20)
+    assert (approx <= exact + 1e-9).all()  # a lower bound always
+    ok = np.isclose(approx, exact)
+    assert certified > 0 and ok.mean() >= certified  # certified rows are exact
+
+
+def test_values_sum_to_the_quality_mass_and_none_is_the_paper():
+    rng = np.random.default_rng(1)
+    pool, gen = rng.normal(size=(40, 3)), rng.normal(size=(30, 3))
+    ev = evidence(pool, gen, ["v1"] * 20 + ["v2"] * 20)
+    plain = GMValuator(k=3).value(ev)
+    assert plain.values.sum() == pytest.approx(30) and "quality" not in plain.arrays
+    weighted = GMValuator(k=3, quality="realism").value(ev)
+    q = weighted.arrays["quality"]
+    assert weighted.values.sum() == pytest.approx(q.sum()) and (0 < q).all() and (q <= 1).all()
+    assert weighted.arrays["credit"].sum(axis=1) == pytest.approx(q)  # each row hands out q_j
+
+
+def test_scores_from_a_file(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text("quality\n2\n4\n1\n")
+    ev = evidence(np.eye(3), np.eye(3), ["v1", "v1", "v2"], k=1)
+    assert FileQuality(path).weights(ev) == pytest.approx([0.5, 1.0, 0.25])  # divided by the maximum
+    path.write_text("quality\n2\n4\n")
+    with pytest.raises(GmvError, match="2 rows for 3 generated images"):
+        FileQuality(path).weights(ev)
+    path.write_text("score\n1\n")
+    with pytest.raises(GmvError, match="no 'quality' column"):
+        FileQuality(path)
+    path.write_text("quality\n-1\n1\n")
+    with pytest.raises(GmvError, match="≥ 0"):
+        FileQuality(path)
+    with pytest.raises(GmvError, match="needs the CSV"):
+        build_quality("file")
+    with pytest.raises(GmvError, match="unknown quality weighting 'iqa'"):
+        build_quality("iqa")
+
+
+def test_planted_corrupted_samples_hand_out_less_credit():
+    """X̂: near-copies of X_v1 points, 40% of them replaced by corrupted samples (far off the real manifold,
+    nearest to arbitrary pool points). Realism weighting must take most of their credit away, and RA2 on
+    the clean part must be at least as strong as without it."""
+    from gmv.analysis.membership import auroc
+
+    rng = np.random.default_rng(2)
+    pool = rng.normal(size=(200, 8))
+    split = np.array(["v1"] * 100 + ["v2"] * 100)
+    src = rng.integers(0, 100, 300)
+    gen = pool[src] + rng.normal(0, 0.05, (300, 8))
+    bad = rng.random(300) < 0.4
+    gen[bad] = rng.normal(0, 1, (int(bad.sum()), 8)) * 4  # corrupted: far from every real image
+    ev = evidence(pool, gen, split, k=5)
+    plain, weighted = GMValuator(k=5).value(ev), GMValuator(k=5, quality="realism").value(ev)
+    q = weighted.arrays["quality"]
+    assert q[bad].mean() < 0.5 * q[~bad].mean()
+    handed = weighted.arrays["credit"].sum(axis=1)
+    assert handed[bad].sum() / bad.sum() < 0.5 * handed[~bad].sum() / (~bad).sum()
+    a_plain = auroc(plain.side("v1"), plain.side("v2"))
+    a_weighted = auroc(weighted.side("v1"), weighted.side("v2"))
+    assert a_weighted >= a_plain
