@@ -154,3 +154,43 @@ def test_a_study_with_an_addition_records_it_everywhere(tmp_path):
                                                                       "WANDB_MODE": "disabled"})
     assert r.returncode == 2 and "unknown kind 'copy'" in r.stderr and not (tmp_path / "cache" / "bad").exists()
     assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1
+
+
+def _fake_job(folder: Path, seed: int, kind: str | None, added_values, clean_values, v2_values):
+    """A finished job folder as the study writes it: overrides, config (with the hypotheses), metrics, values.csv."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- addition={kind or 'none'}\n")
+    (folder / "config.yaml").write_text("addition_hypotheses:\n  duplicate: above\n  noise: below\n  clean: equal\n")
+    n_added = len(added_values) if kind else 0
+    (folder / "metrics.json").write_text(json.dumps({"n_added": n_added, "fd_embedding": 2.0,
+                                                     "fd_embedding_v2_vs_v1": 1.0, "c1_at_5": 0.9}))
+    rows = ([("v1", v, "") for v in clean_values] + [("v1", v, kind) for v in (added_values if kind else [])]
+            + [("v2", v, "") for v in v2_values])
+    lines = ["index,split,label,value,n_matches,added,added_source,added_index"]
+    lines += [f"{i},{s},0,{v},1,{k},,{-1}" for i, (s, v, k) in enumerate(rows)]
+    (folder / "values.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_the_addition_report_checks_each_hypothesis_against_known_values(tmp_path):
+    from gmv.analysis.sweep import write_sweep_report
+
+    rng = np.random.default_rng(0)
+    clean = lambda: rng.uniform(1, 2, 40)  # noqa: E731
+    v2 = lambda: rng.uniform(0, 1, 40)  # noqa: E731
+    job = 0
+    for seed in (0, 1):
+        _fake_job(tmp_path / str(job), seed, None, [], clean(), v2())
+        _fake_job(tmp_path / str(job + 1), seed, "duplicate", rng.uniform(3, 4, 10), clean(), v2())  # far above
+        _fake_job(tmp_path / str(job + 2), seed, "noise", np.zeros(10), clean(), v2())  # far below
+        _fake_job(tmp_path / str(job + 3), seed, "clean", rng.uniform(1, 2, 10), clean(), v2())  # alike
+        job += 4
+    written = write_sweep_report(tmp_path)
+    with open(written["addition.csv"]) as f:
+        pooled = {r["kind"]: r for r in csv.DictReader(f) if r["level"] == "pooled"}
+    assert pooled["duplicate"]["held"] == "held" and float(pooled["duplicate"]["auroc_vs_clean"]) == 1.0
+    assert pooled["noise"]["held"] == "held" and float(pooled["noise"]["auroc_vs_clean"]) == 0.0
+    assert pooled["clean"]["held"].startswith("held (no difference")
+    assert int(pooled["duplicate"]["n_added"]) == 20 and pooled["duplicate"]["seeds"] == "2"
+    assert float(pooled["duplicate"]["fd_ratio_mean"]) == 2.0
+    md = written["addition.md"].read_text()
+    assert "Reference runs without additions (2: seeds 0, 1)" in md and written["addition_values.png"].is_file()

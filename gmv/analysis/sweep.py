@@ -19,6 +19,9 @@
                            generator with sample quality (FD, FID) and training time
     generators_values.png  only then: ECDFs of the values of X_v1 and X_v2 per generator
                            (:mod:`gmv.analysis.compare_generators`)
+    addition.md/.csv/.png  only when some job added images to X_v1 (data.addition): the value of each
+                           kind against clean X_v1, its hypothesis and whether it held
+                           (:mod:`gmv.analysis.addition`)
 """
 
 from __future__ import annotations
@@ -77,4 +80,8 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     written = {"report.csv": csv_path, "report.md": md_path, **seed_files, **{f.name: f for f in figures}}
     if compare_generators.compares_generators(jobs, params):
         written.update(_generator_files(finished, params, out))
+    if any(j.metrics.get("n_added") for j in finished):
+        from gmv.analysis.addition import write_addition_report
+
+        written.update(write_addition_report(finished, out))
     return written

@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gmv-report: error: {e}", file=sys.stderr)
         return 2
     print(written["report.md"].read_text())
-    if "generators.md" in written:
-        print(written["generators.md"].read_text())
+    for name in ("generators.md", "addition.md"):
+        if name in written:
+            print(written[name].read_text())
     out_dir = written["report.md"].parent
     print(f"report in {out_dir}/ ({', '.join(written)})")
     return 0

@@ -4,6 +4,9 @@
                                    f in control.fractions and seed in control.seeds, and value each
                                    planted set with the main method and every baseline
                                    (gmv/analysis/dose_response.py)
+    control.kind = quality         corrupt a fraction f of X̂ (noise, blur, JPEG) and value each damaged set
+                                   with GMValuator unweighted and weighted by the realism score
+                                   (gmv/analysis/quality_control.py)
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 
 from gmv.errors import GmvError
 
-KINDS = ("dose_response",)
+#: each control kind and the stem of the table and figure it writes into the run folder
+REPORTS = {"dose_response": "dose_response", "quality": "quality_control"}
+KINDS = tuple(REPORTS)
 
 
 def check_control(control) -> None:
@@ -36,6 +41,8 @@ def run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, refe
 
     control = cfg.control  # checked by check_config before anything ran
     cache = Path(cfg.cache_dir)
+    if control.kind == "quality":
+        return _quality_control(cfg, v1, v2, samples, embedder, matcher, run_dir, tracker, label)
 
     def value_fn(planted):
         val = valuate(v1, planted, embedder=embedder, matcher=matcher, held_out=v2, cache_dir=cache, method=method,
@@ -54,4 +61,32 @@ def run_control(cfg, v1, v2, samples, embedder, matcher, method, baselines, refe
     tracker.log_table("dose_response", rows)
     tracker.log_image("dose_response", run_dir / "dose_response.png")
     print((run_dir / "dose_response.md").read_text())
+    return metrics
+
+
+def _quality_control(cfg, v1, v2, samples, embedder, matcher, run_dir: Path, tracker, label: str) -> dict[str, Any]:
+    from gmv.analysis.quality_control import quality_control, write_quality_control
+    from gmv.pipeline.stages import engine_options
+    from gmv.valuation.api import valuate
+    from gmv.valuation.methods import GMValuator
+
+    v, control = cfg.valuation, cfg.control
+    settings = {"k": int(v.k), "tau": v.tau, "distance": str(v.distance), "target_top_credit": float(v.target_top_credit)}
+    unweighted, realism = GMValuator(**settings), GMValuator(**settings, quality="realism")
+
+    def value_fn(damaged):
+        val = valuate(v1, damaged, embedder=embedder, matcher=matcher, held_out=v2, cache_dir=Path(cfg.cache_dir),
+                      method=unweighted, baselines=[realism], **engine_options(v))
+        return {"none": val.methods[unweighted.name], "realism": val.methods[realism.name]}
+
+    rows = quality_control(v1, v2, samples, control.fractions, control.seeds, value_fn)
+    summary = write_quality_control(rows, run_dir, title=f"Quality-weighted credit, planted control — {label}")
+    metrics: dict[str, Any] = {"study": str(cfg.study), "control": "quality", "n_v1": len(v1), "n_v2": len(v2),
+                               "n_generated": len(samples)}
+    for r in summary:
+        for key in ("credit_per_corrupted", "credit_per_intact", "auroc", "p_value"):
+            metrics[f"{r['weighting']}/f{r['fraction']:g}/{key}"] = r[key]
+    tracker.log_table("quality_control", rows)
+    tracker.log_image("quality_control", run_dir / "quality_control.png")
+    print((run_dir / "quality_control.md").read_text())
     return metrics

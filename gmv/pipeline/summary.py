@@ -63,7 +63,9 @@ def closing_summary(study, clock) -> str:
         lines.append(summary(study.metrics, study.label, after_ra2=fd_floor_line(study.quality)))
         lines.append(quality_line(study.quality))
     elif study.cfg.get("control"):
-        lines.append(f"control study ({study.cfg.control.kind}): table above, dose_response.md/.png")
+        from gmv.pipeline.controls import REPORTS
+
+        lines.append(f"control study ({study.cfg.control.kind}): table above, {REPORTS[study.cfg.control.kind]}.md/.png")
     t = study.trained or {}
     if t.get("train_seconds") is not None:
         lines.append(f"generator: {t['iterations']} iterations, trained in {float(t['train_seconds']):.0f} s")

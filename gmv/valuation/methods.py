@@ -145,6 +145,8 @@ class GMValuator:
 
         self.k = _check_k(k, "GMValuator")
         self.quality = build_quality(quality, quality_file)
+        if self.quality.name != "none":  # told apart from the unweighted method when both are valued
+            self.name = f"gmvaluator_{self.quality.name}"
         self.tau = check_tau(tau)
         if distance not in DISTANCES:
             raise GmvError(f"GMValuator: distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
