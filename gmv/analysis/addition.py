@@ -13,8 +13,9 @@ Read from a multirun's jobs (``gmv-report`` writes it when some job added images
 
 Pooled over seeds per kind, the hypothesis each job's config states (``addition_hypotheses``: above | below |
 equal, relative to clean X_v1) is checked: above / below — the one-sided p in that direction, Holm-adjusted
-over the kinds, below 0.05 and the AUROC's CI on that side of 0.5; equal — the AUROC's CI contains 0.5 (no
-difference detected, which is not proof of none).
+over the kinds, below 0.05 and the AUROC's CI on that side of 0.5 (held), the CI on the other side
+(contradicted), else not shown; equal — the AUROC's CI contains 0.5 (held: no difference detected, which is
+not proof of none), else contradicted.
 
     addition.csv / addition.md     one row per kind pooled over seeds (+ the reference runs), then per job
     addition_values.png            value distributions per kind beside clean X_v1 and X_v2
@@ -146,12 +147,13 @@ def pooled_rows(per_job: list[dict], values: dict[str, tuple[list, list]], hypot
 
 
 def _held(row: dict) -> str:
+    """held | not shown (the CI spans 0.5 or p ≥ 0.05) | contradicted (the CI lies on the other side of 0.5)."""
     lo, hi, p = row["auroc_vs_clean_ci_low"], row["auroc_vs_clean_ci_high"], row["p_hypothesis_holm"]
     if row["hypothesis"] == "above":
-        return "held" if p < ALPHA and lo > 0.5 else "not held"
+        return "held" if p < ALPHA and lo > 0.5 else ("contradicted" if hi < 0.5 else "not shown")
     if row["hypothesis"] == "below":
-        return "held" if p < ALPHA and hi < 0.5 else "not held"
-    return "held (no difference detected)" if lo <= 0.5 <= hi else "not held"
+        return "held" if p < ALPHA and hi < 0.5 else ("contradicted" if lo > 0.5 else "not shown")
+    return "held (no difference detected)" if lo <= 0.5 <= hi else "contradicted"
 
 
 POOLED_COLUMNS = [("kind", "kind"), ("seeds", "seeds"), ("n_added", "n added"), ("mean_added", "mean φ added"),
