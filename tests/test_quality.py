@@ -1,6 +1,8 @@
 """Quality-weighted credit (gmv/valuation/quality.py): the realism score by hand, values summing to Σ q_j,
 per-sample scores from a file, and the planted control — corrupted samples hand out less credit."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,34 @@ def test_the_planted_quality_control_on_images(tmp_path):
     summary = write_quality_control(rows, tmp_path)
     assert len(summary) == 4 and (tmp_path / "quality_control.png").is_file()
     assert "credit / corrupted sample" in (tmp_path / "quality_control.md").read_text()
+
+
+def test_brisque_scores_for_the_file_weighting(tmp_path, monkeypatch):
+    """The worked IQA example's plumbing (scripts/iqa_scores.py) on stand-in SVR weights: one score per image,
+    in the `quality` column of a CSV; without the weights file, one line naming it and no download."""
+    pytest.importorskip("piq")
+    import subprocess
+    import sys
+
+    import torch
+
+    from gmv.valuation.quality import BRISQUE_WEIGHTS, brisque_quality
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.hub.set_dir(str(tmp_path / "torch" / "hub"))
+    images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    with pytest.raises(GmvError, match=BRISQUE_WEIGHTS):
+        brisque_quality(images)
+    (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+    # one support vector with coefficient −100: score = 153.591 − 100·rbf ∈ [53.6, 153.6] → 100 − score ∈ [0, 46.4]
+    torch.save((torch.tensor([-100.0]), torch.zeros(1, 36)), tmp_path / "torch" / "hub" / "checkpoints" / BRISQUE_WEIGHTS)
+    q = brisque_quality(images)
+    assert q.shape == (6,) and (q >= 0).all() and (q <= 46.41).all()
+    np.savez(tmp_path / "samples.npz", images=images, labels=np.zeros(6, np.int64))
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "scripts" / "iqa_scores.py"), str(tmp_path / "samples.npz"),
+                        "--out", str(tmp_path / "q.csv")], capture_output=True, text=True,
+                       env={**__import__("os").environ, "TORCH_HOME": str(tmp_path / "torch")})
+    assert r.returncode == 0, r.stderr
+    rows = (tmp_path / "q.csv").read_text().split()
+    assert rows[0] == "quality" and len(rows) == 7 and all(float(v) >= 0 for v in rows[1:])

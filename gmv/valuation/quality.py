@@ -141,3 +141,26 @@ def build_quality(spec: Any = "none", file: str | Path | None = None) -> SampleQ
             raise GmvError("quality=file needs the CSV of per-sample scores (valuation.quality_file / --quality-file)")
         return FileQuality(file)
     raise GmvError(f"unknown quality weighting {spec!r}; choose one of {', '.join(QUALITIES)}")
+
+
+#: the file piq's BRISQUE reads (its SVR), looked up in torch's hub cache; gmv never downloads it
+BRISQUE_WEIGHTS = "brisque_svm_weights.pt"
+
+
+def brisque_quality(images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """A no-reference IQA score per image for `FileQuality`: 100 − BRISQUE (Mittal et al. 2012, via piq),
+    floored at 0, so higher = better. `images` uint8 N×H×W×C. Needs `pip install 'gmv[iqa]'` and piq's SVR
+    weights in torch's hub cache (``$TORCH_HOME/hub/checkpoints/brisque_svm_weights.pt``)."""
+    import torch
+
+    try:
+        import piq
+    except ImportError:
+        raise GmvError("BRISQUE scores need piq: pip install 'gmv[iqa]'") from None
+    weights = Path(torch.hub.get_dir()) / "checkpoints" / BRISQUE_WEIGHTS
+    if not weights.is_file():
+        raise GmvError(f"BRISQUE needs piq's SVR weights at {weights} (piq's release v0.4.0 file {BRISQUE_WEIGHTS}); "
+                       "gmv does not download them — copy the file there, or set TORCH_HOME")
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 255.0
+    scores = [piq.brisque(x[i:i + batch_size], data_range=1.0, reduction="none") for i in range(0, len(x), batch_size)]
+    return np.maximum(0.0, 100.0 - torch.cat(scores).double().numpy())
