@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gmv.data.edit import KINDS, apply_additions, corrupt, parse_additions
+from gmv.data.edit import KINDS, apply_edit, corrupt, parse_additions
 from gmv.data.imageset import ImageSet
 from gmv.data.split import Split, split_imageset, stratified_split
 from gmv.errors import GmvError
@@ -30,7 +30,7 @@ def edited(additions, data=None, classes=None, **options):
     data = tiny_data() if data is None else data
     split = stratified_split(data.labels, classes=classes, per_class_limit=6, seed=1)  # 3 + 3 per class
     v1, _ = split_imageset(data, split)
-    return data, split, v1, apply_additions(data, split, v1, parse_additions(additions), **options)
+    return data, split, v1, apply_edit(data, split, v1, parse_additions(additions), **options)
 
 
 def test_each_kind_adds_its_count_with_its_record():
@@ -194,3 +194,75 @@ def test_the_addition_report_checks_each_hypothesis_against_known_values(tmp_pat
     assert float(pooled["duplicate"]["fd_ratio_mean"]) == 2.0
     md = written["addition.md"].read_text()
     assert "Reference runs without additions (2: seeds 0, 1)" in md and written["addition_values.png"].is_file()
+
+
+# --------------------------------------------------------------------------- subsets (counterfactual retraining)
+
+from gmv.data.edit import parse_subset, subset_rows  # noqa: E402
+
+
+def test_subset_keep_drop_and_random_rules():
+    data, split, v1, _ = edited([])
+    e = apply_edit(data, split, v1, (), parse_subset({"drop": [int(split.v1[0]), int(split.v1[4])]}))
+    assert len(e.v1) == len(v1) - 2 and list(e.dropped) == sorted([split.v1[0], split.v1[4]])
+    assert np.array_equal(e.v1.images, v1.images[[i for i in range(len(v1)) if i not in (0, 4)]])
+    assert np.array_equal(e.sampling_labels, v1.labels)  # X̂'s class mix: X_v1 before removals
+    e = apply_edit(data, split, v1, (), parse_subset({"keep": [int(i) for i in split.v1[:3]]}))
+    assert np.array_equal(e.v1.images, v1.images[:3]) and len(e.dropped) == len(v1) - 3
+    a = subset_rows(parse_subset({"rule": "random", "r": 4, "seed": 1}), split, v1)
+    b = subset_rows(parse_subset({"rule": "random", "r": 4, "seed": 1}), split, v1)
+    c = subset_rows(parse_subset({"rule": "random", "r": 4, "seed": 2}), split, v1)
+    assert len(a) == len(v1) - 4 and np.array_equal(a, b) and not np.array_equal(a, c)
+    both = apply_edit(data, split, v1, parse_additions([{"kind": "noise", "count": 2}]),
+                      parse_subset({"drop": [int(split.v1[1])]}))
+    assert len(both.v1) == len(v1) - 1 + 2 and list(both.kind[-2:]) == ["noise", "noise"]
+    assert list(both.record()["dropped"]) == [split.v1[1]]
+
+
+def test_subset_by_a_ranking_drops_its_top_or_bottom(tmp_path):
+    data, split, v1, _ = edited([])
+    values = np.arange(len(v1), dtype=float)[::-1]  # X_v1 row 0 has the highest value, the last row the lowest
+    lines = ["index,split,label,value,knn_count"] + [f"{i},v1,{v1.labels[i]},{values[i]},{i % 3}" for i in range(len(v1))]
+    lines += [f"{len(v1)},v2,0,5.0,1"]
+    (tmp_path / "values.csv").write_text("\n".join(lines) + "\n")
+    top = subset_rows(parse_subset({"rule": "top", "r": 2, "ranking": str(tmp_path / "values.csv")}), split, v1)
+    bottom = subset_rows(parse_subset({"rule": "bottom", "r": 2, "ranking": str(tmp_path / "values.csv")}), split, v1)
+    assert list(top) == list(range(2, len(v1))) and list(bottom) == list(range(len(v1) - 2))
+    by_count = subset_rows(parse_subset({"rule": "top", "r": 1, "ranking": str(tmp_path / "values.csv"),
+                                         "column": "knn_count"}), split, v1)
+    assert 2 not in by_count and len(by_count) == len(v1) - 1  # the first row with count 2 (ties: X_v1 order)
+    (tmp_path / "short.csv").write_text("\n".join(lines[:-3]) + "\n")
+    with pytest.raises(GmvError, match="not this study's"):
+        subset_rows(parse_subset({"rule": "top", "r": 1, "ranking": str(tmp_path / "short.csv")}), split, v1)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"keep": [1], "drop": [2]}, "exactly one of keep"),
+    ({"rule": "middle", "r": 2}, "rule must be one of"),
+    ({"rule": "random"}, "r must be an integer ≥ 1"),
+    ({"rule": "top", "r": 2}, "needs `ranking`"),
+    ({"drop": ["a"]}, "dataset indices"),
+    ({"drop": [1], "size": 3}, "unknown setting"),
+])
+def test_bad_subsets_are_one_line(spec, message):
+    with pytest.raises(GmvError, match=message.replace("(", r"\(")):
+        parse_subset(spec)
+
+
+def test_retrains_on_subsets_are_paired(tmp_path):
+    """Two retrains of one subset give identical samples; another subset changes the images but not the
+    labels X̂ asks for (the same noise and labels: sample j of one model is paired with sample j of the other)."""
+    from tests.test_pipeline import TINY, cfg_of
+    from gmv.pipeline import run_study
+
+    def run(name, subset, cache):
+        run_study(cfg_of(*TINY, f"data.subset={subset}", f"cache_dir={tmp_path / cache}"), tmp_path / name)
+        z = np.load(tmp_path / name / "samples.npz")
+        return z["images"], z["labels"], np.load(tmp_path / name / "split.npz")
+
+    a1, la1, split_a = run("a1", "{rule: random, r: 5, seed: 1}", "c1")
+    a2, la2, _ = run("a2", "{rule: random, r: 5, seed: 1}", "c2")
+    b, lb, split_b = run("b", "{rule: random, r: 5, seed: 2}", "c1")
+    assert np.array_equal(a1, a2) and np.array_equal(la1, la2)
+    assert np.array_equal(la1, lb) and not np.array_equal(a1, b)
+    assert len(split_a["dropped"]) == 5 and not np.array_equal(split_a["dropped"], split_b["dropped"])

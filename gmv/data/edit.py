@@ -1,4 +1,21 @@
-"""Training-set edits: images added to X_v1 before the generator trains on it (`data.addition`).
+"""Training-set edits: what X_v1 loses (`data.subset`) and gains (`data.addition`) before the generator
+trains on it — one mechanism for the data-addition experiments and for counterfactual retraining.
+
+Removals (`data.subset`, applied first), one of:
+
+    keep: [dataset indices]      train on these X_v1 images only
+    drop: [dataset indices]      train on X_v1 without these
+    ranking: PATH                drop `r` X_v1 images chosen by `rule` — top (the highest `column` values of a
+    column: value                values.csv of a study on the same split: `value`, or a baseline's column),
+    rule: top | bottom | random  bottom (the lowest), random (a seeded draw; `ranking` may then be omitted)
+    r: N                         ties are broken by X_v1 order
+    seed: S
+
+The removed images leave X_v1 and the valued pool; split.npz records them (`dropped`). X̂'s class mix
+keeps following the X_v1 before removals, so models retrained on different subsets are asked for the same
+labels with the same noise — sample j of one and sample j of another are paired.
+
+Additions (`data.addition`):
 
 Each addition is one kind, a size and a seed (the Hydra group `addition` holds ready-made lists):
 
@@ -27,7 +44,9 @@ mislabel, own-data ood) are drawn without overlap and are kept out of the refere
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -95,6 +114,101 @@ def parse_additions(spec: Sequence[Mapping[str, Any]] | None, default_seed: int 
     return tuple(out)
 
 
+RULES = ("top", "bottom", "random")
+
+
+@dataclass(frozen=True)
+class Subset:
+    keep: tuple[int, ...] | None = None
+    drop: tuple[int, ...] | None = None
+    ranking: str | None = None
+    column: str = "value"
+    rule: str | None = None
+    r: int | None = None
+    seed: int = 0
+
+
+def _indices(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) and not hasattr(value, "__len__") or isinstance(value, str):
+        raise GmvError(f"{where} must be a list of dataset indices, got {value!r}")
+    out = tuple(value)
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in out):
+        raise GmvError(f"{where} must hold dataset indices (integers ≥ 0), got {list(out)}")
+    return out
+
+
+def parse_subset(spec: Mapping[str, Any] | None, default_seed: int = 0) -> Subset | None:
+    """`data.subset` → a Subset, judged before any data is loaded: one line per mistake."""
+    if not spec:
+        return None
+    if not hasattr(spec, "get"):
+        raise GmvError(f"data.subset must be a mapping (keep: […], drop: […] or ranking/rule/r), got {spec!r}")
+    unknown = sorted(set(spec) - {"keep", "drop", "ranking", "column", "rule", "r", "seed"})
+    if unknown:
+        raise GmvError(f"data.subset: unknown setting(s) {unknown}; valid: keep, drop, ranking, column, rule, r, seed")
+    forms = [k for k in ("keep", "drop", "rule") if spec.get(k) is not None]
+    if len(forms) != 1:
+        raise GmvError("data.subset: give exactly one of keep (indices), drop (indices) or rule (top | bottom | "
+                       f"random, with r), got {forms or 'none'}")
+    seed = int(default_seed if spec.get("seed") is None else spec["seed"])
+    if forms == ["keep"]:
+        return Subset(keep=_indices(spec["keep"], "data.subset.keep"), seed=seed)
+    if forms == ["drop"]:
+        return Subset(drop=_indices(spec["drop"], "data.subset.drop"), seed=seed)
+    rule, r, ranking = spec.get("rule"), spec.get("r"), spec.get("ranking")
+    if rule not in RULES:
+        raise GmvError(f"data.subset.rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise GmvError(f"data.subset.r must be an integer ≥ 1 (images to drop), got {r!r}")
+    if rule != "random" and not ranking:
+        raise GmvError(f"data.subset.rule={rule} needs `ranking`: the values.csv of a study on the same split")
+    return Subset(ranking=None if ranking is None else str(ranking), column=str(spec.get("column") or "value"),
+                  rule=rule, r=r, seed=seed)
+
+
+def _ranking_scores(path: str, column: str, split: Split, v1: ImageSet) -> np.ndarray:
+    """The `column` of a values.csv for the X_v1 images, in X_v1's order; checked to be this split's X_v1."""
+    p = Path(path)
+    if not p.is_file():
+        raise GmvError(f"data.subset.ranking {p} not found: give the values.csv of a study on the same split")
+    with open(p, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("split") == "v1" and not r.get("added")]
+    if not rows or column not in rows[0]:
+        raise GmvError(f"data.subset.ranking {p}: no X_v1 rows with a {column!r} column")
+    labels = np.array([int(r["label"]) for r in rows])
+    if len(rows) != len(split.v1) or not np.array_equal(labels, v1.labels[:len(split.v1)]):
+        raise GmvError(f"data.subset.ranking {p} values {len(rows)} X_v1 images that are not this study's "
+                       f"{len(split.v1)} (another split: use the ranking of a study with the same data and split seed)")
+    return np.array([float(r[column]) for r in rows])
+
+
+def subset_rows(subset: Subset, split: Split, v1: ImageSet) -> np.ndarray:
+    """Positions in X_v1 (as the split made it) that the subset keeps, in order."""
+    n = len(split.v1)
+    if subset.keep is not None or subset.drop is not None:
+        listed = np.asarray(subset.keep if subset.keep is not None else subset.drop, np.int64)
+        foreign = sorted(set(listed.tolist()) - set(split.v1.tolist()))
+        if foreign:
+            raise GmvError(f"data.subset: indices {foreign[:5]}{' …' if len(foreign) > 5 else ''} are not in X_v1 "
+                           "(dataset indices of the split's training half: split.npz's v1)")
+        inside = np.isin(split.v1, listed)
+        keep = inside if subset.keep is not None else ~inside
+    else:
+        if subset.r >= n:
+            raise GmvError(f"data.subset.r = {subset.r} would drop all {n} X_v1 images")
+        if subset.rule == "random":
+            dropped = np.random.default_rng([subset.seed, 7]).choice(n, subset.r, replace=False)
+        else:
+            scores = _ranking_scores(subset.ranking, subset.column, split, v1)
+            order = np.argsort(-scores if subset.rule == "top" else scores, kind="stable")
+            dropped = order[:subset.r]
+        keep = np.ones(n, bool)
+        keep[dropped] = False
+    if not keep.any():
+        raise GmvError("data.subset keeps no X_v1 image")
+    return np.flatnonzero(keep)
+
+
 @dataclass
 class EditedTrainingSet:
     """X_v1 after the edit, and where each of its rows came from."""
@@ -105,6 +219,8 @@ class EditedTrainingSet:
     source_index: np.ndarray  # int64 per row: index into that source (−1: none, e.g. noise)
     true_label: np.ndarray  # int64 per row: the image's own label (−1 where it has none)
     outside: np.ndarray  # int64: the study's data indices taken from outside the split
+    dropped: np.ndarray  # int64: dataset indices of the X_v1 images a subset removed
+    sampling_labels: np.ndarray  # int64: labels whose class mix X̂ follows (X_v1 before removals, with additions)
 
     @property
     def added(self) -> np.ndarray:
@@ -114,7 +230,7 @@ class EditedTrainingSet:
         """split.npz's arrays for the added rows (in X_v1's row order after the originals)."""
         a = self.added
         return {"added_kind": self.kind[a], "added_source": self.source[a], "added_index": self.source_index[a],
-                "added_label": self.v1.labels[a], "added_true_label": self.true_label[a]}
+                "added_label": self.v1.labels[a], "added_true_label": self.true_label[a], "dropped": self.dropped}
 
     def pool_columns(self, n_v2: int) -> dict[str, np.ndarray]:
         """values.csv's provenance columns for the pool X_v1 (edited) ∪ X_v2."""
@@ -159,14 +275,18 @@ def _pick(pool: np.ndarray, n: int, rng: np.random.Generator, what: str) -> np.n
     return np.sort(rng.choice(pool, n, replace=False))
 
 
-def apply_additions(data: ImageSet, split: Split, v1: ImageSet, additions: Sequence[Addition], *,
-                    image_size: int | None = None, conditional: bool = True, hflip: bool = False) -> EditedTrainingSet:
-    """X_v1 with `additions` appended (module docstring). `image_size`: the data section's (an `ood` source
-    is resized alike; with none, an ood source of another size is an error); `conditional`: whether the
-    generator sees labels (mislabel needs it); `hflip`: near copies may flip when the study flips."""
+def apply_edit(data: ImageSet, split: Split, v1: ImageSet, additions: Sequence[Addition] = (),
+               subset: Subset | None = None, *, image_size: int | None = None, conditional: bool = True,
+               hflip: bool = False) -> EditedTrainingSet:
+    """X_v1 without `subset`'s removals and with `additions` appended (module docstring). `image_size`: the
+    data section's (an `ood` source is resized alike; with none, an ood source of another size is an error);
+    `conditional`: whether the generator sees labels (mislabel needs it); `hflip`: near copies may flip when
+    the study flips. Additions are drawn from the X_v1 the split made, whatever the subset removes."""
     from gmv.data.augment import near_copies
     from gmv.data.sources import load_images
 
+    kept = np.arange(len(v1)) if subset is None else subset_rows(subset, split, v1)
+    dropped = np.setdiff1d(split.v1, split.v1[kept]).astype(np.int64)
     n0 = len(v1)
     classes = np.unique(v1.labels)
     taken = np.zeros(len(data), bool)
@@ -233,8 +353,13 @@ def apply_additions(data: ImageSet, split: Split, v1: ImageSet, additions: Seque
         source.append(np.full(n, src, dtype=object))
         index.append(np.asarray(idx, np.int64))
         true_label.append(np.asarray(own, np.int64))
-    edited = concat(parts, name=v1.name if not additions else f"{v1.name}+added")
+    full = concat(parts, name=v1.name)
+    sampling_labels = full.labels.copy()  # before removals: retrains on different subsets stay paired
+    rows = np.concatenate([kept, np.arange(n0, len(full))])
+    name = v1.name + ("+added" if additions else "") + ("-subset" if subset is not None else "")
+    edited = full.subset(rows, name=name)
     edited.class_names = v1.class_names
-    return EditedTrainingSet(edited, np.concatenate(kind).astype(str), np.concatenate(source).astype(str),
-                             np.concatenate(index), np.concatenate(true_label),
-                             np.sort(np.concatenate(outside)) if outside else np.zeros(0, np.int64))
+    return EditedTrainingSet(edited, np.concatenate(kind).astype(str)[rows], np.concatenate(source).astype(str)[rows],
+                             np.concatenate(index)[rows], np.concatenate(true_label)[rows],
+                             np.sort(np.concatenate(outside)) if outside else np.zeros(0, np.int64), dropped,
+                             sampling_labels)

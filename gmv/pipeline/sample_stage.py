@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from gmv.cache import CacheEntry, key_of
+from gmv.cache import CacheEntry, array_digest, key_of
 from gmv.code_fingerprint import code_digest
 from gmv.config_utils import plain
 from gmv.errors import GmvError
@@ -28,14 +28,18 @@ from gmv.io import save_npz, save_npz_streamed
 PART_BATCHES = 16  # batches per part file: 4,096 images at the default batch size of 256
 
 
-def samples_key(train_key: str, module, generate_cfg: Mapping[str, Any]) -> str:
+def samples_key(train_key: str, module, generate_cfg: Mapping[str, Any], class_mix: np.ndarray | None = None) -> str:
+    """`class_mix`: the labels X̂'s class proportions follow when they are not the training set's (a subset
+    edit keeps the mix of X_v1 before its removals); part of the key then."""
     code = code_digest(type(module).__module__, "gmv.training.sample", "gmv.pipeline.sample_stage")
+    mix = () if class_mix is None else (array_digest(np.asarray(class_mix, np.int64)),)
     return key_of("samples", train_key, module.sampling_settings(),
-                  {k: plain(generate_cfg.get(k)) for k in ("m", "classes", "seed", "batch_size")}, code)
+                  {k: plain(generate_cfg.get(k)) for k in ("m", "classes", "seed", "batch_size")}, code, *mix)
 
 
-def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int) -> np.ndarray:
-    """Class ids of the m samples: X_v1's class proportions, or only the chosen labels."""
+def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int, class_mix: np.ndarray | None = None) -> np.ndarray:
+    """Class ids of the m samples: the class proportions of X_v1 (or of `class_mix`, label values), or only
+    the chosen labels."""
     from gmv.training.sample import class_counts, class_ids_from_counts
 
     chosen = generate_cfg.get("classes")
@@ -47,7 +51,14 @@ def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int) -> np.
             raise GmvError(f"generate.classes {missing} are not classes the generator was trained on "
                            f"(its classes: {[int(c) for c in datamodule.class_ids]})")
         only = [lookup[int(c)] for c in chosen]
-    counts = class_counts(datamodule.labels, m, n_classes=datamodule.n_classes, only=only)
+    if class_mix is None:
+        ids = datamodule.labels
+    elif not datamodule.conditional:
+        ids = np.zeros(len(class_mix), np.int64)
+    else:
+        lookup = {int(c): k for k, c in enumerate(datamodule.class_ids)}
+        ids = np.array([lookup[int(c)] for c in class_mix], np.int64)
+    counts = class_counts(ids, m, n_classes=datamodule.n_classes, only=only)
     return class_ids_from_counts(counts)
 
 
@@ -71,15 +82,15 @@ def _finished_parts(entry: CacheEntry, n_parts: int, per_part: int, m: int) -> t
 
 
 def generate(module, datamodule, generate_cfg: Mapping[str, Any], entry: CacheEntry,
-             progress: bool = True):
+             progress: bool = True, class_mix: np.ndarray | None = None):
     """Draw m samples into the entry (resuming after its last finished part); returns X̂, streamed
-    from the entry (a LazyImageSet: see `load`)."""
+    from the entry (a LazyImageSet: see `load`). `class_mix`: see `sample_class_ids`."""
     from gmv.console import progress_bar
 
     from gmv.training.sample import sample_imageset
 
     m, batch = int(generate_cfg["m"]), int(generate_cfg["batch_size"])
-    ids = sample_class_ids(datamodule, generate_cfg, m)
+    ids = sample_class_ids(datamodule, generate_cfg, m, class_mix)
     per_part = batch * PART_BATCHES
     n_parts = -(-m // per_part)
     done, state = _finished_parts(entry, n_parts, per_part, m)

@@ -4,7 +4,8 @@ gmv/pipeline/sample_stage.py):
 
     load_data         → ImageSet                   (dataset name, .npz or folder)
     split_data        → Split, X_v1, X_v2          (class-stratified halves)
-    edit_training_set → X_v1 with data.addition's images appended, and their record (gmv/data/edit.py)
+    edit_training_set → X_v1 without data.subset's removals, with data.addition's images, and the record
+                        (gmv/data/edit.py)
     reference_set     → real images in neither half (calibrated membership baselines)
     valuation_methods → the main method and the baselines (Valuator objects)
     build_generator   → an untrained GeneratorModule (validates the generator config)
@@ -50,14 +51,16 @@ def split_data(data: ImageSet, split_cfg: Mapping[str, Any]) -> tuple[Split, Ima
 
 def edit_training_set(data: ImageSet, split: Split, v1: ImageSet, data_cfg: Mapping[str, Any], seed: int,
                       conditional: bool, hflip: bool):
-    """X_v1 edited by `data.addition` (gmv.data.edit.EditedTrainingSet), or None when nothing is added."""
-    from gmv.data.edit import apply_additions, parse_additions
+    """X_v1 edited by `data.subset` and `data.addition` (gmv.data.edit.EditedTrainingSet), or None when
+    neither changes it."""
+    from gmv.data.edit import apply_edit, parse_additions, parse_subset
 
     additions = parse_additions(plain(data_cfg.get("addition")), default_seed=seed)
-    if not additions:
+    subset = parse_subset(plain(data_cfg.get("subset")), default_seed=seed)
+    if not additions and subset is None:
         return None
-    return apply_additions(data, split, v1, additions, image_size=data_cfg.get("image_size"),
-                           conditional=conditional, hflip=hflip)
+    return apply_edit(data, split, v1, additions, subset, image_size=data_cfg.get("image_size"),
+                      conditional=conditional, hflip=hflip)
 
 
 def reference_set(data: ImageSet, split: Split, size: int, seed: int = 0,
