@@ -151,7 +151,7 @@ def test_out_is_replaced_whole_never_mixed(planted, tmp_path, monkeypatch):
 
     import gmv.analysis.report as report
 
-    def half_written(val, out_dir, audit=None):
+    def half_written(val, out_dir, audit=None, pool_columns=None):
         (Path(out_dir) / "values.csv").write_text("index,value\n0,1e9\n")  # written, then the report fails
         raise RuntimeError("disk full")
 

@@ -143,11 +143,12 @@ def test_membership_summary_matches_scipy_and_is_plain_python():
     assert s["auroc_ci_low"] <= s["auroc"] <= s["auroc_ci_high"]
     pooled = math.sqrt((79 * v1.var(ddof=1) + 119 * v2.var(ddof=1)) / 198)
     assert s["cohens_d"] == pytest.approx((v1.mean() - v2.mean()) / pooled)
-    assert (s["n_v1"], s["n_v2"], s["mean_v1"]) == (80, 120, pytest.approx(v1.mean()))
+    assert (s["n_v1"], s["n_v2"], s["mean_value_v1"]) == (80, 120, pytest.approx(v1.mean()))
     assert set(s) == {
-        "n_v1", "n_v2", "mean_v1", "mean_v2", "t_statistic", "p_value", "alpha", "significant", "auroc",
-        "auroc_ci_low", "auroc_ci_high", "fpr", "tpr_at_fpr", "tpr_at_fpr_ci_low", "tpr_at_fpr_ci_high", "cohens_d",
-        "ci_method",
+        "n_v1", "n_v2", "mean_value_v1", "mean_value_v2", "zero_share_v1", "zero_share_v2", "t_statistic", "p_value",
+        "alpha", "significant", "auroc", "auroc_ci_low", "auroc_ci_high", "fpr", "tpr_at_fpr", "tpr_at_fpr_ci_low",
+        "tpr_at_fpr_ci_high", "mannwhitney_u", "mannwhitney_p", "cohens_d", "diff_mean", "diff_ci_low",
+        "diff_ci_high", "ci_method",
     }
     assert all(type(x) in (int, float, bool, str) for x in s.values())
     assert membership_summary(v1 + 3, v2, n_boot=50)["significant"] is True

@@ -67,7 +67,8 @@ def test_walkthrough_executes_on_a_run(tiny_run, monkeypatch):
     import nbformat
 
     from gmv import valuate
-    from gmv.analysis.ra2 import format_table1, membership_stats
+    from gmv.analysis.membership import membership_summary
+    from gmv.analysis.ra2 import format_table1
     from gmv.pipeline import stages
 
     cfg, run_dir, metrics = tiny_run
@@ -101,8 +102,8 @@ def test_walkthrough_executes_on_a_run(tiny_run, monkeypatch):
     _, v1, v2 = stages.split_data(data, cfg.data.split)
     k_new = 2 * int(cfg.valuation.k)
     new = valuate(v1, run_dir / "samples.npz", held_out=v2, embedder="pixels", matcher="flat", k=k_new)
-    expected = format_table1({"x": membership_stats(new.values[new.side("v1")], new.values[new.side("v2")],
-                                                    seed=int(cfg.seed))}).splitlines()[2]
+    expected = format_table1({"x": membership_summary(new.values[new.side("v1")], new.values[new.side("v2")],
+                                                      seed=int(cfg.seed))}).splitlines()[2]
     rows = [line for line in text.splitlines() if line.startswith("| re-valued: ")]
     assert rows and rows[0].startswith(f"| re-valued: Flat, k={k_new} |")
     assert row_cells(rows[0]) == row_cells(expected)

@@ -100,7 +100,8 @@ def job_rows(job) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         vs_clean = membership_summary(a, v["value"][clean], n_boot=1000, seed=0)
         vs_v2 = membership_summary(a, v["value"][is_v2], n_boot=1000, seed=0)
         row = {"job": job.dir.name, "kind": kind, "seed": seed, "n_added": int(added.sum()),
-               "mean_added": vs_clean["mean_v1"], "mean_clean_v1": vs_clean["mean_v2"], "mean_v2": vs_v2["mean_v2"],
+               "mean_added": vs_clean["mean_value_v1"], "mean_clean_v1": vs_clean["mean_value_v2"],
+               "mean_v2": vs_v2["mean_value_v2"],
                "t_vs_clean": vs_clean["t_statistic"], "p_above_clean": vs_clean["p_value"],
                "p_below_clean": welch_one_sided(v["value"][clean], a)[1],
                "auroc_vs_clean": vs_clean["auroc"], "auroc_vs_clean_ci_low": vs_clean["auroc_ci_low"],

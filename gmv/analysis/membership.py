@@ -21,8 +21,9 @@ v2 = held-out = negatives.
   V10_i = share of v2 below s1_i, V01_j = share of v1 above s2_j, ties ½;
   SE² = var(V10)/n1 + var(V01)/n2), and the TPR's CI is the same percentile bootstrap drawn
   from its exact law instead of by resampling (:func:`tpr_tail_bootstrap`).
-* ``membership_summary`` — one flat dict per method: Welch t-test (H1: mean v1 > mean v2),
-  Cohen's d (both from :mod:`gmv.analysis.ra2`), AUROC and TPR@FPR with their CIs.
+* ``membership_summary`` — the one summary of an RA2 comparison (Table 1 and this view): Welch t-test
+  (H1: mean v1 > mean v2), Cohen's d, Mann–Whitney U, the difference of means with its bootstrap CI (from
+  :mod:`gmv.analysis.ra2`), AUROC and TPR@FPR with their CIs.
 * ``empirical_p_values(φ, split)`` — per image, against the held-out null: for v1 image i
   p_i = (#{j∈v2: φ_j ≥ φ_i} + 1)/(n2 + 1); for v2 image i (leave-one-out)
   p_i = (#{j∈v2, j≠i: φ_j ≥ φ_i} + 1)/n2.
@@ -197,28 +198,47 @@ def tpr_tail_bootstrap(scores_v1, scores_v2, fpr: float = 0.01, n_boot: int = 10
 
 
 def membership_summary(scores_v1, scores_v2, alpha: float = 0.01, n_boot: int = 1000,
-                       seed: int = 0, fpr: float = 0.01) -> dict:
-    """Flat dict of plain Python scalars, one per valuation method (higher = more member-like).
+                       seed: int = 0, fpr: float = 0.01, n_boot_diff: int = 2000) -> dict:
+    """The one summary of an RA2 comparison (higher = more member-like), a flat dict of plain Python scalars —
+    the paper's Table 1 and the membership-inference view of it:
 
-    Keys: n_v1, n_v2, mean_v1, mean_v2, t_statistic, p_value (one-sided Welch, H1: mean v1 >
-    mean v2; NaN if both halves are constant), alpha, significant (p < alpha), auroc,
-    auroc_ci_low, auroc_ci_high, fpr, tpr_at_fpr, tpr_at_fpr_ci_low, tpr_at_fpr_ci_high
-    (TPR at the false-positive rate `fpr`, 1% by default), cohens_d. CIs: 95% percentile
-    bootstrap with `n_boot` resamples and `seed`.
+    * ``n_v1``, ``n_v2``; ``mean_value_v1``, ``mean_value_v2`` (Table 1's "Average value"); ``zero_share_v1``,
+      ``zero_share_v2`` — share of images valued exactly 0 (never matched);
+    * ``t_statistic``, ``p_value`` — one-sided Welch t-test, H1: mean v1 > mean v2 (NaN if both halves are
+      constant); ``alpha``, ``significant`` (p < alpha; False when p is NaN);
+    * ``auroc`` with ``auroc_ci_low/high``; ``fpr``, ``tpr_at_fpr`` with ``tpr_at_fpr_ci_low/high`` (TPR at the
+      false-positive rate `fpr`, 1% by default) — 95% CIs from :func:`bootstrap_membership_ci` (`n_boot`
+      resamples, `seed`; large-sample methods above LARGE_N), ``ci_method``;
+    * ``mannwhitney_u``, ``mannwhitney_p`` — Mann–Whitney U of v1 and its one-sided p (``auroc`` = U / (n1·n2));
+    * ``cohens_d``; ``diff_mean`` = mean v1 − mean v2 with ``diff_ci_low/high``, its seeded percentile-bootstrap
+      95% CI (`n_boot_diff` resamples, gmv.analysis.ra2.bootstrap_diff_ci).
     """
+    import warnings
+
+    from scipy import stats as sps
+
+    from gmv.analysis.ra2 import bootstrap_diff_ci
+
     s1, s2 = _scores(scores_v1, "scores of v1"), _scores(scores_v2, "scores of v2")
     if not 0.0 < alpha < 1.0:
         raise GmvError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     t, p = welch_one_sided(s1, s2)
     ci = bootstrap_membership_ci(s1, s2, n_boot=n_boot, seed=seed, fpr=fpr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mw = sps.mannwhitneyu(s1, s2, alternative="greater")
+    low, high = bootstrap_diff_ci(s1, s2, n_boot=n_boot_diff, seed=seed)
     return {
         "n_v1": int(len(s1)), "n_v2": int(len(s2)),
-        "mean_v1": float(s1.mean()), "mean_v2": float(s2.mean()),
+        "mean_value_v1": float(s1.mean()), "mean_value_v2": float(s2.mean()),
+        "zero_share_v1": float(np.mean(s1 == 0.0)), "zero_share_v2": float(np.mean(s2 == 0.0)),
         "t_statistic": t, "p_value": p, "alpha": float(alpha), "significant": bool(p < alpha),
         "auroc": auroc(s1, s2), "auroc_ci_low": ci["auroc_ci_low"], "auroc_ci_high": ci["auroc_ci_high"],
         "fpr": float(fpr), "tpr_at_fpr": tpr_at_fpr(s1, s2, fpr),
         "tpr_at_fpr_ci_low": ci["tpr_at_fpr_ci_low"], "tpr_at_fpr_ci_high": ci["tpr_at_fpr_ci_high"],
-        "cohens_d": cohens_d(s1, s2), "ci_method": ci["ci_method"],
+        "mannwhitney_u": float(mw.statistic), "mannwhitney_p": float(mw.pvalue),
+        "cohens_d": cohens_d(s1, s2), "diff_mean": float(s1.mean() - s2.mean()), "diff_ci_low": low,
+        "diff_ci_high": high, "ci_method": ci["ci_method"],
     }
 
 

@@ -21,16 +21,16 @@ CLASS_KEYS = ("t_statistic", "p_value", "auroc", "mean_value_v1", "mean_value_v2
 
 
 def per_class_stats(val: Valuation, n_boot: int = 500) -> dict[int, dict]:
-    """RA2 per class (the paper's Table 1 is per CIFAR-10 class): {class id: membership_stats of that class's
+    """RA2 per class (the paper's Table 1 is per CIFAR-10 class): {class id: membership_summary of that class's
     X_v1 vs X_v2 values}, for every class with at least 2 images in each half."""
-    from gmv.analysis.ra2 import membership_stats
+    from gmv.analysis.membership import membership_summary
 
     labels, v1, v2 = val.pool.labels, val.side("v1"), val.side("v2")
     rows = {}
     for c in np.unique(labels).tolist():
         i1, i2 = v1[labels[v1] == c], v2[labels[v2] == c]
         if len(i1) >= 2 and len(i2) >= 2:
-            rows[int(c)] = membership_stats(val.values[i1], val.values[i2], n_boot=n_boot)
+            rows[int(c)] = membership_summary(val.values[i1], val.values[i2], n_boot=n_boot, n_boot_diff=n_boot)
     return rows
 
 

@@ -3,7 +3,8 @@
 The generator saw X_v1 and not X_v2, so a valuation that credits training data for
 what the generator produces should give X_v1 larger values. The paper tests this
 with a one-sided Welch t-test at significance level 0.01 (its Table 1). Beside it
-this module reports effect sizes that do not depend on the sample size:
+gmv reports effect sizes that do not depend on the sample size (all in one summary,
+:func:`gmv.analysis.membership.membership_summary`; the tests and the bootstrap are here):
 
 * AUROC of the value used as a membership score (v1 = positive; 0.5 = no signal);
 * Mann–Whitney U (rank-based, robust to the many exact zeros and heavy tails);
@@ -101,56 +102,6 @@ def bootstrap_diff_ci(a, b, n_boot: int = 2000, seed: int = 0, level: float = 0.
     return float(low), float(high)
 
 
-def membership_stats(values_v1, values_v2, alpha: float = 0.01, n_boot: int = 2000, seed: int = 0) -> dict:
-    """All RA2 numbers for one setting, as a flat dict of plain Python scalars.
-
-    * ``n_v1``, ``n_v2`` — number of training images in each half;
-    * ``mean_value_v1``, ``mean_value_v2`` — average value per half (Table 1's "Average value");
-    * ``zero_share_v1``, ``zero_share_v2`` — share of images valued exactly 0 (never matched);
-    * ``t_statistic``, ``p_value`` — one-sided Welch t-test, H1: mean(v1) > mean(v2);
-      NaN when both halves have zero variance;
-    * ``alpha``, ``significant`` — the level and whether p < alpha (False when p is NaN);
-    * ``auroc`` — P(value of a random v1 image > that of a random v2 image), ties half:
-      the value as a membership score; 0.5 = no signal, 1 = perfect separation;
-    * ``mannwhitney_u``, ``mannwhitney_p`` — Mann–Whitney U of v1 and its one-sided
-      p-value (H1: v1 stochastically greater); ``auroc`` = U / (n_v1 · n_v2);
-    * ``cohens_d`` — standardised mean difference, pooled SD (see :func:`cohens_d`);
-    * ``diff_mean``, ``diff_ci_low``, ``diff_ci_high`` — mean(v1) − mean(v2) and its
-      seeded percentile-bootstrap 95% CI (`n_boot` resamples).
-    """
-    from gmv.analysis.membership import auroc as rank_auroc
-
-    v1 = _as_values(values_v1, "values of X_v1")
-    v2 = _as_values(values_v2, "values of X_v2")
-    if not 0.0 < alpha < 1.0:
-        raise GmvError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-    t, p = welch_one_sided(v1, v2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mw = stats.mannwhitneyu(v1, v2, alternative="greater")
-    auroc = rank_auroc(v1, v2)
-    low, high = bootstrap_diff_ci(v1, v2, n_boot=n_boot, seed=seed)
-    return {
-        "n_v1": int(len(v1)),
-        "n_v2": int(len(v2)),
-        "mean_value_v1": float(v1.mean()),
-        "mean_value_v2": float(v2.mean()),
-        "zero_share_v1": float(np.mean(v1 == 0.0)),
-        "zero_share_v2": float(np.mean(v2 == 0.0)),
-        "t_statistic": t,
-        "p_value": p,
-        "alpha": float(alpha),
-        "significant": bool(p < alpha),  # NaN < alpha is False
-        "auroc": auroc,
-        "mannwhitney_u": float(mw.statistic),
-        "mannwhitney_p": float(mw.pvalue),
-        "cohens_d": cohens_d(v1, v2),
-        "diff_mean": float(v1.mean() - v2.mean()),
-        "diff_ci_low": low,
-        "diff_ci_high": high,
-    }
-
-
 # ---------------------------------------------------------------- Table 1
 
 TABLE1_COLUMNS = [
@@ -168,7 +119,7 @@ TABLE1_COLUMNS = [
 
 
 def result_sentence(s: dict) -> str:
-    """Table 1's "Result" cell for one stats dict from :func:`membership_stats`."""
+    """Table 1's "Result" cell for one stats dict from :func:`gmv.analysis.membership.membership_summary`."""
     alpha = s["alpha"]
     if s["significant"]:
         return f"Reject H0: values of X_v1 exceed X_v2 (p < {alpha:g})"
@@ -183,7 +134,7 @@ def table1_rows(stats_by_label: dict[str, dict]) -> list[dict]:
     Keys are :data:`TABLE1_COLUMNS`; "95% CI of difference" is a (low, high) tuple.
     """
     if not stats_by_label:
-        raise GmvError("no settings to tabulate: pass a dict {label: membership_stats(...)}")
+        raise GmvError("no settings to tabulate: pass a dict {label: membership_summary(...)}")
     rows = []
     for label, s in stats_by_label.items():
         rows.append(

@@ -97,18 +97,26 @@ def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None,
 METHOD_COLUMNS = ["Method", "t", "p (one-sided Welch)", "AUROC [95% CI]", "TPR@1%FPR [95% CI]", "Cohen's d"]
 
 
-def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
-    """RA2 read as membership inference for every method (t, p, AUROC and TPR at 1% FPR with bootstrap
-    CIs) → methods.md/.csv, plus the negative control: the main method's values with the v1/v2 labels
-    shuffled (seeded) must show no signal."""
+#: the main method's RA2 numbers that go into metrics.json under their own names (the paper's Table 1)
+TABLE1_KEYS = ("n_v1", "n_v2", "mean_value_v1", "mean_value_v2", "zero_share_v1", "zero_share_v2", "t_statistic",
+               "p_value", "alpha", "significant", "auroc", "mannwhitney_u", "mannwhitney_p", "cohens_d", "diff_mean",
+               "diff_ci_low", "diff_ci_high")
+
+
+def membership_views(val: Valuation, out: Path, seed: int = 0,
+                     n_boot: int = 1000) -> tuple[dict[str, Any], dict[str, dict]]:
+    """RA2 for every method — one membership_summary each (t, p, AUROC and TPR at 1% FPR with bootstrap
+    CIs, …) → methods.md/.csv, plus the negative control: the main method's values with the v1/v2 labels
+    shuffled (seeded) must show no signal. Returns (metrics, {method: its summary})."""
     from gmv.analysis.membership import auroc, membership_summary
     from gmv.analysis.ra2 import welch_one_sided
     from gmv.analysis.tables import markdown_table
 
     out_metrics: dict[str, Any] = {}
     rows = []
+    summaries: dict[str, dict] = {}
     for name, result in val.methods.items():
-        s = membership_summary(result.side("v1"), result.side("v2"), n_boot=n_boot, seed=seed)
+        s = summaries[name] = membership_summary(result.side("v1"), result.side("v2"), n_boot=n_boot, seed=seed)
         keys = ("t_statistic", "p_value", "auroc", "auroc_ci_low", "auroc_ci_high", "tpr_at_fpr",
                 "tpr_at_fpr_ci_low", "tpr_at_fpr_ci_high", "cohens_d")
         out_metrics.update({f"method/{name}/{k.replace('tpr_at_fpr', 'tpr_at_1fpr')}": s[k] for k in keys})
@@ -130,7 +138,7 @@ def membership_views(val: Valuation, out: Path, seed: int = 0, n_boot: int = 100
     t, p = welch_one_sided(val.values[shuffled == "v1"], val.values[shuffled == "v2"])
     out_metrics.update({"control_shuffled_t": t, "control_shuffled_p_value": p,
                         "control_shuffled_auroc": auroc(val.values[shuffled == "v1"], val.values[shuffled == "v2"])})
-    return out_metrics
+    return out_metrics, summaries
 
 
 def attribute_metrics(val: Valuation, n: int, seed: int = 0) -> dict[str, Any]:
@@ -160,9 +168,10 @@ def _held_out_analyses(val: Valuation, out: Path, label: str, seed: int, tsne_ca
     from gmv.analysis import ra1_map, ra2
 
     i1, i2 = val.side("v1"), val.side("v2")
-    stats = ra2.membership_stats(val.values[i1], val.values[i2], seed=seed)
-    metrics.update({k: v for k, v in stats.items() if k not in metrics or k.startswith("mean_value")})
-    metrics.update(membership_views(val, out, seed=seed))
+    views, summaries = membership_views(val, out, seed=seed)
+    stats = summaries[val.main.name]
+    metrics.update({k: stats[k] for k in TABLE1_KEYS})
+    metrics.update(views)
     ra2.write_table1({label: stats}, out)
     figures["ra2_hist"] = ra2.value_histogram(val.values[i1], val.values[i2], out / "ra2_hist.png",
                                               title=f"RA2 — {label}")

@@ -22,7 +22,7 @@ COLUMNS = ["iteration", "t_statistic", "t_critical", "p_value", "auroc", "cohens
            "mean_value_v2", "fd", "fd_floor", "fd_ratio", "nn_dist_v1", "nn_dist_v2", "m", "k", "tau", "tau_used",
            "seconds"]
 ALPHA = 0.01  # the paper's significance level (one-sided)
-N_BOOT = 200  # membership_stats' bootstrap: kept small, the CI is not part of a trajectory row
+N_BOOT = 200  # membership_summary's bootstraps: kept small, the CI is not part of a trajectory row
 
 
 # --------------------------------------------------------------------------- numbers
@@ -133,7 +133,7 @@ class MembershipProbe:
     def evaluate(self, module) -> dict[str, Any]:
         """One trajectory row (`COLUMNS`) for the module's current weights."""
         from gmv.analysis.ra1 import nearest_neighbour_distances
-        from gmv.analysis.ra2 import membership_stats
+        from gmv.analysis.membership import membership_summary
         from gmv.valuation.matchers import MatcherConfig, match
         from gmv.valuation.methods import Evidence
 
@@ -145,7 +145,7 @@ class MembershipProbe:
             tables = match(self.emb_pool, emb, self.k, MatcherConfig(kind="flat"), distance=self.distance)
             valued = self.method.value(Evidence(self.emb_pool, emb, self.split, tables))
             v1, v2 = valued.side("v1"), valued.side("v2")
-            stats = membership_stats(v1, v2, alpha=ALPHA, n_boot=N_BOOT, seed=self.seed)
+            stats = membership_summary(v1, v2, alpha=ALPHA, n_boot=N_BOOT, seed=self.seed, n_boot_diff=N_BOOT)
             fd = frechet_distance(self.emb_v1, emb, method="auto")
             nn = nearest_neighbour_distances(emb, self.emb_v1, self.emb_v2)
         return {
