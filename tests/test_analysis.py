@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from gmv.analysis.membership import membership_summary as membership_stats  # the one RA2 summary
+from gmv.analysis.membership import membership_summary
 from gmv.analysis import (
     exact_knn,
     extremes,
@@ -68,14 +68,14 @@ def test_welch_matches_textbook_formulas():
 def test_cohens_d_by_hand():
     pooled = math.sqrt(((len(A) - 1) * A.var(ddof=1) + (len(B) - 1) * B.var(ddof=1)) / (len(A) + len(B) - 2))
     assert cohens_d(A, B) == pytest.approx((A.mean() - B.mean()) / pooled, rel=1e-12)
-    assert membership_stats(A, B, n_boot=200)["cohens_d"] == pytest.approx((A.mean() - B.mean()) / pooled)
+    assert membership_summary(A, B, n_boot=200)["cohens_d"] == pytest.approx((A.mean() - B.mean()) / pooled)
 
 
 def test_planted_membership_signal_is_detected():
     rng = np.random.default_rng(1)
     v1 = rng.normal(3.0, 1.0, 150)
     v2 = rng.normal(0.0, 1.0, 150)
-    s = membership_stats(v1, v2, n_boot=500)
+    s = membership_summary(v1, v2, n_boot=500)
     assert s["significant"] is True and s["p_value"] < 0.01 and s["t_statistic"] > 0
     assert s["auroc"] > 0.95
     assert s["mannwhitney_p"] < 0.01
@@ -83,7 +83,7 @@ def test_planted_membership_signal_is_detected():
     assert s["diff_mean"] == pytest.approx(v1.mean() - v2.mean())
     assert (s["n_v1"], s["n_v2"], s["alpha"]) == (150, 150, 0.01)
     # the reverse direction is not significant: the test is one-sided
-    assert membership_stats(v2, v1, n_boot=100)["significant"] is False
+    assert membership_summary(v2, v1, n_boot=100)["significant"] is False
 
 
 def test_auroc_is_pairwise_win_rate_and_matches_mann_whitney():
@@ -93,7 +93,7 @@ def test_auroc_is_pairwise_win_rate_and_matches_mann_whitney():
     v1[:10] = 0.0
     v2[:12] = 0.0
     wins = (v1[:, None] > v2[None, :]).sum() + 0.5 * (v1[:, None] == v2[None, :]).sum()
-    s = membership_stats(v1, v2, n_boot=100)
+    s = membership_summary(v1, v2, n_boot=100)
     assert s["auroc"] == pytest.approx(wins / (len(v1) * len(v2)))
     assert s["mannwhitney_u"] == pytest.approx(wins)
     assert s["zero_share_v1"] == pytest.approx(np.count_nonzero(v1 == 0) / 40)
@@ -103,35 +103,35 @@ def test_auroc_is_pairwise_win_rate_and_matches_mann_whitney():
 def test_identical_distributions_show_no_signal():
     rng = np.random.default_rng(3)
     v1 = rng.exponential(1.0, 300)
-    same = membership_stats(v1, rng.permutation(v1), n_boot=500)  # the very same values
+    same = membership_summary(v1, rng.permutation(v1), n_boot=500)  # the very same values
     assert same["auroc"] == pytest.approx(0.5)
     assert same["t_statistic"] == pytest.approx(0.0, abs=1e-9) and same["p_value"] == pytest.approx(0.5)
     assert same["diff_ci_low"] < 0 < same["diff_ci_high"]
     assert same["significant"] is False
 
     fresh = np.random.default_rng(30)
-    s = membership_stats(fresh.exponential(1.0, 500), fresh.exponential(1.0, 500), n_boot=200)  # same law
+    s = membership_summary(fresh.exponential(1.0, 500), fresh.exponential(1.0, 500), n_boot=200)  # same law
     assert abs(s["auroc"] - 0.5) < 0.08 and s["significant"] is False
 
 
 def test_bootstrap_is_seeded():
     rng = np.random.default_rng(4)
     v1, v2 = rng.normal(size=60), rng.normal(size=50)
-    a = membership_stats(v1, v2, n_boot=300, seed=7)
-    b = membership_stats(v1, v2, n_boot=300, seed=7)
-    c = membership_stats(v1, v2, n_boot=300, seed=8)
+    a = membership_summary(v1, v2, n_boot=300, seed=7)
+    b = membership_summary(v1, v2, n_boot=300, seed=7)
+    c = membership_summary(v1, v2, n_boot=300, seed=8)
     assert (a["diff_ci_low"], a["diff_ci_high"]) == (b["diff_ci_low"], b["diff_ci_high"])
     assert (a["diff_ci_low"], a["diff_ci_high"]) != (c["diff_ci_low"], c["diff_ci_high"])
 
 
 def test_degenerate_inputs():
     with pytest.raises(GmvError, match="at least 2"):
-        membership_stats([1.0], [1.0, 2.0])
+        membership_summary([1.0], [1.0, 2.0])
     with pytest.raises(GmvError, match="NaN"):
-        membership_stats([1.0, np.nan], [1.0, 2.0])
+        membership_summary([1.0, np.nan], [1.0, 2.0])
     with pytest.raises(GmvError, match="alpha"):
-        membership_stats([1.0, 2.0], [1.0, 2.0], alpha=1.5)
-    s = membership_stats([2.0, 2.0, 2.0], [2.0, 2.0], n_boot=50)  # zero variance on both sides
+        membership_summary([1.0, 2.0], [1.0, 2.0], alpha=1.5)
+    s = membership_summary([2.0, 2.0, 2.0], [2.0, 2.0], n_boot=50)  # zero variance on both sides
     assert math.isnan(s["p_value"]) and s["significant"] is False and math.isnan(s["cohens_d"])
     assert "undefined" in table1_rows({"flat": s})[0]["Result"]
     assert cohens_d([1.0, 1.0], [0.0, 0.0]) == math.inf
@@ -143,8 +143,8 @@ def test_degenerate_inputs():
 def test_table1_markdown_and_csv(tmp_path):
     rng = np.random.default_rng(5)
     by_label = {
-        "BigGAN / class 3 (cat)": membership_stats(rng.normal(2, 1, 80), rng.normal(0, 1, 80), n_boot=200),
-        "DDPM | MNIST": membership_stats(rng.normal(0, 1, 80), rng.normal(0, 1, 80), n_boot=200),
+        "BigGAN / class 3 (cat)": membership_summary(rng.normal(2, 1, 80), rng.normal(0, 1, 80), n_boot=200),
+        "DDPM | MNIST": membership_summary(rng.normal(0, 1, 80), rng.normal(0, 1, 80), n_boot=200),
     }
     md = format_table1(by_label)
     lines = md.strip().splitlines()
