@@ -1,0 +1,74 @@
+"""The linear datamodeling score (LDS; Park et al., TRAK, ICML 2023) of an attribution method.
+
+Retrain the generator on S random subsets of its training set (masks, S×N). For each target x̂_j (a fixed
+generated image) measure the model output f_s(x̂_j) of every retrained model s, and predict it from the
+method's attribution scores τ(x̂_j, x_i) as the sum over the subset: g_s(x̂_j) = Σ_{i∈S_s} τ(x̂_j, x_i).
+LDS(x̂_j) = Spearman(g_·(x̂_j), f_·(x̂_j)) across the subsets; the method's LDS is its mean over targets,
+with a seeded percentile-bootstrap 95% CI over targets. Targets whose outputs or predictions do not vary
+across subsets (no rank order to correlate) are left out and counted.
+
+Sign: higher attribution should mean "this training image helps the model produce x̂_j", so the output is
+taken as −loss (the negative diffusion loss of x̂_j, D-TRAK's choice of model output): a good method has a
+positive LDS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gmv.errors import GmvError
+
+
+def predictions(attributions: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """S×T: for every subset s and target j, Σ_{i ∈ S_s} τ(x̂_j, x_i). `attributions` T×N, `masks` S×N (bool)."""
+    a = np.asarray(attributions, np.float64)
+    m = np.asarray(masks, bool)
+    if a.ndim != 2 or m.ndim != 2 or a.shape[1] != m.shape[1]:
+        raise GmvError(f"attributions (targets × train images) and masks (subsets × train images) must agree on "
+                       f"the number of train images, got {a.shape} and {m.shape}")
+    return m.astype(np.float64) @ a.T
+
+
+def _spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's ρ between matching columns of x and y (S×T each); NaN where a column is constant."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x, axis=0), rankdata(y, axis=0)
+    rx -= rx.mean(axis=0)
+    ry -= ry.mean(axis=0)
+    denom = np.sqrt((rx ** 2).sum(axis=0) * (ry ** 2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (rx * ry).sum(axis=0) / denom, np.nan)
+
+
+def lds(attributions: np.ndarray, masks: np.ndarray, outputs: np.ndarray, n_boot: int = 2000,
+        seed: int = 0) -> dict:
+    """{lds, lds_ci_low, lds_ci_high, n_targets, n_targets_skipped, per_target (T,)}; `outputs` S×T."""
+    y = np.asarray(outputs, np.float64)
+    g = predictions(attributions, masks)
+    if y.shape != g.shape:
+        raise GmvError(f"outputs must be subsets × targets {g.shape}, got {y.shape}")
+    if y.shape[0] < 3:
+        raise GmvError(f"LDS needs at least 3 retrained subsets, got {y.shape[0]}")
+    rho = _spearman_columns(g, y)
+    ok = np.isfinite(rho)
+    if not ok.any():
+        raise GmvError("no target has outputs and predictions that vary across the subsets: LDS is undefined")
+    r = rho[ok]
+    rng = np.random.default_rng(seed)
+    boots = r[rng.integers(0, len(r), (n_boot, len(r)))].mean(axis=1)
+    low, high = np.percentile(boots, [2.5, 97.5])
+    return {"lds": float(r.mean()), "lds_ci_low": float(low), "lds_ci_high": float(high),
+            "n_targets": int(ok.sum()), "n_targets_skipped": int((~ok).sum()), "per_target": rho}
+
+
+def random_half_masks(n: int, n_subsets: int, alpha: float = 0.5, seed: int = 0) -> np.ndarray:
+    """S×N boolean masks, each keeping round(α·n) of the n train images (a seeded draw per subset)."""
+    if not 0 < alpha < 1:
+        raise GmvError(f"alpha (the share of train images each subset keeps) must lie in (0, 1), got {alpha}")
+    k = int(round(alpha * n))
+    rng = np.random.default_rng([seed, 11])
+    masks = np.zeros((n_subsets, n), bool)
+    for s in range(n_subsets):
+        masks[s, rng.choice(n, k, replace=False)] = True
+    return masks
