@@ -77,6 +77,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--chunk-size", type=int, help="rows per cached embedding chunk (a killed run resumes from the "
                                                   "last finished chunk; default 8192)")
     g.add_argument("--cache-dir", default=".cache/gmv", help="embedding cache ('' disables)")
+    g.add_argument("--rerank-embedder", help="perceptual re-rank (ICLR 2025): re-order the matcher's candidates by "
+                                             "this embedder's exact distance (pixels | whitened_pixels | vgg16 | "
+                                             "resnet20_cifar); off by default")
+    g.add_argument("--rerank-candidates", type=int, default=50, help="candidates per generated image to re-rank (≥ K)")
+    g.add_argument("--rerank-weights", help="the re-rank embedder's weights file (resnet20_cifar: required)")
+    g.add_argument("--rerank-layer", help="the re-rank embedder's layer (resnet20_cifar: pooled | layer1 | layer2 | "
+                                          "layer3; vgg16: fc7 | fc6 | pool5)")
     g = p.add_argument_group("matching and value")
     g.add_argument("--k", type=int, default=10, help="K nearest training points per generated point")
     add_matcher_options(g)
@@ -163,7 +170,8 @@ def run(args: argparse.Namespace) -> dict:
                   matcher=matcher, k=args.k, held_out=inputs["held_out"], cache_dir=args.cache_dir or None,
                   embedder_options=embedder_options, image_size=args.image_size, method=method, baselines=baselines,
                   reference=inputs["reference"], engine=args.engine, ray_address=args.ray_address,
-                  shard_size=args.shard_size)
+                  shard_size=args.shard_size, rerank_embedder=_rerank_embedder(args),
+                  rerank_candidates=args.rerank_candidates)
     out = Path(args.out)
     config = dict(vars(args))
     with staged_folder(out) as staging, Tracker(mode=args.wandb, project=args.wandb_project, dir=staging,
@@ -182,6 +190,16 @@ def run(args: argparse.Namespace) -> dict:
                                   [*val.seconds.items(), ("report", metrics["seconds_report"])]))
     print(f"results in {out}/ (values.csv, metrics.json, ra2_table.md, figures)")
     return metrics
+
+
+def _rerank_embedder(args: argparse.Namespace) -> dict | None:
+    """The re-rank embedder's config from --rerank-embedder/-weights/-layer, or None (no re-rank)."""
+    if not args.rerank_embedder:
+        if args.rerank_weights or args.rerank_layer:
+            raise GmvError("--rerank-weights / --rerank-layer need --rerank-embedder")
+        return None
+    options = {"weights": args.rerank_weights, "layer": args.rerank_layer}
+    return {"name": args.rerank_embedder, **{k: v for k, v in options.items() if v is not None}}
 
 
 def _check_out(args: argparse.Namespace) -> None:

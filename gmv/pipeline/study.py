@@ -205,8 +205,11 @@ def _embed(s: Study, _) -> dict:
 
     main, baselines = s.methods
     held_out = s.v2 if s.cfg.valuation.held_out else None
+    rerank = s.cfg.valuation.get("rerank") or {}
     s.inputs = api.prepare(s.v1, s.samples, embedder=s.embedder, matcher=s.matcher, held_out=held_out,
                            cache_dir=s.cache, method=main, baselines=baselines, reference=s.reference,
+                           rerank_embedder=stages.plain(rerank.get("embedder")),
+                           rerank_candidates=int(rerank.get("candidates") or 50),
                            **stages.engine_options(s.cfg.valuation))
     s.embedded = api.embed(s.inputs, s.cache, ray=s.ray)
     return {"reused": all(s.embedded.reused.values())}

@@ -191,6 +191,8 @@ class Inputs:
     ray_address: str | None = None
     shard_size: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    rerank_embedder: Embedder | None = None  # perceptual re-rank (gmv/valuation/rerank.py); None = off
+    rerank_candidates: int = 0  # R: candidates per generated image the matcher hands to the re-rank
 
     @property
     def dim(self) -> int:
@@ -204,6 +206,8 @@ class Embedded:
     reference: np.ndarray | None
     reused: dict[str, bool]
     fingerprint: dict[str, Any]
+    rerank_pool: np.ndarray | None = None  # the re-rank embedder's embeddings of the pool and of X̂
+    rerank_generated: np.ndarray | None = None
 
 
 def prepare(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pixels",
@@ -211,7 +215,8 @@ def prepare(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
             tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
             embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None,
             method: Any = None, baselines: Sequence[Any] | None = None, reference=None,
-            engine: str = "local", ray_address: str | None = None, shard_size: int | None = None) -> Inputs:
+            engine: str = "local", ray_address: str | None = None, shard_size: int | None = None,
+            rerank_embedder: str | Embedder | Mapping[str, Any] | None = None, rerank_candidates: int = 50) -> Inputs:
     """Every check `valuate` makes, before any embedding is computed (see the module docstring)."""
     t0 = time.perf_counter()
     check_engine(engine)
@@ -229,9 +234,18 @@ def prepare(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
         pool, gen_set, ref_set, split = _image_inputs(train, generated, held_out, reference, image_size, cache_dir)
         emb = build_embedder(embedder, **dict(embedder_options or {}))
         dim = emb.dim(pool.shape)
-    mcfg = resolve(_matcher_config(matcher), len(pool), dim, k_tables, n_queries=len(gen_set))
+    second, r = None, 0
+    if rerank_embedder is not None:
+        if emb is None or engine == "ray":
+            raise GmvError("a re-rank embedder needs images and the local engine (not precomputed embeddings, "
+                           "not engine=ray)")
+        if isinstance(rerank_candidates, bool) or not isinstance(rerank_candidates, int) or rerank_candidates < k_tables:
+            raise GmvError(f"rerank candidates must be an integer ≥ K = {k_tables}, got {rerank_candidates!r}")
+        second, r = build_embedder(rerank_embedder), min(int(rerank_candidates), len(pool))
+        second.dim(pool.shape)  # an embedder that cannot take these images says so now
+    mcfg = resolve(_matcher_config(matcher), len(pool), dim, max(k_tables, r), n_queries=len(gen_set))
     inputs = Inputs(methods, k_tables, distance, pool, gen_set, ref_set, split, emb, mcfg, engine, ray_address,
-                    shard_size)
+                    shard_size, rerank_embedder=second, rerank_candidates=r)
     inputs.seconds["load_and_check"] = time.perf_counter() - t0
     return inputs
 
@@ -262,6 +276,14 @@ def embed(inputs: Inputs, cache_dir: str | Path | None = None, ray=None) -> Embe
         if inputs.reference is not None:
             ref, reused["reference_embedding"] = embed_source(emb, inputs.reference, cache_dir, desc="embed reference")
         out = Embedded(pool, gen, ref, reused, emb.fingerprint())
+        second = inputs.rerank_embedder
+        if second is not None:
+            if second.needs_fit and not second.fitted:
+                second.fit(inputs.pool)
+            out.rerank_pool, reused["rerank_pool_embedding"] = embed_source(second, inputs.pool, cache_dir,
+                                                                            desc="embed training (re-rank)")
+            out.rerank_generated, reused["rerank_generated_embedding"] = embed_source(
+                second, inputs.generated, cache_dir, desc="embed generated (re-rank)")
     inputs.seconds["embed"] = time.perf_counter() - t0
     return out
 
@@ -284,6 +306,14 @@ def match_tables(inputs: Inputs, embedded: Embedded, ray=None) -> MatchResult:
 
         result = _on_ray(ray, inputs, lambda r: search_on_ray(r, embedded.pool, embedded.generated, inputs.k_tables,
                                                               inputs.matcher, inputs.distance, inputs.shard_size))
+    elif inputs.rerank_embedder is not None:
+        from gmv.valuation.rerank import rerank
+
+        candidates = match(embedded.pool, embedded.generated, inputs.rerank_candidates, inputs.matcher,
+                           distance=inputs.distance)
+        result = rerank(candidates, embedded.rerank_pool, embedded.rerank_generated, inputs.k_tables,
+                        inputs.distance, inputs.matcher.recall_queries, inputs.matcher.seed,
+                        inputs.rerank_embedder.fingerprint().get("name", "second embedding"))
     else:
         result = match(embedded.pool, embedded.generated, inputs.k_tables, inputs.matcher, distance=inputs.distance)
     inputs.seconds["match"] = time.perf_counter() - t0
@@ -321,11 +351,14 @@ def valuate(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
             tau: float | str = "auto", distance: str = "l2", cache_dir: str | Path | None = None,
             embedder_options: Mapping[str, Any] | None = None, image_size: int | None = None,
             method: Any = None, baselines: Sequence[Any] | None = None, reference=None,
-            engine: str = "local", ray_address: str | None = None, shard_size: int | None = None) -> Valuation:
+            engine: str = "local", ray_address: str | None = None, shard_size: int | None = None,
+            rerank_embedder: str | Embedder | Mapping[str, Any] | None = None, rerank_candidates: int = 50) -> Valuation:
     """Value every training (and held-out) image by the generated images that match it: prepare → embed →
-    match_tables → value (on one Ray session when engine="ray")."""
+    match_tables → value (on one Ray session when engine="ray"). `rerank_embedder`: re-rank the matcher's
+    `rerank_candidates` per generated image by this embedder's exact distance (gmv/valuation/rerank.py)."""
     inputs = prepare(train, generated, embedder, matcher, k, held_out, tau, distance, cache_dir, embedder_options,
-                     image_size, method, baselines, reference, engine, ray_address, shard_size)
+                     image_size, method, baselines, reference, engine, ray_address, shard_size, rerank_embedder,
+                     rerank_candidates)
     if engine != "ray":
         embedded = embed(inputs, cache_dir)
         return value(inputs, embedded, match_tables(inputs, embedded))
