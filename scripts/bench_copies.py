@@ -12,6 +12,10 @@ exact search): AUROC and TPR@1%FPR of X_v1 against X_v2. With copies of a quarte
 valuation reaches AUROC ≈ 0.75 and TPR@1%FPR ≈ 0.5 (the copied half of X_v1 above every X_v2 image, the
 other half among them).
 
+With `--weights`, one more column is the ICLR 2025 perceptual re-rank: 50 candidates per copy from PQ on
+pixels, re-ordered by the exact distance in ResNet-20 layer-2 features (gmv/valuation/rerank.py).
+`--embedders A,B` runs only those columns (a re-rank column computes its two embeddings itself).
+
 Writes OUT/copies.csv and copies.json (every cell), copies.md (the tables) and copies.png (heat maps of
 TPR@1%FPR and recall@1: perturbations × embedders).
 """
@@ -111,7 +115,26 @@ def embedders(weights: str | None, rgb: bool) -> dict[str, dict]:
                            ("ResNet-20 layer2 4×4 (512)", {"layer": "layer2", "grid": 4}),
                            ("ResNet-20 layer3 2×2 (256)", {"layer": "layer3", "grid": 2})):
             out[name] = {"spec": "resnet20_cifar", "weights": weights, **opts}
+        out[RERANK] = {"spec": "rerank", "first": "pixels", "second": "ResNet-20 layer2 4×4 (512)", "candidates": 50}
     return out
+
+
+RERANK = "pixels PQ → layer2 re-rank (R 50)"
+
+
+def rerank_cell(first, second, v1_n, sources, seed, candidates: int) -> dict:
+    """The re-rank column's cell: `first` and `second` are (pool, copies) embeddings of the two embedders."""
+    from gmv.valuation.matchers import MatcherConfig, match
+    from gmv.valuation.methods import Evidence, GMValuator
+    from gmv.valuation.rerank import rerank
+
+    cand = match(first[0], first[1], candidates, MatcherConfig(kind="pq", seed=seed), announce=False)
+    tables = rerank(cand, second[0], second[1], 10, "l2", recall_queries=0)
+    split = np.array(["v1"] * v1_n + ["v2"] * (len(second[0]) - v1_n))
+    r = GMValuator(k=10).value(Evidence(second[0], second[1], split, tables))
+    s = membership_summary(r.values[:v1_n], r.values[v1_n:], n_boot=200, seed=seed)
+    return {"recall_at_1": float(np.mean(tables.indices[:, 0] == sources)), "auroc": s["auroc"],
+            "tpr_at_1fpr": s["tpr_at_fpr"]}
 
 
 def cell(pool_emb, v1_n, copies_emb, sources, seed) -> dict:
@@ -155,6 +178,7 @@ def main(argv=None) -> int:
     p.add_argument("--copies", type=int, default=1000, help="X_v1 images copied into X̂ (default 1,000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--embedders", help="comma-separated column names to run (default: all)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     data = load_images(a.data)
@@ -162,17 +186,33 @@ def main(argv=None) -> int:
     pool = data.images[np.sort(rng.choice(len(data), min(a.n, len(data)), replace=False))]
     v1_n = len(pool) // 2
     sources = np.sort(rng.choice(v1_n, min(a.copies, v1_n), replace=False))
-    names = embedders(a.weights, pool.shape[-1] == 3)
-    rows = []
-    for name, spec in names.items():
+    every = embedders(a.weights, pool.shape[-1] == 3)
+    wanted = [n.strip() for n in a.embedders.split(",")] if a.embedders else list(every)
+    unknown = sorted(set(wanted) - set(every))
+    if unknown:
+        p.error(f"unknown --embedders {unknown}; choose among {list(every)}")
+    names = {n: every[n] for n in wanted}
+    needed = list(dict.fromkeys(x for n, spec in names.items()
+                                for x in ((spec["first"], spec["second"]) if spec["spec"] == "rerank" else (n,))))
+    built, pool_embs = {}, {}
+    for name in needed:
+        spec = every[name]
         emb = build_embedder(spec["spec"], progress=False, **{k: v for k, v in spec.items() if k != "spec"})
         if emb.needs_fit:
             emb.fit(pool)
-        pool_emb = emb(pool)
-        for kind, strengths in GRID.items():
-            for strength in strengths:
-                copies = perturb(pool[sources], kind, strength, seed=a.seed + 1)
-                r = cell(pool_emb, v1_n, emb(copies), sources, a.seed)
+        built[name], pool_embs[name] = emb, emb(pool)
+    rows = []
+    for kind, strengths in GRID.items():
+        for strength in strengths:
+            copies = perturb(pool[sources], kind, strength, seed=a.seed + 1)
+            copies_embs = {name: built[name](copies) for name in needed}
+            for name, spec in names.items():
+                if spec["spec"] == "rerank":
+                    r = rerank_cell((pool_embs[spec["first"]], copies_embs[spec["first"]]),
+                                    (pool_embs[spec["second"]], copies_embs[spec["second"]]), v1_n, sources, a.seed,
+                                    spec["candidates"])
+                else:
+                    r = cell(pool_embs[name], v1_n, copies_embs[name], sources, a.seed)
                 rows.append({"embedder": name, "perturbation": kind, "strength": float(strength), **r})
                 print(f"{name:28s} {kind:7s} {strength:>5g}: recall@1 {r['recall_at_1']:.3f} · AUROC {r['auroc']:.3f} "
                       f"· TPR@1%FPR {r['tpr_at_1fpr']:.3f}", flush=True)
