@@ -7,6 +7,9 @@ LDS(x̂_j) = Spearman(g_·(x̂_j), f_·(x̂_j)) across the subsets; the method's
 with a seeded percentile-bootstrap 95% CI over targets. Targets whose outputs or predictions do not vary
 across subsets (no rank order to correlate) are left out and counted.
 
+The per-target correlations are dattri's (`dattri.metric.lds`, the attribution library's own LDS); this module
+adds the subset bookkeeping, the aggregate over targets with its CI, and the skipped targets.
+
 Sign: higher attribution should mean "this training image helps the model produce x̂_j", so the output is
 taken as −loss (the negative diffusion loss of x̂_j, D-TRAK's choice of model output): a good method has a
 positive LDS.
@@ -29,28 +32,29 @@ def predictions(attributions: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return m.astype(np.float64) @ a.T
 
 
-def _spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's ρ between matching columns of x and y (S×T each); NaN where a column is constant."""
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x, axis=0), rankdata(y, axis=0)
-    rx -= rx.mean(axis=0)
-    ry -= ry.mean(axis=0)
-    denom = np.sqrt((rx ** 2).sum(axis=0) * (ry ** 2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (rx * ry).sum(axis=0) / denom, np.nan)
-
-
 def lds(attributions: np.ndarray, masks: np.ndarray, outputs: np.ndarray, n_boot: int = 2000,
         seed: int = 0) -> dict:
     """{lds, lds_ci_low, lds_ci_high, n_targets, n_targets_skipped, per_target (T,)}; `outputs` S×T."""
+    import warnings
+
+    import torch
+    from dattri.metric import lds as dattri_lds
+
     y = np.asarray(outputs, np.float64)
-    g = predictions(attributions, masks)
+    g = predictions(attributions, masks)  # checks the shapes
     if y.shape != g.shape:
         raise GmvError(f"outputs must be subsets × targets {g.shape}, got {y.shape}")
     if y.shape[0] < 3:
         raise GmvError(f"LDS needs at least 3 retrained subsets, got {y.shape[0]}")
-    rho = _spearman_columns(g, y)
+    m = np.asarray(masks, bool)
+    sizes = m.sum(axis=1)
+    if len(set(sizes.tolist())) != 1:
+        raise GmvError(f"every subset must keep the same number of train images, got sizes {sorted(set(sizes))}")
+    kept = torch.from_numpy(np.stack([np.flatnonzero(row) for row in m]))  # subsets × subset size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant column: scipy warns and returns NaN (counted as skipped)
+        rho, _ = dattri_lds(torch.from_numpy(np.asarray(attributions, np.float64).T), (torch.from_numpy(y), kept))
+    rho = rho.numpy()
     ok = np.isfinite(rho)
     if not ok.any():
         raise GmvError("no target has outputs and predictions that vary across the subsets: LDS is undefined")
