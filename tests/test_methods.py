@@ -199,3 +199,24 @@ def test_the_method_registry_builds_by_name_and_lists_the_default_baselines(monk
     assert default_baselines(has_reference=False)[-1] == "farthest" and build_method("farthest", k=2).k == 2
     with pytest.raises(GmvError, match="unknown valuation method 'nearest'; choose one of .*farthest"):
         build_method("nearest")
+
+
+def test_per_target_attributions_sum_to_each_method_s_values():
+    """attribute(evidence) is the per-target form of each method: GMValuator's rows are Eq. 5 (summing over
+    targets gives φ), K-NN count's are match indicators (summing gives the count), GAN-Leaks' maximum over
+    targets is its score."""
+    from gmv.valuation.matchers import MatcherConfig, match
+    from gmv.valuation.methods import Evidence, GANLeaks, GMValuator, KNNCount
+
+    rng = np.random.default_rng(0)
+    pool, gen = rng.normal(size=(30, 4)).astype(np.float32), rng.normal(size=(12, 4)).astype(np.float32)
+    ev = Evidence(pool, gen, np.array(["v1"] * 15 + ["v2"] * 15), match(pool, gen, 3, MatcherConfig(kind="flat"),
+                                                                       announce=False))
+    g = GMValuator(k=3)
+    a = g.attribute(ev)
+    assert a.shape == (12, 30) and a.sum(axis=0) == pytest.approx(g.value(ev).values)
+    assert a.sum(axis=1) == pytest.approx(np.ones(12)) and ((a > 0).sum(axis=1) <= 3).all()
+    c = KNNCount(k=3)
+    assert c.attribute(ev).sum(axis=0) == pytest.approx(c.value(ev).values)
+    gl = GANLeaks()
+    assert gl.attribute(ev).max(axis=0) == pytest.approx(gl.value(ev).values, rel=1e-5)

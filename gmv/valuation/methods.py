@@ -119,6 +119,9 @@ class Valuator(Protocol):
     def value(self, evidence: Evidence) -> MethodResult:
         """Score every pool image from the shared evidence."""
 
+    # Optional: `attribute(evidence) → m×N` per-target attributions (x̂_j × x_i), read by the counterfactual and
+    # LDS studies (gmv/analysis/lds.py); the built-in methods have it.
+
 
 def _check_k(k: Any, what: str) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -179,6 +182,12 @@ class GMValuator:
             extras["target_top_credit"] = self.target_top_credit
         return MethodResult(self.name, values, evidence.split, extras, {"credit": w, "n_matches": n_matches, **arrays})
 
+    def attribute(self, evidence: Evidence) -> np.ndarray:
+        """Per-target attributions, m×N dense: V(x_i, x̂_j) of Eq. 5 (0 outside each row's K matches)."""
+        r = self.value(evidence)
+        _, idx = _columns(evidence.matches, self.k, "GMValuator")
+        return _scatter(idx, r.arrays["credit"], evidence.n_pool)
+
 
 class KNNCount:
     """Plain K-NN match count: how many generated points have x_i among their K nearest training points."""
@@ -197,6 +206,11 @@ class KNNCount:
         idx = idx[idx >= 0]
         counts = np.bincount(idx, minlength=evidence.n_pool).astype(np.float64)
         return MethodResult(self.name, counts, evidence.split, {"k": self.k})
+
+    def attribute(self, evidence: Evidence) -> np.ndarray:
+        """Per-target attributions, m×N dense: 1 where x_i is among x̂_j's K matches, else 0."""
+        _, idx = _columns(evidence.matches, self.k, "KNNCount")
+        return _scatter(idx, np.ones(idx.shape), evidence.n_pool)
 
 
 class GANLeaks:
@@ -224,6 +238,23 @@ class GANLeaks:
         arrays["distance_to_reference"] = d_ref
         extras.update(n_reference=int(len(ref)), **evidence.reverse_extras("reference"))
         return MethodResult(self.name, -(d_gen - d_ref), evidence.split, extras, arrays)
+
+    def attribute(self, evidence: Evidence) -> np.ndarray:
+        """Per-target attributions, m×N dense: −‖e(x_i) − e(x̂_j)‖ (calibrated: + the distance from x_i to its
+        nearest reference image) — the score whose maximum over j is the method's value. Exact distances."""
+        from scipy.spatial.distance import cdist
+
+        d = cdist(np.asarray(evidence.gen_emb, np.float64), np.asarray(evidence.pool_emb, np.float64))
+        return -(d - evidence.nearest("reference")[None, :]) if self.calibrated else -d
+
+
+def _scatter(idx: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """m×K (index, weight) tables → an m×N dense matrix (entries of index −1 dropped)."""
+    out = np.zeros((len(idx), n), np.float64)
+    rows = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)
+    ok = idx >= 0
+    np.add.at(out, (rows[ok], idx[ok]), np.asarray(weights, np.float64)[ok])
+    return out
 
 
 def tables_k(methods) -> int:
