@@ -224,7 +224,28 @@ def _match(s: Study, _) -> None:
 def _value(s: Study, _) -> None:
     from gmv.valuation import api
 
+    main, baselines = s.methods
+    for method in (main, *baselines):
+        if getattr(method, "needs_model", False):  # e.g. D-TRAK: attributes through the generator itself
+            _bind_generator(s, method)
     s.val = api.value(s.inputs, s.embedded, s.tables)
+
+
+def _bind_generator(s: Study, method) -> None:
+    """Give a method that needs the generator the trained module, and the pool (X_v1 ∪ X_v2, as valued) and X̂
+    with their class ids."""
+    from gmv.data.pixels import as_pixels
+
+    def ids(labels) -> np.ndarray:
+        if not s.cfg.train.conditional:
+            return np.zeros(len(labels), np.int64)
+        lookup = {int(c): k for k, c in enumerate(s.datamodule.class_ids)}
+        return np.array([lookup[int(v)] for v in labels], np.int64)
+
+    pool = [s.v1, *([s.v2] if s.cfg.valuation.held_out else [])]
+    gen = np.asarray(as_pixels(s.samples).read_range(0, len(s.samples)))
+    method.bind(s.module, np.concatenate([p.images for p in pool]), ids(np.concatenate([p.labels for p in pool])),
+                gen, ids(s.samples.labels))
 
 
 def _quality(s: Study, _) -> None:

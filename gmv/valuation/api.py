@@ -332,6 +332,9 @@ def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
         if m.needs_reference and embedded.reference is None and m is not main:
             skipped[m.name] = "no reference set of real images outside the split"
             continue
+        if getattr(m, "needs_model", False) and not m.bound and m is not main:
+            skipped[m.name] = "needs the trained generator (a gmv study binds it; gmv-value has only images)"
+            continue
         results[m.name] = m.value(evidence)
     first = results[main.name]
     k_main = int(first.extras.get("k", inputs.k_tables))

@@ -284,6 +284,15 @@ register_method("gan_leaks", GANLeaks, baseline=True)
 register_method("gan_leaks_calibrated", functools.partial(GANLeaks, calibrated=True), baseline=True)
 
 
+def _dtrak(**settings):
+    from gmv.valuation.dtrak import DTRAK
+
+    return DTRAK(**settings)
+
+
+register_method("d_trak", _dtrak)  # gradient-based (dattri's TRAK); needs the generator, so not a default baseline
+
+
 def default_baselines(has_reference: bool) -> list[str]:
     """The registered default baselines, without those that need a reference set when there is none."""
     return [name for name, spec in METHODS.items()

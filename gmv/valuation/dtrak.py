@@ -1,0 +1,144 @@
+"""A gradient-based attribution baseline: D-TRAK (Zheng et al., ICLR 2024) through dattri's TRAK.
+
+TRAK (Park et al., ICML 2023) attributes a model's output on a target to its training examples from
+randomly projected per-example gradients; D-TRAK applies it to diffusion models with the diffusion loss as
+both the training function and the model output, averaged over a fixed set of (timestep, noise) draws per
+image. gmv's code is only the wrapper: the loss of one image under the generator's EMA denoiser at its own
+seeded draws, given to `dattri.task.AttributionTask`; `dattri.algorithm.trak.TRAKAttributor` does the rest
+(projection, kernel, scores), with Q = 1 (no probability reweighting, as D-TRAK).
+
+Why dattri and not traker: both run on a CPU (traker's fast projector is CUDA-only; both fall back to a basic
+one), but dattri (0.3.0, 2026) is maintained, takes any `loss(params, example)` written with torch.func — the
+diffusion loss needs no fork of the library, as D-TRAK's own code needed of traker (0.3.2, 2024) — and ships
+the LDS metric gmv reads (gmv/analysis/lds.py).
+
+As a `Valuator`: τ(x̂_j, x_i) for every generated image j and pool image i (`attribute`), and the value of a
+pool image is the sum over targets, φ_i = Σ_j τ(x̂_j, x_i), so it reads in the RA2 tables beside the others.
+It needs the trained generator: a study binds it (`bind`) before valuing; gmv-value, which has only images,
+skips it with a reason. It costs per-example gradients of the whole denoiser: seconds per image and draw on a
+CPU (a cost the cost-next-to-quality table reports).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+
+from gmv.errors import GmvError
+
+
+class DTRAK:
+    name = "d_trak"
+    needs_reference = False
+    needs_model = True
+
+    def __init__(self, timesteps: int = 10, proj_dim: int = 512, batch_size: int = 8, seed: int = 0):
+        for what, v in (("timesteps", timesteps), ("proj_dim", proj_dim), ("batch_size", batch_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise GmvError(f"D-TRAK: {what} must be an integer ≥ 1, got {v!r}")
+        self.timesteps, self.proj_dim, self.batch_size, self.seed = timesteps, proj_dim, batch_size, int(seed)
+        self._bound: dict[str, Any] | None = None
+        self._scores: np.ndarray | None = None
+        self.seconds: float | None = None
+
+    @property
+    def bound(self) -> bool:
+        return self._bound is not None
+
+    def needs_k(self) -> int:
+        return 0
+
+    def bind(self, module, pool_images: np.ndarray, pool_ids: np.ndarray, gen_images: np.ndarray,
+             gen_ids: np.ndarray) -> None:
+        """The trained generator (a CFGDiffusion: an EMA denoiser `ema_unet` and its `noise_scheduler`) and the
+        pool and generated images (uint8 N×H×W×C) with their class ids (the generator's contiguous ids)."""
+        if not (hasattr(module, "ema_unet") and hasattr(module, "noise_scheduler")):
+            raise GmvError(f"D-TRAK attributes diffusion models; {type(module).__name__} has no denoiser "
+                           "(ema_unet) and noise scheduler")
+        self._bound = {"module": module, "pool": (pool_images, pool_ids), "gen": (gen_images, gen_ids)}
+        self._scores = None
+
+    def _loader(self, images: np.ndarray, ids: np.ndarray, seed: int):
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 127.5 - 1.0
+        y = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+        g = torch.Generator().manual_seed(seed)
+        n_train = self._bound["module"].noise_scheduler.config.num_train_timesteps
+        t = torch.randint(0, n_train, (len(x), self.timesteps), generator=g)
+        noise = torch.randn((len(x), self.timesteps, *x.shape[1:]), generator=g)
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y, t, noise), batch_size=self.batch_size,
+                                           shuffle=False)
+
+    def attribute(self, evidence=None) -> np.ndarray:
+        """m×N: τ(x̂_j, x_i) (computed once per binding)."""
+        if self._scores is not None:
+            return self._scores
+        if self._bound is None:
+            raise GmvError("D-TRAK needs the trained generator: value it within a study (which binds it), not "
+                           "from images alone")
+        import torch
+        from dattri.algorithm.trak import TRAKAttributor
+        from dattri.task import AttributionTask
+
+        t0 = time.perf_counter()
+        module = self._bound["module"]
+        net = copy.deepcopy(module.ema_unet).eval().requires_grad_(True)
+        scheduler, k = module.noise_scheduler, self.timesteps
+
+        def diffusion_loss(params, example):
+            x, y, t, noise = example  # one image C×H×W, its class id, its k timesteps and k noises
+            x_t = scheduler.add_noise(x.unsqueeze(0).expand(k, *x.shape), noise, t)
+            eps = torch.func.functional_call(net, params, (x_t, t), {"class_labels": y.expand(k)}).sample
+            return ((eps - noise) ** 2).mean()
+
+        def no_reweighting(params, example):  # TRAK's Q = 1 − p; p = 0 gives D-TRAK's Q = 1
+            return torch.zeros(())
+
+        task = AttributionTask(loss_func=diffusion_loss, model=net, checkpoints=net.state_dict())
+        attributor = TRAKAttributor(task, no_reweighting, device="cpu",
+                                    projector_kwargs={"proj_dim": self.proj_dim, "proj_seed": self.seed, "device": "cpu"})
+        with _quiet():
+            attributor.cache(self._loader(*self._bound["pool"], seed=self.seed))
+            scores = attributor.attribute(self._loader(*self._bound["gen"], seed=self.seed + 1))  # N × m
+        self._scores = scores.detach().double().numpy().T
+        self.seconds = time.perf_counter() - t0
+        return self._scores
+
+    def value(self, evidence):
+        from gmv.valuation.methods import MethodResult
+
+        a = self.attribute(evidence)
+        if a.shape[1] != evidence.n_pool or a.shape[0] != len(evidence.gen_emb):
+            raise GmvError(f"D-TRAK was bound to {a.shape[1]} pool and {a.shape[0]} generated images, the valuation "
+                           f"has {evidence.n_pool} and {len(evidence.gen_emb)}")
+        extras = {"timesteps": self.timesteps, "proj_dim": self.proj_dim, "seconds": round(self.seconds or 0.0, 3)}
+        return MethodResult(self.name, a.sum(axis=0), evidence.split, extras)
+
+
+class _quiet:
+    """dattri's tqdm bars and functorch's 'batching rule' performance warnings off the console."""
+
+    def __enter__(self):
+        import os
+        import warnings
+
+        self._env = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings("ignore", message=".*batching rule.*")
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        if self._env is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = self._env
+        self._warnings.__exit__(*exc)
+        return False
