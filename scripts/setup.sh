@@ -17,10 +17,11 @@ fi
 stamp="$venv/.gmv-installed"
 want="$(cat "$root/pyproject.toml" | sha256sum | cut -d' ' -f1) $torch_spec"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[gmv setup] installing $torch_spec and gmv[dev,distributed] into $venv (first run takes a few minutes)"
+  echo "[gmv setup] installing $torch_spec and gmv[dev,distributed,hub] into $venv (first run takes a few minutes)"
   # shellcheck disable=SC2086
   "$venv/bin/python" -m pip install -q $torch_spec
-  # dev: the test tools; distributed: Ray, so that the Ray engine's tests run in CI too
-  "$venv/bin/python" -m pip install -q -e "$root[dev,distributed]"
+  # dev: the test tools; distributed: Ray, so that the Ray engine's tests run in CI too; hub: timm and
+  # open_clip, so that the library embedders' tests run too
+  "$venv/bin/python" -m pip install -q -e "$root[dev,distributed,hub]"
   echo "$want" > "$stamp"
 fi

@@ -451,3 +451,33 @@ def test_valuate_fits_whitened_pixels_on_the_pool_before_embedding(tmp_path):
                   matcher="flat", baselines=[], cache_dir=tmp_path)
     assert val.embedder["whitening"] is not None and val.pool_emb.shape == (80, 32)
     assert np.mean(val.matches.indices[:, 0] == np.arange(20)) == 1.0  # each near-copy finds its source
+
+
+def test_library_embedders_by_weights_path(tmp_path):
+    """timm (DINOv2), OpenCLIP and TorchScript (SSCD's format) embedders: a missing weights file is one line that
+    names it; random weights give features of the right shape; a saved file loads back to the same features."""
+    import torch
+
+    from gmv.valuation.embedders import build_embedder
+
+    pytest.importorskip("timm")
+    pytest.importorskip("open_clip")
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
+    for name, extra in (("timm", {"image_size": 28}), ("open_clip", {}), ("torchscript", {})):
+        with pytest.raises(GmvError, match="needs its weights file .* not found: '/nowhere.pt'"):
+            build_embedder(name, weights="/nowhere.pt", **extra)
+    dino = build_embedder("timm", pretrained=False, image_size=28, progress=False)
+    feats = dino(images)
+    assert feats.shape == (3, 384) and np.isfinite(feats).all()
+    torch.save(dino.network.state_dict(), tmp_path / "dino.pth")
+    again = build_embedder("timm", weights=str(tmp_path / "dino.pth"), image_size=28, progress=False)
+    assert np.allclose(again(images), feats, atol=1e-5)
+    assert again.fingerprint()["weights"] != "random-seed0"
+    clip = build_embedder("open_clip", pretrained=False, progress=False)
+    assert clip(images[:1]).shape == (1, 512)
+    net = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                                               torch.nn.Flatten()))
+    net.save(str(tmp_path / "sscd.torchscript.pt"))
+    ts = build_embedder({"name": "torchscript", "weights": str(tmp_path / "sscd.torchscript.pt"), "image_size": 32},
+                        progress=False)
+    assert ts(images).shape == (3, 4)

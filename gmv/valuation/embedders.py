@@ -8,6 +8,8 @@
 - `resnet20_cifar`  the CIFAR-10 ResNet-20 (weights file by path): its 64-d pooled features, or a stage's
                     spatial features pooled to a grid (gmv/valuation/resnet20_embedder.py).
 - `whitened_pixels` PCA-whitened pixels, fitted on the pool (gmv/valuation/whitened_pixels.py).
+- `timm`, `open_clip`, `torchscript`  DINOv2, CLIP, SSCD and the like from a local weights file
+                    (gmv/valuation/hub_embedders.py; `pip install 'gmv[hub]'`).
 - any `torch.nn.Module` via a Hydra `_target_` config (`build_embedder({"_target_": ...})`).
 
 Every torch embedder normalises with ImageNet mean/std after scaling to [0, 1] and repeats grey
@@ -279,9 +281,19 @@ def _whitened_pixels(**options) -> Embedder:
     return WhitenedPixelEmbedder(**options)
 
 
+def _hub(cls_name: str):
+    def build(**options) -> Embedder:
+        from gmv.valuation import hub_embedders
+
+        return getattr(hub_embedders, cls_name)(**options)
+
+    return build
+
+
 #: every embedder by name: its class, or a function that builds it from a module of its own
 EMBEDDERS = {"pixels": PixelEmbedder, "vgg16": VGG16Embedder, "resnet20_cifar": _resnet20_cifar,
-             "whitened_pixels": _whitened_pixels}
+             "whitened_pixels": _whitened_pixels, "timm": _hub("TimmEmbedder"), "open_clip": _hub("OpenClipEmbedder"),
+             "torchscript": _hub("TorchScriptEmbedder")}
 
 
 def build_embedder(spec: str | Mapping[str, Any] | Embedder = "pixels", **options) -> Embedder:
