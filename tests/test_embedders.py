@@ -469,15 +469,36 @@ def test_library_embedders_by_weights_path(tmp_path):
     dino = build_embedder("timm", pretrained=False, image_size=28, progress=False)
     feats = dino(images)
     assert feats.shape == (3, 384) and np.isfinite(feats).all()
+    assert np.array_equal(build_embedder("timm", pretrained=False, image_size=28, progress=False)(images), feats)
     torch.save(dino.network.state_dict(), tmp_path / "dino.pth")
     again = build_embedder("timm", weights=str(tmp_path / "dino.pth"), image_size=28, progress=False)
     assert np.allclose(again(images), feats, atol=1e-5)
     assert again.fingerprint()["weights"] != "random-seed0"
     clip = build_embedder("open_clip", pretrained=False, progress=False)
     assert clip(images[:1]).shape == (1, 512)
+    assert np.array_equal(build_embedder("open_clip", pretrained=False, progress=False)(images[:1]), clip(images[:1]))
     net = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
                                                torch.nn.Flatten()))
     net.save(str(tmp_path / "sscd.torchscript.pt"))
     ts = build_embedder({"name": "torchscript", "weights": str(tmp_path / "sscd.torchscript.pt"), "image_size": 32},
                         progress=False)
     assert ts(images).shape == (3, 4)
+
+
+@pytest.mark.parametrize("embedder", ["dinov2_vits14", "clip_vitb32", "sscd"])
+def test_a_library_embedder_without_its_weights_stops_the_study_in_one_line(tmp_path, embedder):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("timm")
+    pytest.importorskip("open_clip")
+    gmv = Path(sys.executable).parent / "gmv"
+    r = subprocess.run([str(gmv), "experiment=smoke", f"embedder={embedder}", "embedder.weights=/nowhere/w.pt",
+                        "logger.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'c'}"],
+                       capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"},
+                       cwd=Path(__file__).resolve().parents[1])
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "/nowhere/w.pt" in lines[0], r.stderr
+    assert not (tmp_path / "c" / "train").exists()  # stopped before any training
