@@ -105,6 +105,20 @@ CASES = [
 ]
 
 
+def registered_cases(cases: list[Case]) -> list[Case]:
+    """`cases` plus, for every generator of the registry (gmv.generators.GENERATORS) without one, a default
+    case: its first preset on 32×32 digits — so a new generator is benchmarked without editing this file."""
+    from hydra.utils import get_class
+
+    from gmv.generators import GENERATORS
+
+    covered = {c.generator for c in cases}
+    extra = [Case(f"{name}-{next(iter(get_class(target).presets))}", name, next(iter(get_class(target).presets)),
+                  "digits", 32, 1, 10, 3, sample_batch=8)
+             for name, target in GENERATORS.items() if name not in covered]
+    return list(cases) + extra
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -458,7 +472,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default="", help="comma-separated case names or globs "
-                   f"({', '.join(c.name for c in CASES)}); default all")
+                   f"({', '.join(c.name for c in registered_cases(CASES))}); default all")
     p.add_argument("--iterations", type=int, default=None,
                    help="timed (plain) iterations per case (default: 3 for tiny, 1 for the published presets)")
     p.add_argument("--warmup", type=int, default=None,
@@ -492,10 +506,10 @@ def main() -> None:
     if a.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device")
     patterns = [s.strip() for s in a.only.split(",") if s.strip()]
-    cases = [c for c in CASES if not patterns or any(fnmatch.fnmatch(c.name, pt) or c.name.startswith(pt)
+    cases = [c for c in registered_cases(CASES) if not patterns or any(fnmatch.fnmatch(c.name, pt) or c.name.startswith(pt)
                                                     for pt in patterns)]
     if not cases:
-        raise SystemExit(f"--only {a.only!r} matches no case; cases: {', '.join(c.name for c in CASES)}")
+        raise SystemExit(f"--only {a.only!r} matches no case; cases: {', '.join(c.name for c in registered_cases(CASES))}")
 
     from omegaconf import OmegaConf
 

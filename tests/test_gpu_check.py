@@ -41,3 +41,24 @@ def test_gpu_check_cpu_fallback_runs_every_step(tmp_path):
     assert all("seconds_per_iteration" in r for r in results["preset_iterations"]), results["preset_iterations"]
     assert results["vgg16_fc7"]["dim"] == 4096 and results["faiss_search"]["faiss_cpu_flat_seconds"] > 0
     assert "# GPU check (CPU fallback" in out_md.read_text()
+
+
+def test_the_gpu_check_and_the_generator_benchmark_read_the_generator_registry(monkeypatch):
+    """A generator registered the README's way (one line in GENERATORS) is smoke-checked and timed by the GPU
+    check and gets a default benchmark case, with no edit to either script."""
+    import importlib.util
+
+    from gmv import generators
+
+    monkeypatch.setitem(generators.GENERATORS, "dummy", "tests.dummy_generator.DummyGenerator")
+    mods = {}
+    for name in ("gpu_check", "bench_generators"):
+        spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / "scripts" / f"{name}.py")
+        mods[name] = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, f"_{name}", mods[name])
+        spec.loader.exec_module(mods[name])
+    presets, toy = mods["gpu_check"].generator_presets()
+    assert "dummy" in toy and any(row[0] == "dummy" for row in presets)
+    assert {"biggan", "stylegan2", "cfg_diffusion"} <= set(toy)
+    cases = mods["bench_generators"].registered_cases(mods["bench_generators"].CASES)
+    assert [c.generator for c in cases].count("dummy") == 1
