@@ -69,3 +69,28 @@ def test_without_a_generator_it_is_skipped_with_a_reason():
     gen, _ = images(10, 3)
     val = valuate(pool[:10], gen, held_out=pool[10:], k=2, baselines=["d_trak"])
     assert "needs the trained generator" in val.skipped["d_trak"] and "d_trak" not in val.methods
+
+
+def test_model_outputs_are_deterministic_and_follow_the_fit(tiny_model):
+    """diffusion_outputs: the same draws give the same outputs; an image the denoiser was trained on (a few
+    steps on it alone) gets a higher output (lower loss) than before."""
+    import copy
+
+    import torch
+
+    from gmv.analysis.model_output import diffusion_outputs, example_loss, fixed_draws, pixels_to_model
+
+    imgs, ids = images(4, 5)
+    a = diffusion_outputs(tiny_model, imgs, ids, timesteps=3, seed=1)
+    assert a.shape == (4,) and np.array_equal(a, diffusion_outputs(tiny_model, imgs, ids, timesteps=3, seed=1))
+    model = copy.deepcopy(tiny_model)
+    net, sched = model.ema_unet.train().requires_grad_(True), model.noise_scheduler
+    x, y = pixels_to_model(imgs[:1]), torch.as_tensor(ids[:1])
+    t, noise = fixed_draws(1, 3, sched.config.num_train_timesteps, tuple(x.shape[1:]), seed=1)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(30):
+        opt.zero_grad()
+        example_loss(net, sched, x[0], y[0], t[0], noise[0]).backward()
+        opt.step()
+    after = diffusion_outputs(model, imgs, ids, timesteps=3, seed=1)
+    assert after[0] > a[0]

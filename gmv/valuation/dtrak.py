@@ -62,14 +62,15 @@ class DTRAK:
         self._scores = None
 
     def _loader(self, images: np.ndarray, ids: np.ndarray, seed: int):
+        """The examples with their fixed draws (gmv/analysis/model_output.py: the draws LDS outputs use)."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 127.5 - 1.0
+        from gmv.analysis.model_output import fixed_draws, pixels_to_model
+
+        x = pixels_to_model(images)
         y = torch.as_tensor(np.asarray(ids), dtype=torch.long)
-        g = torch.Generator().manual_seed(seed)
         n_train = self._bound["module"].noise_scheduler.config.num_train_timesteps
-        t = torch.randint(0, n_train, (len(x), self.timesteps), generator=g)
-        noise = torch.randn((len(x), self.timesteps, *x.shape[1:]), generator=g)
+        t, noise = fixed_draws(len(x), self.timesteps, n_train, tuple(x.shape[1:]), seed)
         return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y, t, noise), batch_size=self.batch_size,
                                            shuffle=False)
 
@@ -84,16 +85,16 @@ class DTRAK:
         from dattri.algorithm.trak import TRAKAttributor
         from dattri.task import AttributionTask
 
+        from gmv.analysis.model_output import example_loss
+
         t0 = time.perf_counter()
         module = self._bound["module"]
         net = copy.deepcopy(module.ema_unet).eval().requires_grad_(True)
-        scheduler, k = module.noise_scheduler, self.timesteps
+        scheduler = module.noise_scheduler
 
         def diffusion_loss(params, example):
-            x, y, t, noise = example  # one image C×H×W, its class id, its k timesteps and k noises
-            x_t = scheduler.add_noise(x.unsqueeze(0).expand(k, *x.shape), noise, t)
-            eps = torch.func.functional_call(net, params, (x_t, t), {"class_labels": y.expand(k)}).sample
-            return ((eps - noise) ** 2).mean()
+            x, y, t, noise = example  # one image C×H×W, its class id, its timesteps and noises
+            return example_loss(net, scheduler, x, y, t, noise, params=params)
 
         def no_reweighting(params, example):  # TRAK's Q = 1 − p; p = 0 gives D-TRAK's Q = 1
             return torch.zeros(())
