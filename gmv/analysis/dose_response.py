@@ -30,16 +30,23 @@ COLUMNS = ["fraction", "seed", "n_planted", "method", "t_statistic", "p_value", 
 METRICS = ["auroc", "tpr_at_1fpr", "t_statistic", "p_value"]
 
 
+def seeded_share(samples, fraction: float, seed: int, stream: int, what: str):
+    """(a copy of X̂'s pixels in memory — also of a streamed X̂ —, the sorted indices of a seeded choice of
+    round(fraction·m) of them, the generator that drew them: `stream` keeps controls' draws apart)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise GmvError(f"{what} fractions must lie in [0, 1], got {fraction}")
+    m = len(samples)
+    n = int(round(fraction * m))
+    rng = np.random.default_rng([seed, stream])
+    where = np.sort(rng.choice(m, n, replace=False)) if n else np.zeros(0, np.int64)
+    return np.array(as_pixels(samples).read_range(0, m)), where, rng
+
+
 def plant(samples: ImageSet, v1: ImageSet, fraction: float, seed: int, flip: bool = True) -> ImageSet:
     """`samples` with round(fraction·m) of its images (a seeded choice) replaced by near-copies of
     random X_v1 images; `extras["planted"]` marks them and `extras["source_index"]` names their source."""
-    if not 0.0 <= fraction <= 1.0:
-        raise GmvError(f"dose-response fractions must lie in [0, 1], got {fraction}")
-    m = len(samples)
-    n = int(round(fraction * m))
-    rng = np.random.default_rng([seed, 0])
-    where = np.sort(rng.choice(m, n, replace=False)) if n else np.zeros(0, np.int64)
-    images = np.array(as_pixels(samples).read_range(0, m))  # a copy in memory, also of a streamed X̂
+    images, where, _ = seeded_share(samples, fraction, seed, 0, "dose-response")
+    m, n = len(images), len(where)
     labels = None if samples.labels is None else samples.labels.copy()
     source = np.full(m, -1, np.int64)
     if n:

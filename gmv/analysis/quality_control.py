@@ -21,8 +21,6 @@ import numpy as np
 from gmv.analysis.tables import markdown_table
 from gmv.data.edit import CORRUPTIONS, corrupt
 from gmv.data.imageset import ImageSet
-from gmv.data.pixels import as_pixels
-from gmv.errors import GmvError
 from gmv.io import save_figure, write_csv, write_text
 
 COLUMNS = ["fraction", "seed", "n_corrupted", "weighting", "credit_per_corrupted", "credit_per_intact",
@@ -31,13 +29,10 @@ COLUMNS = ["fraction", "seed", "n_corrupted", "weighting", "credit_per_corrupted
 
 def corrupt_samples(samples: ImageSet, fraction: float, seed: int) -> ImageSet:
     """`samples` with round(fraction·m) of them (a seeded choice) damaged; `extras["corrupted"]` marks them."""
-    if not 0.0 <= fraction <= 1.0:
-        raise GmvError(f"quality-control fractions must lie in [0, 1], got {fraction}")
-    m = len(samples)
-    n = int(round(fraction * m))
-    rng = np.random.default_rng([seed, 2])
-    where = np.sort(rng.choice(m, n, replace=False)) if n else np.zeros(0, np.int64)
-    images = np.array(as_pixels(samples).read_range(0, m))
+    from gmv.analysis.dose_response import seeded_share
+
+    images, where, rng = seeded_share(samples, fraction, seed, 2, "quality-control")
+    m, n = len(images), len(where)
     if n:
         images[where] = corrupt(images[where], (CORRUPTIONS * (n // 3 + 1))[:n], rng)
     mark = np.zeros(m, bool)
