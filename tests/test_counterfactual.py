@@ -57,3 +57,24 @@ def test_bad_inputs_are_refused():
     with pytest.raises(GmvError, match="removal mask"):
         affected_targets(np.zeros((3, 5)), np.zeros(4, bool))
     assert "note" in removal_effect(np.ones(3), np.array([True, False, False]))
+
+
+def test_a_retrain_on_a_subset_measures_its_outputs_on_a_base_run_s_targets(tmp_path):
+    """control.kind=model_output: a base study's X̂ as targets, a retrain without 5 X_v1 images, its outputs in
+    outputs.npz; no X̂ of its own is drawn; missing targets stop it before training."""
+    from tests.test_pipeline import TINY, cfg_of
+    from gmv.pipeline import run_study
+
+    tiny = [*TINY, "generator=cfg_diffusion", "generator.batch_size=8", "data.image_size=8", "generate.m=12"]
+    run_study(cfg_of(*tiny, f"cache_dir={tmp_path / 'c'}"), tmp_path / "base")
+    control = (f"+control={{kind: model_output, targets: {tmp_path / 'base' / 'samples.npz'}, n_targets: 6, "
+               "timesteps: 2}")
+    m = run_study(cfg_of(*tiny, control, "data.subset={rule: random, r: 5}", f"cache_dir={tmp_path / 'c'}"),
+                  tmp_path / "retrain")
+    out = np.load(tmp_path / "retrain" / "outputs.npz")["outputs"]
+    assert out.shape == (6,) and np.isfinite(out).all() and (out < 0).all() and m["n_targets"] == 6
+    assert not (tmp_path / "retrain" / "samples.npz").exists()
+    assert len(np.load(tmp_path / "retrain" / "split.npz")["dropped"]) == 5
+    with pytest.raises(GmvError, match="control.targets must be a base run's samples.npz"):
+        run_study(cfg_of(*tiny, "+control={kind: model_output, targets: /nowhere.npz, n_targets: 6, timesteps: 2}",
+                         f"cache_dir={tmp_path / 'c'}"), tmp_path / "bad")

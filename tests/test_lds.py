@@ -49,3 +49,38 @@ def test_constant_targets_are_skipped_and_bad_shapes_refused():
         lds(tau[:, :2], masks, np.zeros((3, 2)))
     with pytest.raises(GmvError, match="at least 3 retrained subsets"):
         lds(tau, masks[:2], np.zeros((2, 2)))
+
+
+def test_the_lds_report_of_a_sweep_of_retrains(tmp_path):
+    """A base study, four retrains on random halves of its X_v1 measuring outputs on its X̂, then gmv-report
+    --base: an LDS row per method of the base study and for the random control."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    gmv = Path(sys.executable).parent / "gmv"
+    tiny = ["experiment=smoke", "logger.mode=disabled", "train.max_iterations=2", "generator=cfg_diffusion",
+            "generator.batch_size=4", "data.image_size=8", "data.split.per_class_limit=2", "generate.m=10",
+            "valuation.k=2", "valuation.tsne_cap=30", "valuation.ra3_n=2", "valuation.reference_size=0",
+            f"cache_dir={tmp_path / 'c'}"]
+    env = {**__import__("os").environ, "WANDB_MODE": "disabled"}
+    r = subprocess.run([str(gmv), *tiny, f"hydra.run.dir={tmp_path / 'base'}"], capture_output=True, text=True,
+                       env=env, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    control = f"+control={{kind: model_output, targets: {tmp_path / 'base' / 'samples.npz'}, n_targets: 6, timesteps: 2}}"
+    r = subprocess.run([str(gmv), "-m", *tiny, control, "data.subset.rule=random", "data.subset.r=5",
+                        "data.subset.seed=0,1,2,3", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                       capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = Path(sys.executable).parent / "gmv-report"
+    r = subprocess.run([str(report), str(tmp_path / "sweep")], capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 2 and "--base" in r.stderr
+    r = subprocess.run([str(report), str(tmp_path / "sweep"), "--base", str(tmp_path / "base")], capture_output=True,
+                       text=True, env=env, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with open(tmp_path / "sweep" / "report" / "lds.csv") as f:
+        rows = {row["method"]: row for row in csv.DictReader(f)}
+    assert {"gmvaluator", "knn_count", "gan_leaks", "random (control)"} <= set(rows)
+    assert all(row["n_subsets"] == "4" for row in rows.values())

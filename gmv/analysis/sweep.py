@@ -22,6 +22,9 @@
     addition.md/.csv/.png  only when some job added images to X_v1 (data.addition): the value of each
                            kind against clean X_v1, its hypothesis and whether it held
                            (:mod:`gmv.analysis.addition`)
+    lds.md/.csv            only when the jobs are retrains measuring model outputs (control.kind=model_output)
+                           and `base` names the base run: every method's linear datamodeling score
+                           (:mod:`gmv.analysis.lds_report`)
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gmv.analysis import compare_generators, seeds
+from gmv.errors import GmvError
 from gmv.analysis.sweep_figures import figure_name, sweep_figure
 from gmv.analysis.sweep_jobs import Job, collect_jobs, sort_jobs, swept_parameters
 from gmv.analysis.sweep_tables import report_metrics, write_report_tables
@@ -54,7 +58,7 @@ def _generator_files(finished: list[Job], params: list[str], out: Path) -> dict[
 
 
 def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
-                       metrics: list[str] | None = None) -> dict[str, Path]:
+                       metrics: list[str] | None = None, base: str | Path | None = None) -> dict[str, Path]:
     """Write the sweep's tables and figures into `out_dir` (default ``SWEEP/report``).
 
     `metrics` replaces the default metric columns of report.csv/.md (the figures always
@@ -84,4 +88,12 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         from gmv.analysis.addition import write_addition_report
 
         written.update(write_addition_report(finished, out))
+    retrains = [j for j in finished if j.metrics.get("control") == "model_output"]
+    if retrains:
+        if base is None:
+            raise GmvError("these jobs are retrains measuring model outputs: give the base run they were measured "
+                           "against (gmv-report SWEEP --base RUN) for the LDS report")
+        from gmv.analysis.lds_report import write_lds_report
+
+        written.update(write_lds_report(retrains, base, out))
     return written

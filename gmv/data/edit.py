@@ -138,8 +138,8 @@ def _indices(value: Any, where: str) -> tuple[int, ...]:
 
 
 def parse_subset(spec: Mapping[str, Any] | None, default_seed: int = 0) -> Subset | None:
-    """`data.subset` → a Subset, judged before any data is loaded: one line per mistake."""
-    if not spec:
+    """`data.subset` → a Subset (None when no form is set), judged before any data is loaded: one line per mistake."""
+    if not spec or (hasattr(spec, "values") and all(v is None for v in spec.values())):
         return None
     if not hasattr(spec, "get"):
         raise GmvError(f"data.subset must be a mapping (keep: […], drop: […] or ranking/rule/r), got {spec!r}")

@@ -7,6 +7,10 @@
     control.kind = quality         corrupt a fraction f of X̂ (noise, blur, JPEG) and value each damaged set
                                    with GMValuator unweighted and weighted by the realism score
                                    (gmv/analysis/quality_control.py)
+    control.kind = model_output    the trained model's output on fixed targets — control.targets, a base run's
+                                   samples.npz (its first control.n_targets images) — at fixed draws
+                                   (gmv/analysis/model_output.py) → outputs.npz; no X̂ is drawn. The retrains of
+                                   an LDS or counterfactual study (data.subset) are such controls.
 """
 
 from __future__ import annotations
@@ -17,14 +21,28 @@ from typing import Any
 from gmv.errors import GmvError
 
 #: each control kind and the stem of the table and figure it writes into the run folder
-REPORTS = {"dose_response": "dose_response", "quality": "quality_control"}
+REPORTS = {"dose_response": "dose_response", "quality": "quality_control", "model_output": "outputs"}
 KINDS = tuple(REPORTS)
+#: control kinds that read only the trained model, not a generated X̂ (the study draws none)
+WITHOUT_SAMPLES = ("model_output",)
 
 
 def check_control(control) -> None:
     """Fail early (before any training) on a malformed `control` section."""
     if control.get("kind") not in KINDS:
         raise GmvError(f"control.kind must be one of {', '.join(KINDS)}, got {control.get('kind')!r}")
+    if control.kind == "model_output":
+        from pathlib import Path
+
+        targets = control.get("targets")
+        if not targets or not Path(str(targets)).is_file():
+            raise GmvError(f"control.targets must be a base run's samples.npz (the targets whose outputs every "
+                           f"retrain measures), got {targets!r}")
+        for key in ("n_targets", "timesteps"):
+            v = control.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise GmvError(f"control.{key} must be an integer ≥ 1, got {v!r}")
+        return
     fractions = list(control.get("fractions") or [])
     if not fractions or any(not isinstance(f, (int, float)) or not 0 <= float(f) <= 1 for f in fractions):
         raise GmvError(f"control.fractions must be a non-empty list of numbers in [0, 1], got {fractions}")
@@ -90,3 +108,27 @@ def _quality_control(cfg, v1, v2, samples, embedder, matcher, run_dir: Path, tra
     tracker.log_image("quality_control", run_dir / "quality_control.png")
     print((run_dir / "quality_control.md").read_text())
     return metrics
+
+
+def run_model_output(cfg, module, datamodule, run_dir: Path) -> dict[str, Any]:
+    """control.kind = model_output: −diffusion loss of each target under the trained model → outputs.npz."""
+    import numpy as np
+
+    from gmv.analysis.model_output import diffusion_outputs
+    from gmv.io import save_npz
+
+    control = cfg.control
+    with np.load(str(control.targets)) as z:
+        images, labels = z["images"][:int(control.n_targets)], z["labels"][:int(control.n_targets)]
+    if not hasattr(module, "ema_unet"):
+        raise GmvError(f"control.kind=model_output measures diffusion losses; {type(module).__name__} is not a "
+                       "diffusion generator")
+    lookup = {int(c): k for k, c in enumerate(datamodule.class_ids)}
+    unknown = sorted({int(v) for v in labels} - set(lookup)) if datamodule.conditional else []
+    if unknown:
+        raise GmvError(f"the targets carry labels {unknown} this model was not trained on")
+    ids = np.array([lookup[int(v)] for v in labels] if datamodule.conditional else np.zeros(len(labels)), np.int64)
+    outputs = diffusion_outputs(module, images, ids, timesteps=int(control.timesteps), seed=int(control.get("seed", 0)))
+    save_npz(run_dir / "outputs.npz", outputs=outputs, targets=np.arange(len(outputs)))
+    return {"study": str(cfg.study), "control": "model_output", "n_targets": int(len(outputs)),
+            "output_mean": float(outputs.mean()), "targets": str(control.targets)}

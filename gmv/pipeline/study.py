@@ -10,6 +10,7 @@ methods) before anything is trained.
 
     prepare → train → generate → embed → match → value → quality → report     (a study)
     prepare → train → generate → control                                       (a control study)
+    prepare → train → control                                                  (control.kind=model_output)
 
 The run folder gets:
     config.yaml      the resolved config            metrics.json   every number (flat keys)
@@ -286,6 +287,12 @@ def _added_counts(s: Study) -> dict[str, int]:
     return {"n_added": int(s.edit.added.sum()), **{f"n_added/{k}": int(n) for k, n in zip(kinds, counts)}}
 
 
+def _model_output(s: Study, _) -> None:
+    from gmv.pipeline.controls import run_model_output
+
+    s.metrics = run_model_output(s.cfg, s.module, s.datamodule, s.run_dir)
+
+
 def _control(s: Study, _) -> None:
     from gmv.pipeline.controls import run_control
 
@@ -311,9 +318,14 @@ VALUE = Stage("value", needs=("inputs", "embedded", "tables"), gives=("val",), r
 QUALITY = Stage("quality", needs=("val",), gives=("quality",), run=_quality)
 REPORT = Stage("report", needs=("val", "quality", "trained"), gives=("metrics",), run=_report)
 CONTROL = Stage("control", needs=("samples", "embedder", "matcher", "methods"), gives=("metrics",), run=_control)
+MODEL_OUTPUT = Stage("control", needs=("trained", "module", "datamodule"), gives=("metrics",), run=_model_output)
 
 
 def stages_for(cfg) -> list[Stage]:
+    from gmv.pipeline.controls import WITHOUT_SAMPLES
+
+    if cfg.get("control") and cfg.control.get("kind") in WITHOUT_SAMPLES:
+        return [PREPARE, TRAIN, MODEL_OUTPUT]
     if cfg.get("control"):
         return [PREPARE, TRAIN, GENERATE, CONTROL]
     return [PREPARE, TRAIN, GENERATE, EMBED, MATCH, VALUE, QUALITY, REPORT]

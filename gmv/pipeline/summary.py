@@ -65,7 +65,9 @@ def closing_summary(study, clock) -> str:
     elif study.cfg.get("control"):
         from gmv.pipeline.controls import REPORTS
 
-        lines.append(f"control study ({study.cfg.control.kind}): table above, {REPORTS[study.cfg.control.kind]}.md/.png")
+        kind = study.cfg.control.kind
+        lines.append(f"control study (model_output): {study.metrics['n_targets']} target outputs in outputs.npz"
+                     if kind == "model_output" else f"control study ({kind}): table above, {REPORTS[kind]}.md/.png")
     t = study.trained or {}
     if t.get("train_seconds") is not None:
         lines.append(f"generator: {t['iterations']} iterations, trained in {float(t['train_seconds']):.0f} s")
