@@ -60,6 +60,8 @@ def test_a_study_values_d_trak_beside_the_others(tmp_path):
     assert "method/d_trak/auroc" in metrics and np.isfinite(metrics["method/d_trak/auroc"])
     header = (tmp_path / "run" / "values.csv").read_text().splitlines()[0]
     assert "d_trak" in header.split(",")
+    saved = np.load(tmp_path / "run" / "attributions_d_trak.npz")["attributions"]
+    assert saved.shape == (6, 20)  # generated × pool, for the LDS report
 
 
 def test_without_a_generator_it_is_skipped_with_a_reason():
@@ -94,3 +96,12 @@ def test_model_outputs_are_deterministic_and_follow_the_fit(tiny_model):
         opt.step()
     after = diffusion_outputs(model, imgs, ids, timesteps=3, seed=1)
     assert after[0] > a[0]
+
+
+def test_only_the_first_targets_are_attributed(tiny_model):
+    pool, pool_ids = images(5, 0)
+    gen, gen_ids = images(4, 1)
+    method = DTRAK(timesteps=1, proj_dim=8, batch_size=4, targets=2)
+    method.bind(tiny_model, pool, pool_ids, gen, gen_ids)
+    a = method.attribute()
+    assert a.shape == (4, 5) and np.abs(a[:2]).sum() > 0 and not a[2:].any()

@@ -216,7 +216,8 @@ def test_slurm_launcher_config_composes():
     ("paper/celeba_stylegan2", "StyleGAN2"), ("paper/celeba_stylegan2_cpu", "StyleGAN2"),
     ("paper/mnist_biggan", "BigGAN"), ("paper/mnist_biggan_cpu", "BigGAN"), ("compare/cifar10_cpu", "BigGAN"),
     ("smoke", "BigGAN"), ("gan/digits_biggan", "BigGAN"), ("gan/digits_biggan_long", "BigGAN"), ("control/dose_response", "CFGDiffusion"), ("control/dose_response_cifar10", "CFGDiffusion"),
-    ("control/quality", "CFGDiffusion"), ("addition/digits", "CFGDiffusion"),
+    ("control/quality", "CFGDiffusion"), ("addition/digits", "CFGDiffusion"), ("addition/cifar10", "CFGDiffusion"),
+    ("lds/digits", "CFGDiffusion"), ("lds/digits_base", "CFGDiffusion"),
 ])
 def test_every_experiment_composes_with_its_generator(name, generator):
     cfg = cfg_of(f"experiment={name}")

@@ -3,7 +3,8 @@
 RUN is the base study (trained on the whole X_v1; its X̂ holds the targets); SWEEP's jobs are
 `control.kind=model_output` retrains on subsets of the same X_v1 (`data.subset`), each with the outputs of
 the first n targets. For every valuation method of the base study, its per-target attributions
-(`attribute(evidence)`: targets × X_v1) are recomputed on the base run's X̂ with the base config, and their
+(`attribute(evidence)`: targets × X_v1) are recomputed on the base run's X̂ with the base config — or read from
+its attributions_<method>.npz where a method needed the generator (D-TRAK) —, and their
 linear datamodeling score against the measured outputs (gmv/analysis/lds.py) is written to lds.md / lds.csv,
 beside a control: random attributions (seeded), whose LDS must be near 0.
 """
@@ -58,7 +59,12 @@ def base_attributions(base: Path, n_targets: int) -> tuple[dict[str, np.ndarray]
                                                                         seed=int(cfg.seed)))
     ev = Evidence(val.pool_emb, val.gen_emb, val.split, val.matches, val.reference_emb)
     n1 = len(v1)
-    return {m.name: m.attribute(ev)[:n_targets, :n1] for m in methods if m.name in val.methods}, split.v1
+    out = {m.name: m.attribute(ev)[:n_targets, :n1] for m in methods if m.name in val.methods}
+    for path in sorted(base.glob("attributions_*.npz")):  # methods that needed the generator saved theirs (D-TRAK)
+        a = np.load(path)["attributions"]
+        if len(a) >= n_targets and np.abs(a[:n_targets]).sum() > 0:
+            out[path.stem[len("attributions_"):]] = a[:n_targets, :n1].astype(np.float64)
+    return out, split.v1
 
 
 def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000) -> dict[str, Path]:

@@ -7,6 +7,8 @@ Files (all written atomically):
                         added_source, added_index (gmv/data/edit.py)
     match_tables.npz    the paper's m×K `distances` and `indices` tables, and the `credit` (Eq. 5); with a
                         quality weighting also `quality` (q_j per generated image, gmv/valuation/quality.py)
+    attributions_<method>.npz  generated × pool attributions of a method that needs the generator (D-TRAK), for
+                        the LDS report
     metrics.json        flat keys: k, tau (the τ used), top_credit_mean, effective_neighbours, n_generated,
                         n_v1, n_v2, mean_value_v1/v2, t_statistic, p_value, auroc (+ CI), tpr_at_1fpr (+ CI),
                         cohens_d, recall_at_k, per-method `method/<name>/…`, the shuffled-split control,
@@ -92,6 +94,9 @@ def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None,
     quality = {k: val.main.arrays[k] for k in ("quality",) if k in val.main.arrays}  # q_j per generated image
     save_npz(out_dir / "match_tables.npz", distances=val.matches.distances, indices=val.matches.indices,
              credit=val.credit.astype(np.float32), **gen_ids, **quality)
+    for name, result in val.methods.items():  # per-target attributions a method cannot recompute without its model
+        if "attributions" in result.arrays:
+            save_npz(out_dir / f"attributions_{name}.npz", attributions=result.arrays["attributions"].astype(np.float32))
 
 
 METHOD_COLUMNS = ["Method", "t", "p (one-sided Welch)", "AUROC [95% CI]", "TPR@1%FPR [95% CI]", "Cohen's d"]

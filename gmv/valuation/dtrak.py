@@ -35,11 +35,14 @@ class DTRAK:
     needs_reference = False
     needs_model = True
 
-    def __init__(self, timesteps: int = 10, proj_dim: int = 512, batch_size: int = 8, seed: int = 0):
-        for what, v in (("timesteps", timesteps), ("proj_dim", proj_dim), ("batch_size", batch_size)):
+    def __init__(self, timesteps: int = 10, proj_dim: int = 512, batch_size: int = 8, seed: int = 0,
+                 targets: int | None = None):
+        for what, v in (("timesteps", timesteps), ("proj_dim", proj_dim), ("batch_size", batch_size),
+                        ("targets", 1 if targets is None else targets)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise GmvError(f"D-TRAK: {what} must be an integer ≥ 1, got {v!r}")
         self.timesteps, self.proj_dim, self.batch_size, self.seed = timesteps, proj_dim, batch_size, int(seed)
+        self.targets = targets  # attribute only the first `targets` generated images (None: all); the rest score 0
         self._bound: dict[str, Any] | None = None
         self._scores: np.ndarray | None = None
         self.seconds: float | None = None
@@ -102,10 +105,13 @@ class DTRAK:
         task = AttributionTask(loss_func=diffusion_loss, model=net, checkpoints=net.state_dict())
         attributor = TRAKAttributor(task, no_reweighting, device="cpu",
                                     projector_kwargs={"proj_dim": self.proj_dim, "proj_seed": self.seed, "device": "cpu"})
+        gen_images, gen_ids = self._bound["gen"]
+        n = len(gen_images) if self.targets is None else min(self.targets, len(gen_images))
         with _quiet():
             attributor.cache(self._loader(*self._bound["pool"], seed=self.seed))
-            scores = attributor.attribute(self._loader(*self._bound["gen"], seed=self.seed + 1))  # N × m
-        self._scores = scores.detach().double().numpy().T
+            scores = attributor.attribute(self._loader(gen_images[:n], gen_ids[:n], seed=self.seed + 1))  # N × n
+        self._scores = np.zeros((len(gen_images), len(self._bound["pool"][0])))
+        self._scores[:n] = scores.detach().double().numpy().T
         self.seconds = time.perf_counter() - t0
         return self._scores
 
@@ -116,8 +122,9 @@ class DTRAK:
         if a.shape[1] != evidence.n_pool or a.shape[0] != len(evidence.gen_emb):
             raise GmvError(f"D-TRAK was bound to {a.shape[1]} pool and {a.shape[0]} generated images, the valuation "
                            f"has {evidence.n_pool} and {len(evidence.gen_emb)}")
-        extras = {"timesteps": self.timesteps, "proj_dim": self.proj_dim, "seconds": round(self.seconds or 0.0, 3)}
-        return MethodResult(self.name, a.sum(axis=0), evidence.split, extras)
+        extras = {"timesteps": self.timesteps, "proj_dim": self.proj_dim, "seconds": round(self.seconds or 0.0, 3),
+                  "targets": int(len(a) if self.targets is None else min(self.targets, len(a)))}
+        return MethodResult(self.name, a.sum(axis=0), evidence.split, extras, {"attributions": a})
 
 
 class _quiet:
