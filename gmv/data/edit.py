@@ -129,7 +129,7 @@ class Subset:
 
 
 def _indices(value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) and not hasattr(value, "__len__") or isinstance(value, str):
+    if not isinstance(value, (list, tuple)):
         raise GmvError(f"{where} must be a list of dataset indices, got {value!r}")
     out = tuple(value)
     if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in out):

@@ -44,10 +44,11 @@ def check_config(cfg) -> None:
         require_ray()  # a missing Ray fails here, before any training
     if cfg.logger.mode not in MODES:
         raise GmvError(f"logger.mode must be one of {', '.join(MODES)}, got {cfg.logger.mode!r}")
+    from gmv.config_utils import plain
     from gmv.data.edit import parse_additions, parse_subset
 
-    parse_additions(cfg.data.get("addition"), default_seed=0)  # a malformed data.addition or data.subset stops here
-    parse_subset(cfg.data.get("subset"), default_seed=0)
+    parse_additions(plain(cfg.data.get("addition")), default_seed=0)  # a malformed data.addition or data.subset
+    parse_subset(plain(cfg.data.get("subset")), default_seed=0)  # stops here
     if cfg.get("control"):
         from gmv.pipeline.controls import check_control
 
