@@ -128,25 +128,25 @@ class DTRAK:
 
 
 class _quiet:
-    """dattri's tqdm bars and functorch's 'batching rule' performance warnings off the console."""
+    """dattri's progress bars drawn by gmv's (one line per 10% in a log file), and functorch's 'batching rule'
+    performance warnings off the console."""
 
     def __enter__(self):
-        import os
         import warnings
 
-        self._env = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"
+        import dattri.algorithm.trak as trak
+
+        from gmv.console import progress_bar
+
+        self._trak, self._tqdm = trak, trak.tqdm
+        trak.tqdm = lambda iterable=None, desc=None, leave=None, **kw: progress_bar(
+            iterable, desc=f"D-TRAK: {desc.rstrip('.') if desc else 'gradients'}", unit="batch", leave=False)
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.filterwarnings("ignore", message=".*batching rule.*")
         return self
 
     def __exit__(self, *exc):
-        import os
-
-        if self._env is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = self._env
+        self._trak.tqdm = self._tqdm
         self._warnings.__exit__(*exc)
         return False
