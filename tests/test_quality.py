@@ -141,7 +141,7 @@ def test_brisque_scores_for_the_file_weighting(tmp_path, monkeypatch):
     from gmv.valuation.quality import BRISQUE_WEIGHTS, brisque_quality
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    torch.hub.set_dir(str(tmp_path / "torch" / "hub"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch" / "hub"))  # restored after the test
     images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
     with pytest.raises(GmvError, match=BRISQUE_WEIGHTS):
         brisque_quality(images)

@@ -37,7 +37,9 @@ import numpy as np
 from gmv.analysis.per_class import class_agreement_metrics, per_class_report
 from gmv.errors import GmvError
 from gmv.console import note
-from gmv.io import save_npz, write_csv, write_json, write_text
+from gmv.analysis.methods_table import TABLE1_KEYS, membership_views  # noqa: F401  (membership_views: re-exported)
+from gmv.analysis.value_tables import write_value_tables
+from gmv.io import write_json
 from gmv.valuation.api import Valuation
 from gmv.valuation.matchers import MatcherConfig
 
@@ -71,79 +73,6 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
         **{f"method/{name}/{k}": v for name, r in val.methods.items() for k, v in r.extras.items()
            if k.startswith("reverse_")},  # the baselines' reverse searches: matcher, recall@1
     }
-
-
-def write_value_tables(val: Valuation, out_dir: Path, audit: dict | None = None,
-                       pool_columns: dict[str, np.ndarray] | None = None) -> None:
-    columns = {"index": np.arange(len(val.values)), "split": val.split, "label": val.pool.labels.astype(np.int64),
-               "value": [f"{v:.10g}" for v in val.values], "n_matches": val.n_matches.astype(np.int64)}
-    if val.ids is not None:  # precomputed embeddings' ids, image folders' file paths
-        columns = {"index": columns.pop("index"), "id": val.ids, **columns}
-    if audit is not None:
-        columns["p_value"] = [f"{p:.6g}" for p in audit["p_value"]]
-        columns["bh_flag"] = audit["bh_flag"].astype(int)
-    for name, result in list(val.methods.items())[1:]:
-        columns[name] = [f"{v:.8g}" for v in result.values]
-    for name, column in (pool_columns or {}).items():  # e.g. a training-set edit's provenance (gmv/data/edit.py)
-        if len(column) != len(val.values):
-            raise GmvError(f"values.csv column {name!r} has {len(column)} rows for {len(val.values)} pool images")
-        columns[name] = column
-    rows = list(zip(*columns.values()))
-    write_csv(out_dir / "values.csv", list(columns), rows)
-    gen_ids = {} if val.generated_ids is None else {"generated_ids": val.generated_ids}
-    quality = {k: val.main.arrays[k] for k in ("quality",) if k in val.main.arrays}  # q_j per generated image
-    save_npz(out_dir / "match_tables.npz", distances=val.matches.distances, indices=val.matches.indices,
-             credit=val.credit.astype(np.float32), **gen_ids, **quality)
-    for name, result in val.methods.items():  # per-target attributions a method cannot recompute without its model
-        if "attributions" in result.arrays:
-            save_npz(out_dir / f"attributions_{name}.npz", attributions=result.arrays["attributions"].astype(np.float32))
-
-
-METHOD_COLUMNS = ["Method", "t", "p (one-sided Welch)", "AUROC [95% CI]", "TPR@1%FPR [95% CI]", "Cohen's d"]
-
-
-#: the main method's RA2 numbers that go into metrics.json under their own names (the paper's Table 1)
-TABLE1_KEYS = ("n_v1", "n_v2", "mean_value_v1", "mean_value_v2", "zero_share_v1", "zero_share_v2", "t_statistic",
-               "p_value", "alpha", "significant", "auroc", "mannwhitney_u", "mannwhitney_p", "cohens_d", "diff_mean",
-               "diff_ci_low", "diff_ci_high")
-
-
-def membership_views(val: Valuation, out: Path, seed: int = 0,
-                     n_boot: int = 1000) -> tuple[dict[str, Any], dict[str, dict]]:
-    """RA2 for every method — one membership_summary each (t, p, AUROC and TPR at 1% FPR with bootstrap
-    CIs, …) → methods.md/.csv, plus the negative control: the main method's values with the v1/v2 labels
-    shuffled (seeded) must show no signal. Returns (metrics, {method: its summary})."""
-    from gmv.analysis.membership import auroc, membership_summary
-    from gmv.analysis.ra2 import welch_one_sided
-    from gmv.analysis.tables import markdown_table
-
-    out_metrics: dict[str, Any] = {}
-    rows = []
-    summaries: dict[str, dict] = {}
-    for name, result in val.methods.items():
-        s = summaries[name] = membership_summary(result.side("v1"), result.side("v2"), n_boot=n_boot, seed=seed)
-        keys = ("t_statistic", "p_value", "auroc", "auroc_ci_low", "auroc_ci_high", "tpr_at_fpr",
-                "tpr_at_fpr_ci_low", "tpr_at_fpr_ci_high", "cohens_d")
-        out_metrics.update({f"method/{name}/{k.replace('tpr_at_fpr', 'tpr_at_1fpr')}": s[k] for k in keys})
-        if result is val.main:
-            out_metrics.update({"auroc_ci_low": s["auroc_ci_low"], "auroc_ci_high": s["auroc_ci_high"],
-                                "tpr_at_1fpr": s["tpr_at_fpr"], "tpr_at_1fpr_ci_low": s["tpr_at_fpr_ci_low"],
-                                "tpr_at_1fpr_ci_high": s["tpr_at_fpr_ci_high"]})
-        if result is val.main and s["ci_method"] != f"percentile bootstrap × {n_boot}":
-            out_metrics["ci_method"] = s["ci_method"]  # the large-sample methods (gmv.analysis.membership)
-        rows.append([name + (" (main)" if result is val.main else ""), f"{s['t_statistic']:.3f}",
-                     f"{s['p_value']:.3g}", f"{s['auroc']:.3f} [{s['auroc_ci_low']:.3f}, {s['auroc_ci_high']:.3f}]",
-                     f"{s['tpr_at_fpr']:.3f} [{s['tpr_at_fpr_ci_low']:.3f}, {s['tpr_at_fpr_ci_high']:.3f}]",
-                     f"{s['cohens_d']:.3f}"])
-    for name, why in val.skipped.items():
-        rows.append([name, "–", "–", "–", "–", f"skipped: {why}"])
-    write_csv(out / "methods.csv", METHOD_COLUMNS, rows)
-    write_text(out / "methods.md", markdown_table(METHOD_COLUMNS, rows, [False] * len(METHOD_COLUMNS)))
-    shuffled = np.random.default_rng(seed + 1).permutation(val.split)
-    t, p = welch_one_sided(val.values[shuffled == "v1"], val.values[shuffled == "v2"])
-    out_metrics.update({"control_shuffled_t": t, "control_shuffled_p_value": p,
-                        "control_shuffled_auroc": auroc(val.values[shuffled == "v1"], val.values[shuffled == "v2"])})
-    return out_metrics, summaries
 
 
 def attribute_metrics(val: Valuation, n: int, seed: int = 0) -> dict[str, Any]:

@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from gmv.cache import CacheEntry
 from gmv.console import note, show_progress
-from gmv.pipeline import sample_stage, stages, train_stage
+from gmv.pipeline import sample_stage, stages, train_stage, training_set
 from gmv.pipeline.checks import check_config
 from gmv.pipeline.manifest import StageClock, git_state, manifest, write_run_files
 from gmv.pipeline.stage_loop import Stage, run_stage
@@ -129,11 +127,11 @@ def _prepare(s: Study, _) -> None:
     if s.edit is not None:
         s.v1 = s.edit.v1
     n_classes = ImageSetDataModule.count_classes(s.v1, conditional=bool(cfg.train.conditional),
-                                                 classes=_classes_before_removals(s))
+                                                 classes=training_set.classes_before_removals(s))
     s.module = stages.build_generator(cfg.generator, n_classes, s.v1.shape[0], s.v1.shape[2], seed=int(cfg.seed))
     s.datamodule = ImageSetDataModule(s.v1, batch_size=int(s.module.config.batch_size), seed=cfg.seed,
                                       hflip=cfg.train.hflip, conditional=cfg.train.conditional,
-                                      classes=_classes_before_removals(s))
+                                      classes=training_set.classes_before_removals(s))
     s.embedder = build_embedder(stages.plain(cfg.embedder))
     s.methods = stages.valuation_methods(cfg.valuation)
     n_pool = len(s.v1) + (len(s.v2) if cfg.valuation.held_out else 0)
@@ -141,29 +139,12 @@ def _prepare(s: Study, _) -> None:
                         tables_k([s.methods[0], *s.methods[1]]), n_queries=int(cfg.generate.m))
     s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed),
                                        exclude=None if s.edit is None else s.edit.outside)
-    sample_stage.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m), _class_mix(s))
+    sample_stage.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m), training_set.class_mix(s))
     n_params = s.module.parameter_counts()["total"]
-    added = "" if s.edit is None or not s.edit.added.any() else f" (incl. {int(s.edit.added.sum())} added: " + ", ".join(
-        f"{n} {k}" for k, n in zip(*np.unique(s.edit.kind[s.edit.added], return_counts=True))) + ")"
-    if s.edit is not None and len(s.edit.dropped):
-        added += f" ({len(s.edit.dropped)} removed by data.subset)"
+    added = training_set.describe(s.edit)
     note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)}{added} / X_v2 {len(s.v2)}, "
           f"{s.datamodule.n_classes} class(es); generator {type(s.module).__name__} ({n_params / 1e6:.2f}M "
           f"parameters)")
-
-
-def _classes_before_removals(s: Study):
-    """A subset edit keeps every class of the X_v1 it removed images from (a retrain is the same model), else
-    None: the classes of X_v1 itself."""
-    if s.edit is None or not len(s.edit.dropped) or not s.cfg.train.conditional:
-        return None
-    return np.unique(s.edit.sampling_labels).tolist()
-
-
-def _class_mix(s: Study):
-    """The labels X̂'s class mix follows when a subset removed images (X_v1 before its removals: retrains on
-    different subsets draw the same labels with the same noise), else None (X_v1's own mix)."""
-    return None if s.edit is None or not len(s.edit.dropped) else s.edit.sampling_labels
 
 
 def _train(s: Study, entry: CacheEntry) -> dict:
@@ -183,7 +164,7 @@ def _train_reused(s: Study, entry: CacheEntry) -> None:
 def _generate(s: Study, entry: CacheEntry) -> dict:
     t0 = time.perf_counter()
     s.samples = sample_stage.generate(s.module, s.datamodule, s.cfg.generate, entry, progress=show_progress(),
-                                      class_mix=_class_mix(s))
+                                      class_mix=training_set.class_mix(s))
     _link_samples(s, entry)
     return {"m": len(s.samples), "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -228,25 +209,8 @@ def _value(s: Study, _) -> None:
     main, baselines = s.methods
     for method in (main, *baselines):
         if getattr(method, "needs_model", False):  # e.g. D-TRAK: attributes through the generator itself
-            _bind_generator(s, method)
+            training_set.bind_generator(s, method)
     s.val = api.value(s.inputs, s.embedded, s.tables)
-
-
-def _bind_generator(s: Study, method) -> None:
-    """Give a method that needs the generator the trained module, and the pool (X_v1 ∪ X_v2, as valued) and X̂
-    with their class ids."""
-    from gmv.data.pixels import as_pixels
-
-    def ids(labels) -> np.ndarray:
-        if not s.cfg.train.conditional:
-            return np.zeros(len(labels), np.int64)
-        lookup = {int(c): k for k, c in enumerate(s.datamodule.class_ids)}
-        return np.array([lookup[int(v)] for v in labels], np.int64)
-
-    pool = [s.v1, *([s.v2] if s.cfg.valuation.held_out else [])]
-    gen = np.asarray(as_pixels(s.samples).read_range(0, len(s.samples)))
-    method.bind(s.module, np.concatenate([p.images for p in pool]), ids(np.concatenate([p.labels for p in pool])),
-                gen, ids(s.samples.labels))
 
 
 def _quality(s: Study, _) -> None:
@@ -276,15 +240,7 @@ def _study_facts(s: Study) -> dict[str, Any]:
             "generator_preset": settings.get("preset"),
             "generator_parameters": int(s.module.parameter_counts()["total"]),  # trainable, without EMA copies
             "train_iterations": t["iterations"], "train_seconds": t["train_seconds"],
-            "train_images_per_s": t.get("images_per_s"), **s.quality, **_added_counts(s)}
-
-
-def _added_counts(s: Study) -> dict[str, int]:
-    """n_added and n_added/<kind> when data.addition edited X_v1."""
-    if s.edit is None:
-        return {}
-    kinds, counts = np.unique(s.edit.kind[s.edit.added], return_counts=True)
-    return {"n_added": int(s.edit.added.sum()), **{f"n_added/{k}": int(n) for k, n in zip(kinds, counts)}}
+            "train_images_per_s": t.get("images_per_s"), **s.quality, **training_set.added_counts(s)}
 
 
 def _model_output(s: Study, _) -> None:
@@ -308,7 +264,8 @@ TRAIN = Stage("train", needs=("v1", "module", "datamodule"), gives=("trained",),
               key=lambda s: train_stage.train_key(s.v1, s.module, s.cfg.train, s.cfg.seed), load=_train_reused,
               files=lambda e: sorted(str(p.relative_to(e.folder)) for p in (e.folder / "checkpoints").glob("*.ckpt")))
 GENERATE = Stage("generate", needs=("trained", "module", "datamodule"), gives=("samples",), run=_generate,
-                 key=lambda s: sample_stage.samples_key(s.keys["train"], s.module, s.cfg.generate, _class_mix(s)),
+                 key=lambda s: sample_stage.samples_key(s.keys["train"], s.module, s.cfg.generate,
+                                                        training_set.class_mix(s)),
                  entry="samples",
                  load=_generate_reused, files=lambda e: ["samples.npz", "samples.png"])
 EMBED = Stage("embed", needs=("v1", "samples", "embedder", "matcher", "methods"), gives=("inputs", "embedded"),

@@ -45,14 +45,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gmv.data.imageset import ImageSet
-from gmv.data.stream import LazyImageSet, concat_sets, open_images, set_ids
+from gmv.data.stream import LazyImageSet, set_ids
 from gmv.errors import GmvError
 from gmv.valuation.embed import embed_source
 from gmv.valuation.embedders import Embedder, build_embedder
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
 from gmv.valuation.methods import (Evidence, GMValuator, KNNCount, MethodResult, Valuator, build_method,
                                    reverse_matcher, tables_k)
-from gmv.valuation.precomputed import EmbeddingSet, as_embedding_set, concat_embeddings
+from gmv.valuation.inputs import (as_imageset, embedding_inputs, image_inputs, is_precomputed,  # noqa: F401
+                                  matcher_config)
+from gmv.valuation.precomputed import EmbeddingSet
 from gmv.valuation.ray_cluster import check_engine, require_ray
 
 
@@ -95,31 +97,6 @@ class Valuation:
         return np.flatnonzero(self.split == name)
 
 
-def as_imageset(x, name: str, cache_dir: str | Path | None = None, **load_options) -> ImageSet | LazyImageSet:
-    """An image set from an ImageSet/LazyImageSet (as is), a uint8 array, or a name or path (npz files and
-    folders stream)."""
-    if isinstance(x, (ImageSet, LazyImageSet)):
-        return x
-    if isinstance(x, np.ndarray):
-        return ImageSet(x, None, name=name)
-    s = open_images(x, cache_dir=cache_dir, **load_options)
-    s.name = name
-    return s
-
-
-def _matcher_config(matcher: str | MatcherConfig | Mapping[str, Any]) -> MatcherConfig:
-    if isinstance(matcher, MatcherConfig):
-        return matcher
-    if isinstance(matcher, str):
-        return MatcherConfig(kind=matcher)
-    cfg = dict(matcher)
-    known = set(MatcherConfig.__dataclass_fields__)
-    unknown = sorted(set(cfg) - known)
-    if unknown:
-        raise GmvError(f"unknown matcher setting(s) {unknown}; valid: {', '.join(sorted(known))}")
-    return MatcherConfig(**cfg)
-
-
 def _methods(method, baselines, k: int, tau, distance: str) -> list[Valuator]:
     main = GMValuator(k=k, tau=tau, distance=distance) if method is None else build_method(method)
     chosen = [main] + [build_method(b) for b in (baselines or [])]
@@ -127,51 +104,6 @@ def _methods(method, baselines, k: int, tau, distance: str) -> list[Valuator]:
     if len(set(names)) != len(names):
         raise GmvError(f"valuation methods must have distinct names, got {names}")
     return chosen
-
-
-def _is_precomputed(embedder, sets) -> bool:
-    given = [x for x in sets if x is not None]
-    if isinstance(embedder, str) and embedder == "precomputed":
-        return True
-    embeddings = [isinstance(x, EmbeddingSet) for x in given]
-    if any(embeddings) and not all(embeddings):
-        raise GmvError("give embeddings (EmbeddingSet, embedder='precomputed') for every set, or images for every "
-                       "set; the two cannot be mixed")
-    return any(embeddings)
-
-
-def _split(sets) -> np.ndarray:
-    return np.array(["v1"] * len(sets[0]) + (["v2"] * len(sets[1]) if len(sets) > 1 else []))
-
-
-def _embedding_inputs(train, generated, held_out, reference):
-    """Precomputed embeddings → (pool, generated, reference, split)."""
-    sets = [as_embedding_set(train, "train")] + ([as_embedding_set(held_out, "held_out")] if held_out is not None
-                                                  else [])
-    gen = as_embedding_set(generated, "generated")
-    ref = None if reference is None else as_embedding_set(reference, "reference")
-    pool = concat_embeddings(sets, "pool")
-    for other in [gen] + ([ref] if ref is not None else []):
-        if other.dim != pool.dim:
-            raise GmvError(f"{other.name} embeddings are {other.dim}-d but the training embeddings are {pool.dim}-d")
-    return pool, gen, ref, _split(sets)
-
-
-def _image_inputs(train, generated, held_out, reference, image_size, cache_dir):
-    """Images → (pool, generated, reference, split), lazily for npz files and folders."""
-    opts = {} if image_size is None else {"image_size": image_size}
-    sets = [as_imageset(train, "train", cache_dir, **opts)]
-    if held_out is not None:
-        sets.append(as_imageset(held_out, "held_out", cache_dir, **opts))
-    gen = as_imageset(generated, "generated", cache_dir, **opts)
-    pool = concat_sets(sets, name="pool") if len(sets) > 1 else sets[0]
-    if gen.shape != pool.shape:
-        raise GmvError(f"generated images are {gen.shape} (H, W, C) but training images are {pool.shape}; "
-                       "give both at one size and channel count (e.g. --image-size)")
-    ref = None if reference is None else as_imageset(reference, "reference", cache_dir, **opts)
-    if ref is not None and ref.shape != pool.shape:
-        raise GmvError(f"reference images are {ref.shape} (H, W, C) but training images are {pool.shape}")
-    return pool, gen, ref, _split(sets)
 
 
 @dataclass
@@ -225,13 +157,13 @@ def prepare(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
     methods = _methods(method, baselines, k, tau, distance)  # every method checks its settings here
     distance = getattr(methods[0], "distance", distance)
     k_tables = tables_k(methods)
-    if _is_precomputed(embedder, [train, generated, held_out, reference]):
+    if is_precomputed(embedder, [train, generated, held_out, reference]):
         if engine == "ray":
             raise GmvError("engine=ray embeds images on Ray workers; with precomputed embeddings use engine=local")
-        pool, gen_set, ref_set, split = _embedding_inputs(train, generated, held_out, reference)
+        pool, gen_set, ref_set, split = embedding_inputs(train, generated, held_out, reference)
         emb, dim = None, pool.dim
     else:
-        pool, gen_set, ref_set, split = _image_inputs(train, generated, held_out, reference, image_size, cache_dir)
+        pool, gen_set, ref_set, split = image_inputs(train, generated, held_out, reference, image_size, cache_dir)
         emb = build_embedder(embedder, **dict(embedder_options or {}))
         dim = emb.dim(pool.shape)
     second, r = None, 0
@@ -243,7 +175,7 @@ def prepare(train, generated, embedder: str | Embedder | Mapping[str, Any] = "pi
             raise GmvError(f"rerank candidates must be an integer ≥ K = {k_tables}, got {rerank_candidates!r}")
         second, r = build_embedder(rerank_embedder), min(int(rerank_candidates), len(pool))
         second.dim(pool.shape)  # an embedder that cannot take these images says so now
-    mcfg = resolve(_matcher_config(matcher), len(pool), dim, max(k_tables, r), n_queries=len(gen_set))
+    mcfg = resolve(matcher_config(matcher), len(pool), dim, max(k_tables, r), n_queries=len(gen_set))
     inputs = Inputs(methods, k_tables, distance, pool, gen_set, ref_set, split, emb, mcfg, engine, ray_address,
                     shard_size, rerank_embedder=second, rerank_candidates=r)
     inputs.seconds["load_and_check"] = time.perf_counter() - t0

@@ -1,0 +1,110 @@
+"""The removal half of a training-set edit (`data.subset`, gmv/data/edit.py applies it): which X_v1 images a
+retrain keeps — listed (keep / drop dataset indices) or chosen by a rule (the top / bottom / random r of a
+ranking values.csv column)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from gmv.data.imageset import ImageSet
+from gmv.data.split import Split
+from gmv.errors import GmvError
+
+RULES = ("top", "bottom", "random")
+
+
+@dataclass(frozen=True)
+class Subset:
+    keep: tuple[int, ...] | None = None
+    drop: tuple[int, ...] | None = None
+    ranking: str | None = None
+    column: str = "value"
+    rule: str | None = None
+    r: int | None = None
+    seed: int = 0
+
+
+def _indices(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise GmvError(f"{where} must be a list of dataset indices, got {value!r}")
+    out = tuple(value)
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in out):
+        raise GmvError(f"{where} must hold dataset indices (integers ≥ 0), got {list(out)}")
+    return out
+
+
+def parse_subset(spec: Mapping[str, Any] | None, default_seed: int = 0) -> Subset | None:
+    """`data.subset` → a Subset (None when no form is set), judged before any data is loaded: one line per mistake."""
+    if not spec or (hasattr(spec, "values") and all(v is None for v in spec.values())):
+        return None
+    if not hasattr(spec, "get"):
+        raise GmvError(f"data.subset must be a mapping (keep: […], drop: […] or ranking/rule/r), got {spec!r}")
+    unknown = sorted(set(spec) - {"keep", "drop", "ranking", "column", "rule", "r", "seed"})
+    if unknown:
+        raise GmvError(f"data.subset: unknown setting(s) {unknown}; valid: keep, drop, ranking, column, rule, r, seed")
+    forms = [k for k in ("keep", "drop", "rule") if spec.get(k) is not None]
+    if len(forms) != 1:
+        raise GmvError("data.subset: give exactly one of keep (indices), drop (indices) or rule (top | bottom | "
+                       f"random, with r), got {forms or 'none'}")
+    seed = int(default_seed if spec.get("seed") is None else spec["seed"])
+    if forms == ["keep"]:
+        return Subset(keep=_indices(spec["keep"], "data.subset.keep"), seed=seed)
+    if forms == ["drop"]:
+        return Subset(drop=_indices(spec["drop"], "data.subset.drop"), seed=seed)
+    rule, r, ranking = spec.get("rule"), spec.get("r"), spec.get("ranking")
+    if rule not in RULES:
+        raise GmvError(f"data.subset.rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise GmvError(f"data.subset.r must be an integer ≥ 1 (images to drop), got {r!r}")
+    if rule != "random" and not ranking:
+        raise GmvError(f"data.subset.rule={rule} needs `ranking`: the values.csv of a study on the same split")
+    return Subset(ranking=None if ranking is None else str(ranking), column=str(spec.get("column") or "value"),
+                  rule=rule, r=r, seed=seed)
+
+
+def _ranking_scores(path: str, column: str, split: Split, v1: ImageSet) -> np.ndarray:
+    """The `column` of a values.csv for the X_v1 images, in X_v1's order; checked to be this split's X_v1."""
+    p = Path(path)
+    if not p.is_file():
+        raise GmvError(f"data.subset.ranking {p} not found: give the values.csv of a study on the same split")
+    with open(p, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("split") == "v1" and not r.get("added")]
+    if not rows or column not in rows[0]:
+        raise GmvError(f"data.subset.ranking {p}: no X_v1 rows with a {column!r} column")
+    labels = np.array([int(r["label"]) for r in rows])
+    if len(rows) != len(split.v1) or not np.array_equal(labels, v1.labels[:len(split.v1)]):
+        raise GmvError(f"data.subset.ranking {p} values {len(rows)} X_v1 images that are not this study's "
+                       f"{len(split.v1)} (another split: use the ranking of a study with the same data and split seed)")
+    return np.array([float(r[column]) for r in rows])
+
+
+def subset_rows(subset: Subset, split: Split, v1: ImageSet) -> np.ndarray:
+    """Positions in X_v1 (as the split made it) that the subset keeps, in order."""
+    n = len(split.v1)
+    if subset.keep is not None or subset.drop is not None:
+        listed = np.asarray(subset.keep if subset.keep is not None else subset.drop, np.int64)
+        foreign = sorted(set(listed.tolist()) - set(split.v1.tolist()))
+        if foreign:
+            raise GmvError(f"data.subset: indices {foreign[:5]}{' …' if len(foreign) > 5 else ''} are not in X_v1 "
+                           "(dataset indices of the split's training half: split.npz's v1)")
+        inside = np.isin(split.v1, listed)
+        keep = inside if subset.keep is not None else ~inside
+    else:
+        if subset.r >= n:
+            raise GmvError(f"data.subset.r = {subset.r} would drop all {n} X_v1 images")
+        if subset.rule == "random":
+            dropped = np.random.default_rng([subset.seed, 7]).choice(n, subset.r, replace=False)
+        else:
+            scores = _ranking_scores(subset.ranking, subset.column, split, v1)
+            order = np.argsort(-scores if subset.rule == "top" else scores, kind="stable")
+            dropped = order[:subset.r]
+        keep = np.ones(n, bool)
+        keep[dropped] = False
+    if not keep.any():
+        raise GmvError("data.subset keeps no X_v1 image")
+    return np.flatnonzero(keep)
