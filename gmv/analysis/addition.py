@@ -83,20 +83,20 @@ def _mislabel_credit(job_dir: Path, rows: np.ndarray) -> dict[str, float]:
 
 
 def job_rows(job) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """([one row per added kind], the job's reference facts: seed, clean X_v1 and X_v2 values, generator)."""
+    """([one row per added kind], the job's facts: seed, clean X_v1, X_v2 and each kind's added values, generator)."""
     v = _read_values(job.dir / "values.csv")
     is_v1, is_v2 = v["split"] == "v1", v["split"] == "v2"
     clean = is_v1 & (v["added"] == "")
     seed = job.overrides.get("seed", job.metrics.get("seed"))
     ra2 = membership_summary(v["value"][clean], v["value"][is_v2], n_boot=1000, seed=0)
-    facts = {"job": job.dir.name, "seed": seed, "clean_v1": v["value"][clean], "v2": v["value"][is_v2],
+    facts = {"job": job.dir.name, "seed": seed, "clean_v1": v["value"][clean], "v2": v["value"][is_v2], "added": {},
              "fd_ratio": _fd_ratio(job.metrics), "clean_ra2_auroc": ra2["auroc"], "clean_ra2_p": ra2["p_value"],
              "c1_at_5": job.metrics.get("c1_at_5", float("nan")), "hypotheses": _hypotheses(job.dir)}
     split = np.load(job.dir / "split.npz") if (job.dir / "split.npz").is_file() else None
     rows = []
     for kind in [k for k in dict.fromkeys(v["added"]) if k]:
         added = is_v1 & (v["added"] == kind)
-        a = v["value"][added]
+        a = facts["added"][kind] = v["value"][added]
         vs_clean = membership_summary(a, v["value"][clean], n_boot=1000, seed=0)
         vs_v2 = membership_summary(a, v["value"][is_v2], n_boot=1000, seed=0)
         row = {"job": job.dir.name, "kind": kind, "seed": seed, "n_added": int(added.sum()),
@@ -184,13 +184,11 @@ def write_addition_report(jobs: list, out: Path) -> dict[str, Path]:
         hypotheses.update(facts["hypotheses"])
         if not rows:
             references.append(facts)
-        for r in rows:
-            per_job.append(r)
-            v = _read_values(job.dir / "values.csv")
-            added = (v["split"] == "v1") & (v["added"] == r["kind"])
-            values.setdefault(r["kind"], ([], []))
-            values[r["kind"]][0].append(v["value"][added])
-            values[r["kind"]][1].append(facts["clean_v1"])
+        per_job += rows
+        for kind, added in facts["added"].items():  # each kind's added and clean values, read once by job_rows
+            values.setdefault(kind, ([], []))
+            values[kind][0].append(added)
+            values[kind][1].append(facts["clean_v1"])
     pooled = pooled_rows(per_job, values, hypotheses)
     ref_line = ""
     if references:

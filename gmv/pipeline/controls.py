@@ -123,11 +123,9 @@ def run_model_output(cfg, module, datamodule, run_dir: Path) -> dict[str, Any]:
     if not hasattr(module, "ema_unet"):
         raise GmvError(f"control.kind=model_output measures diffusion losses; {type(module).__name__} is not a "
                        "diffusion generator")
-    lookup = {int(c): k for k, c in enumerate(datamodule.class_ids)}
-    unknown = sorted({int(v) for v in labels} - set(lookup)) if datamodule.conditional else []
-    if unknown:
-        raise GmvError(f"the targets carry labels {unknown} this model was not trained on")
-    ids = np.array([lookup[int(v)] for v in labels] if datamodule.conditional else np.zeros(len(labels)), np.int64)
+    from gmv.pipeline.training_set import class_ids
+
+    ids = class_ids(datamodule, labels)  # the targets' labels must be classes this retrain knows
     outputs = diffusion_outputs(module, images, ids, timesteps=int(control.timesteps), seed=int(control.get("seed", 0)))
     save_npz(run_dir / "outputs.npz", outputs=outputs, targets=np.arange(len(outputs)))
     return {"study": str(cfg.study), "control": "model_output", "n_targets": int(len(outputs)),
