@@ -243,6 +243,9 @@ def test_subset_by_a_ranking_drops_its_top_or_bottom(tmp_path):
     ({"rule": "top", "r": 2}, "needs `ranking`"),
     ({"drop": ["a"]}, "dataset indices"),
     ({"drop": [1], "size": 3}, "unknown setting"),
+    ({"rule": "random", "r": 2, "target": 0}, "data.subset.target ranks by one generated image"),
+    ({"rule": "top", "r": 2, "ranking": "values.csv", "target": 0}, "the folder of a finished study run"),
+    ({"rule": "top", "r": 2, "ranking": "/", "target": -1}, "integer ≥ 0"),
 ])
 def test_bad_subsets_are_one_line(spec, message):
     with pytest.raises(GmvError, match=message.replace("(", r"\(")):

@@ -3,8 +3,7 @@
 RUN is the base study (trained on the whole X_v1; its X̂ holds the targets); SWEEP's jobs are
 `control.kind=model_output` retrains on subsets of the same X_v1 (`data.subset`), each with the outputs of
 the first n targets. For every valuation method of the base study, its per-target attributions
-(`attribute(evidence)`: targets × X_v1) are recomputed on the base run's X̂ with the base config — or read from
-its attributions_<method>.npz where a method needed the generator (D-TRAK) —, and their
+(gmv/valuation/run_attributions.py: targets × X_v1), and their
 linear datamodeling score against the measured outputs (gmv/analysis/lds.py) is written to lds.md / lds.csv,
 beside a control: random attributions (seeded), whose LDS must be near 0.
 """
@@ -38,46 +37,18 @@ def subsets_and_outputs(jobs: list, base_v1: np.ndarray) -> tuple[np.ndarray, np
     return np.stack(masks), np.stack(outputs)
 
 
-def base_attributions(base: Path, n_targets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """({method: targets × X_v1 attributions}, the base X_v1's dataset indices) from the base run's config,
-    split and X̂ (the valuation recomputed with the run's settings; embeddings come from the cache)."""
-    from omegaconf import OmegaConf
-
-    from gmv.pipeline import stages
-    from gmv.valuation.api import valuate
-    from gmv.valuation.matchers import MatcherConfig
-    from gmv.valuation.methods import Evidence
-
-    cfg = OmegaConf.load(base / "config.yaml")
-    data = stages.load_data(cfg.data)
-    split, v1, v2 = stages.split_data(data, cfg.data.split)
-    main, baselines = stages.valuation_methods(cfg.valuation)
-    methods = [m for m in (main, *baselines) if hasattr(m, "attribute") and not getattr(m, "needs_model", False)]
-    val = valuate(v1, base / "samples.npz", held_out=v2, embedder=stages.plain(cfg.embedder),
-                  matcher=MatcherConfig(**stages.plain(cfg.matcher)), cache_dir=cfg.cache_dir, method=methods[0],
-                  baselines=methods[1:], reference=stages.reference_set(data, split, int(cfg.valuation.reference_size),
-                                                                        seed=int(cfg.seed)))
-    ev = Evidence(val.pool_emb, val.gen_emb, val.split, val.matches, val.reference_emb)
-    n1 = len(v1)
-    out = {m.name: m.attribute(ev)[:n_targets, :n1] for m in methods if m.name in val.methods}
-    for path in sorted(base.glob("attributions_*.npz")):  # methods that needed the generator saved theirs (D-TRAK)
-        a = np.load(path)["attributions"]
-        if len(a) >= n_targets and np.abs(a[:n_targets]).sum() > 0:
-            out[path.stem[len("attributions_"):]] = a[:n_targets, :n1].astype(np.float64)
-    return out, split.v1
-
-
 def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000) -> dict[str, Path]:
     from gmv.analysis.lds import lds
     from gmv.analysis.tables import markdown_table
     from gmv.io import write_csv, write_text
+    from gmv.valuation.run_attributions import run_attributions
 
     base = Path(base)
     if not (base / "samples.npz").is_file() or not (base / "config.yaml").is_file():
         raise GmvError(f"--base {base} is not a finished study run (needs its config.yaml and samples.npz)")
     base_v1 = np.load(base / "split.npz")["v1"]
     masks, outputs = subsets_and_outputs(jobs, base_v1)
-    attributions, _ = base_attributions(base, outputs.shape[1])
+    attributions, _ = run_attributions(base, outputs.shape[1])
     rng = np.random.default_rng(0)
     attributions["random (control)"] = rng.normal(size=(outputs.shape[1], masks.shape[1]))
     rows: list[dict[str, Any]] = []

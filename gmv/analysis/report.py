@@ -70,6 +70,7 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
         "mean_match_distance": float(np.nanmean(np.where(np.isfinite(val.matches.distances),
                                                          val.matches.distances, np.nan))),
         **{f"seconds_{k}": round(v, 3) for k, v in val.seconds.items()},
+        **{f"method/{name}/{k}": v for name, c in val.costs.items() for k, v in c.items()},  # own seconds, peak MiB
         **{f"method/{name}/{k}": v for name, r in val.methods.items() for k, v in r.extras.items()
            if k.startswith("reverse_")},  # the baselines' reverse searches: matcher, recall@1
     }

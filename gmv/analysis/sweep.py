@@ -25,6 +25,9 @@
     lds.md/.csv            only when the jobs are retrains measuring model outputs (control.kind=model_output)
                            and `base` names the base run: every method's linear datamodeling score
                            (:mod:`gmv.analysis.lds_report`)
+    counterfactual.md/.csv/.png  only when the jobs are retrains without some X_v1 images (data.subset) that
+                           drew their own X̂', and `base` names the base run(s), one per seed: how far the
+                           outputs moved (:mod:`gmv.analysis.counterfactual_report`)
 """
 
 from __future__ import annotations
@@ -96,4 +99,13 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         from gmv.analysis.lds_report import write_lds_report
 
         written.update(write_lds_report(retrains, base, out))
+    removals = [j for j in finished if j.metrics.get("n_removed") and j.metrics.get("control") != "model_output"]
+    if removals:
+        if base is None:
+            raise GmvError("these jobs are retrains without some X_v1 images: give the base run(s) they were "
+                           "retrained from, one per seed (gmv-report SWEEP --base RUN[,RUN…]) for the "
+                           "counterfactual report")
+        from gmv.analysis.counterfactual_report import write_counterfactual_report
+
+        written.update(write_counterfactual_report(removals, [b for b in str(base).split(",") if b], out))
     return written

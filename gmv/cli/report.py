@@ -26,7 +26,9 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("sweep", help="sweep folder of a Hydra multirun (job folders with metrics.json below it)")
     p.add_argument("--out", help="output folder (default: SWEEP/report)")
-    p.add_argument("--base", help="the base run of a sweep of retrains (control.kind=model_output): writes lds.md")
+    p.add_argument("--base", help="the base run of a sweep of retrains: with control.kind=model_output writes lds.md; "
+                                  "retrains that drew their own X̂' write counterfactual.md (one base per seed, "
+                                  "comma-separated)")
     p.add_argument("--metrics", help="comma-separated metric columns of the table, replacing the defaults "
                                      "(t_statistic,p_value,auroc,mean_value_v1,mean_value_v2,recall_at_k,"
                                      "seconds_match,seconds_total + generator metrics when present; p_value_holm "
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gmv-report: error: {e}", file=sys.stderr)
         return 2
     print(written["report.md"].read_text())
-    for name in ("generators.md", "addition.md", "lds.md"):
+    for name in ("generators.md", "addition.md", "lds.md", "counterfactual.md"):
         if name in written:
             print(written[name].read_text())
     out_dir = written["report.md"].parent

@@ -10,6 +10,9 @@ Removals (`data.subset`, applied first), one of:
     rule: top | bottom | random  bottom (the lowest), random (a seeded draw; `ranking` may then be omitted)
     r: N                         ties are broken by X_v1 order
     seed: S
+    target: J                    with `ranking` the folder of a finished run: rank by generated image J's
+                                 attributions under the method `column` (value: the run's main method) — the
+                                 per-target counterfactual (gmv/valuation/run_attributions.py)
 
 The removed images leave X_v1 and the valued pool; split.npz records them (`dropped`). X̂'s class mix
 keeps following the X_v1 before removals, so models retrained on different subsets are asked for the same

@@ -1,6 +1,6 @@
 """The removal half of a training-set edit (`data.subset`, gmv/data/edit.py applies it): which X_v1 images a
 retrain keeps — listed (keep / drop dataset indices) or chosen by a rule (the top / bottom / random r of a
-ranking values.csv column)."""
+ranking values.csv column, or of one generated image's attributions in a finished run)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Subset:
     rule: str | None = None
     r: int | None = None
     seed: int = 0
+    target: int | None = None
 
 
 def _indices(value: Any, where: str) -> tuple[int, ...]:
@@ -44,9 +45,10 @@ def parse_subset(spec: Mapping[str, Any] | None, default_seed: int = 0) -> Subse
         return None
     if not hasattr(spec, "get"):
         raise GmvError(f"data.subset must be a mapping (keep: […], drop: […] or ranking/rule/r), got {spec!r}")
-    unknown = sorted(set(spec) - {"keep", "drop", "ranking", "column", "rule", "r", "seed"})
+    unknown = sorted(set(spec) - {"keep", "drop", "ranking", "column", "rule", "r", "seed", "target"})
     if unknown:
-        raise GmvError(f"data.subset: unknown setting(s) {unknown}; valid: keep, drop, ranking, column, rule, r, seed")
+        raise GmvError(f"data.subset: unknown setting(s) {unknown}; valid: keep, drop, ranking, column, rule, r, seed, "
+                       "target")
     forms = [k for k in ("keep", "drop", "rule") if spec.get(k) is not None]
     if len(forms) != 1:
         raise GmvError("data.subset: give exactly one of keep (indices), drop (indices) or rule (top | bottom | "
@@ -63,8 +65,15 @@ def parse_subset(spec: Mapping[str, Any] | None, default_seed: int = 0) -> Subse
         raise GmvError(f"data.subset.r must be an integer ≥ 1 (images to drop), got {r!r}")
     if rule != "random" and not ranking:
         raise GmvError(f"data.subset.rule={rule} needs `ranking`: the values.csv of a study on the same split")
+    target = spec.get("target")
+    if target is not None:
+        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+            raise GmvError(f"data.subset.target must be a generated image's index (integer ≥ 0), got {target!r}")
+        if rule == "random" or not Path(str(ranking)).is_dir():
+            raise GmvError("data.subset.target ranks by one generated image's attributions: give rule top or bottom "
+                           f"and as `ranking` the folder of a finished study run, got rule={rule}, ranking={ranking!r}")
     return Subset(ranking=None if ranking is None else str(ranking), column=str(spec.get("column") or "value"),
-                  rule=rule, r=r, seed=seed)
+                  rule=rule, r=r, seed=seed, target=target)
 
 
 def _ranking_scores(path: str, column: str, split: Split, v1: ImageSet) -> np.ndarray:
@@ -81,6 +90,23 @@ def _ranking_scores(path: str, column: str, split: Split, v1: ImageSet) -> np.nd
         raise GmvError(f"data.subset.ranking {p} values {len(rows)} X_v1 images that are not this study's "
                        f"{len(split.v1)} (another split: use the ranking of a study with the same data and split seed)")
     return np.array([float(r[column]) for r in rows])
+
+
+def _target_scores(subset: Subset, split: Split) -> np.ndarray:
+    """Generated image `target`'s attributions over X_v1 by the method `column` of the run `ranking`."""
+    from gmv.valuation.run_attributions import run_attributions
+
+    attributions, run_v1 = run_attributions(subset.ranking, subset.target + 1)
+    if not np.array_equal(run_v1, split.v1):
+        raise GmvError(f"data.subset.ranking {subset.ranking} was split differently (another data or split seed)")
+    name = next(iter(attributions)) if subset.column == "value" else subset.column  # value: the run's main method
+    if name not in attributions:
+        raise GmvError(f"data.subset.column {subset.column!r}: the run {subset.ranking} has attributions by "
+                       f"{', '.join(attributions)} (value = its main method)")
+    a = attributions[name]
+    if subset.target >= len(a):
+        raise GmvError(f"data.subset.target {subset.target}: {name} attributes only {len(a)} generated images there")
+    return a[subset.target]
 
 
 def subset_rows(subset: Subset, split: Split, v1: ImageSet) -> np.ndarray:
@@ -100,7 +126,8 @@ def subset_rows(subset: Subset, split: Split, v1: ImageSet) -> np.ndarray:
         if subset.rule == "random":
             dropped = np.random.default_rng([subset.seed, 7]).choice(n, subset.r, replace=False)
         else:
-            scores = _ranking_scores(subset.ranking, subset.column, split, v1)
+            scores = (_target_scores(subset, split) if subset.target is not None
+                      else _ranking_scores(subset.ranking, subset.column, split, v1))
             order = np.argsort(-scores if subset.rule == "top" else scores, kind="stable")
             dropped = order[:subset.r]
         keep = np.ones(n, bool)

@@ -240,7 +240,7 @@ def _study_facts(s: Study) -> dict[str, Any]:
             "generator_preset": settings.get("preset"),
             "generator_parameters": int(s.module.parameter_counts()["total"]),  # trainable, without EMA copies
             "train_iterations": t["iterations"], "train_seconds": t["train_seconds"],
-            "train_images_per_s": t.get("images_per_s"), **s.quality, **training_set.added_counts(s)}
+            "train_images_per_s": t.get("images_per_s"), **s.quality, **training_set.edit_counts(s)}
 
 
 def _model_output(s: Study, _) -> None:

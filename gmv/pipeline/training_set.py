@@ -39,12 +39,13 @@ def describe(edit) -> str:
     return words
 
 
-def added_counts(s: Study) -> dict[str, int]:
-    """n_added and n_added/<kind> when data.addition edited X_v1."""
+def edit_counts(s: Study) -> dict[str, int]:
+    """n_added and n_added/<kind> when data.addition edited X_v1; n_removed when data.subset did."""
     if s.edit is None:
         return {}
     kinds, counts = np.unique(s.edit.kind[s.edit.added], return_counts=True)
-    return {"n_added": int(s.edit.added.sum()), **{f"n_added/{k}": int(n) for k, n in zip(kinds, counts)}}
+    removed = {"n_removed": int(len(s.edit.dropped))} if len(s.edit.dropped) else {}
+    return {"n_added": int(s.edit.added.sum()), **{f"n_added/{k}": int(n) for k, n in zip(kinds, counts)}, **removed}
 
 
 def class_ids(datamodule, labels) -> np.ndarray:

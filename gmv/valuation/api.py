@@ -47,6 +47,7 @@ import numpy as np
 from gmv.data.imageset import ImageSet
 from gmv.data.stream import LazyImageSet, set_ids
 from gmv.errors import GmvError
+from gmv.valuation.cost import measured
 from gmv.valuation.embed import embed_source
 from gmv.valuation.embedders import Embedder, build_embedder
 from gmv.valuation.matchers import MatchResult, MatcherConfig, match, resolve
@@ -76,6 +77,7 @@ class Valuation:
     reused: dict[str, bool] = field(default_factory=dict)  # which embeddings came from the cache
     methods: dict[str, MethodResult] = field(default_factory=dict)  # main method first, then baselines
     skipped: dict[str, str] = field(default_factory=dict)  # baselines that could not run, and why
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # per method: its own seconds, peak extra MiB
     reference_emb: np.ndarray | None = None  # embeddings of the reference set, when given
     ids: np.ndarray | None = None  # the pool's ids (precomputed embeddings, image folders), else None
     generated_ids: np.ndarray | None = None
@@ -260,6 +262,7 @@ def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
                         reverse_matcher(inputs.matcher, int(embedded.pool.shape[1])))
     results: dict[str, MethodResult] = {}
     skipped: dict[str, str] = {}
+    costs: dict[str, dict[str, float]] = {}
     for m in methods:
         if m.needs_reference and embedded.reference is None and m is not main:
             skipped[m.name] = "no reference set of real images outside the split"
@@ -267,7 +270,9 @@ def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
         if getattr(m, "needs_model", False) and not m.bound and m is not main:
             skipped[m.name] = "needs the trained generator (a gmv study binds it; gmv-value has only images)"
             continue
-        results[m.name] = m.value(evidence)
+        with measured() as cost:
+            results[m.name] = m.value(evidence)
+        costs[m.name] = cost.as_dict()
     first = results[main.name]
     k_main = int(first.extras.get("k", inputs.k_tables))
     credit = first.arrays.get("credit", np.ones((len(inputs.generated), k_main)) / k_main)
@@ -277,7 +282,7 @@ def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
     inputs.seconds["value"] = time.perf_counter() - t0
     return Valuation(first.values, n_matches, inputs.split, inputs.pool, inputs.generated, embedded.pool,
                      embedded.generated, result, credit, k_main, float(first.extras.get("tau", float("nan"))),
-                     embedded.fingerprint, dict(inputs.seconds), embedded.reused, results, skipped,
+                     embedded.fingerprint, dict(inputs.seconds), embedded.reused, results, skipped, costs,
                      embedded.reference, set_ids(inputs.pool), set_ids(inputs.generated))
 
 

@@ -1,0 +1,240 @@
+"""The counterfactual report of a multirun of retrains without some X_v1 images (``gmv-report SWEEP --base RUN[,RUN…]``).
+
+Each job retrained the base study (same data, split and seed) on X_v1 without the images `data.subset` chose —
+the top / bottom r of a method's ranking (`column` of the base values.csv; value = the main method), a random r,
+or the top r of one generated image's attributions (`target`) — and drew X̂' with the base X̂'s labels and noise,
+so x̂_j and x̂'_j are paired. Every job is read in the base run's embedding (gmv/analysis/counterfactual.py):
+
+    shift            per target ‖e(x̂_j) − e(x̂'_j)‖; its mean over all targets
+    vs random        the per-target shift minus that of the random removal of the same r on the same seed: does
+                     removing what a method ranks highest move the outputs more than removing as many at random?
+                     Pooled over seeds: mean difference with a 95% bootstrap CI (scipy.stats.bootstrap), one-sided
+                     p (Wilcoxon signed-rank, greater), Holm-adjusted over every (method, rule, r)
+    affected         targets whose top-1 attributed image (by the removal's own method; random: the main method)
+                     was removed against the rest: AUROC of their shifts and the difference's CI
+    removed images   per removed image the distance to its nearest generated image, in X̂ and in X̂', and how many
+                     have a near-copy (closer than the 5% quantile of X̂'s distances to held-out images)
+    per target       (`target` jobs) the target's shift as a percentile of all targets' shifts in that retrain
+                     (0.5 = moved like any other): mean percentile with a CI, per method
+
+    counterfactual.csv / .md      one row per (method, rule, r) pooled over seeds, per-target rows, then per job
+    counterfactual.png            mean shift against r per method (top solid, bottom dashed, random black)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gmv.errors import GmvError
+
+
+@dataclass
+class BaseRun:
+    dir: Path
+    seed: int
+    v1: np.ndarray  # dataset indices of X_v1 (split.npz)
+    v1_emb: np.ndarray
+    gen_emb: np.ndarray
+    attributions: dict[str, np.ndarray]  # method → m × N_v1
+    main: str
+    threshold: float  # near-copy distance
+    cfg: Any
+
+
+def load_base(run: str | Path) -> BaseRun:
+    from omegaconf import OmegaConf
+
+    from gmv.analysis.counterfactual import near_copy_threshold
+    from gmv.valuation.run_attributions import run_valuation
+
+    run = Path(run)
+    val, evidence, methods, split = run_valuation(run)
+    n1 = len(split.v1)
+    attributions = {m.name: m.attribute(evidence)[:, :n1] for m in methods}
+    for path in sorted(run.glob("attributions_*.npz")):  # D-TRAK's, for the targets it was run on
+        attributions[path.stem[len("attributions_"):]] = np.load(path)["attributions"][:, :n1].astype(np.float64)
+    cfg = OmegaConf.load(run / "config.yaml")
+    return BaseRun(run, int(cfg.seed), split.v1, val.pool_emb[:n1], val.gen_emb, attributions, methods[0].name,
+                   near_copy_threshold(val.gen_emb, val.pool_emb[n1:]), cfg)
+
+
+def _removal(job) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(job.dir / "config.yaml")
+    sub = cfg.data.get("subset") or {}
+    if sub.get("rule") is None:
+        raise GmvError(f"{job.dir}: no data.subset rule; the counterfactual report reads retrains by rule")
+    return {"seed": int(cfg.seed), "rule": str(sub.rule), "r": int(sub.r), "column": str(sub.get("column") or "value"),
+            "target": None if sub.get("target") is None else int(sub.target)}
+
+
+def job_row(job, base: BaseRun) -> tuple[dict[str, Any], np.ndarray]:
+    """One retrain read against its base: its row and its per-target shifts."""
+    from gmv.analysis.counterfactual import (affected_targets, paired_shift, removal_effect,
+                                             removed_reproduction)
+    from gmv.pipeline.stages import plain
+    from gmv.valuation.embedders import build_embedder, embed_cached
+    from gmv.valuation.inputs import as_imageset
+
+    split = np.load(job.dir / "split.npz")
+    if not np.array_equal(np.sort(split["v1"]), np.sort(base.v1)):
+        raise GmvError(f"{job.dir} was split differently from its base run {base.dir}")
+    removed = np.isin(base.v1, split["dropped"])
+    removal = _removal(job)
+    method = "random" if removal["rule"] == "random" else (base.main if removal["column"] == "value"
+                                                            else removal["column"])
+    gen_cf, _ = embed_cached(build_embedder(plain(base.cfg.embedder)), as_imageset(job.dir / "samples.npz", "X̂'"),
+                             base.cfg.cache_dir, desc="embed X̂'")
+    shift = paired_shift(base.gen_emb, gen_cf)
+    judge = base.attributions.get(base.main if method == "random" else method)
+    row: dict[str, Any] = {"job": f"{job.dir.parent.name}/{job.dir.name}", "method": method, **removal, "n_removed": int(removed.sum()),
+                           "shift_mean": float(shift.mean())}
+    if judge is not None:  # D-TRAK's attributions cover only its targets
+        n = len(judge)
+        row.update({f"affected_{k}": v for k, v in removal_effect(shift[:n], affected_targets(judge, removed)).items()})
+    before = removed_reproduction(base.gen_emb, base.v1_emb[removed], base.threshold)
+    after = removed_reproduction(gen_cf, base.v1_emb[removed], base.threshold)
+    row.update({"removed_nn_before": before["nn_distance_mean"], "removed_nn_after": after["nn_distance_mean"],
+                "near_copies_before": before["near_copies"], "near_copies_after": after["near_copies"]})
+    if removal["target"] is not None:
+        t = removal["target"]
+        row.update({"target_shift": float(shift[t]), "target_percentile": float((shift < shift[t]).mean())})
+    return row, shift
+
+
+def _mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    from scipy.stats import bootstrap
+
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else float("nan"), float("nan"), float("nan")
+    ci = bootstrap((x,), np.mean, n_resamples=2000, method="percentile", random_state=seed).confidence_interval
+    return float(x.mean()), float(ci.low), float(ci.high)
+
+
+def pooled_rows(rows: list[dict], shifts: list[np.ndarray]) -> list[dict]:
+    """One row per (method, rule, r) of the ranking removals, pooled over seeds, against random at the same r."""
+    from scipy.stats import wilcoxon
+
+    from gmv.analysis.multiplicity import holm
+
+    random_shift = {(r["seed"], r["r"]): s for r, s in zip(rows, shifts) if r["rule"] == "random"}
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r["target"] is None:
+            groups.setdefault((r["method"], r["rule"], r["r"]), []).append(i)
+    out = []
+    for (method, rule, r), idx in sorted(groups.items(), key=lambda kv: (kv[0][0] == "random", kv[0])):
+        row = {"method": method, "rule": rule, "r": r, "seeds": len(idx),
+               "shift_mean": float(np.mean([rows[i]["shift_mean"] for i in idx])),
+               "near_copies_before": int(sum(rows[i]["near_copies_before"] for i in idx)),
+               "near_copies_after": int(sum(rows[i]["near_copies_after"] for i in idx)),
+               "removed_nn_before": float(np.mean([rows[i]["removed_nn_before"] for i in idx])),
+               "removed_nn_after": float(np.mean([rows[i]["removed_nn_after"] for i in idx])),
+               "affected_auroc": float(np.nanmean([rows[i].get("affected_auroc", np.nan) for i in idx]))}
+        paired = [shifts[i] - random_shift[(rows[i]["seed"], r)] for i in idx
+                  if rule != "random" and (rows[i]["seed"], r) in random_shift]
+        if paired:
+            d = np.concatenate(paired)
+            mean, lo, hi = _mean_ci(d)
+            p = float(wilcoxon(d, alternative="greater").pvalue) if np.any(d != 0) else 1.0
+            row.update({"vs_random_diff": mean, "vs_random_ci_low": lo, "vs_random_ci_high": hi, "vs_random_p": p})
+        out.append(row)
+    tested = [i for i, r in enumerate(out) if "vs_random_p" in r]
+    for i, q in zip(tested, holm([out[i]["vs_random_p"] for i in tested]) if tested else []):
+        out[i]["vs_random_p_holm"] = float(q)
+    return out
+
+
+def target_rows(rows: list[dict]) -> list[dict]:
+    """Per method, the per-target removals: the removed-for target's shift percentile, mean with a CI."""
+    by: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["target"] is not None:
+            by.setdefault((r["method"], r["r"]), []).append(r["target_percentile"])
+    out = []
+    for (method, r), pct in sorted(by.items()):
+        mean, lo, hi = _mean_ci(np.array(pct))
+        out.append({"method": method, "r": r, "targets": len(pct), "percentile_mean": mean, "percentile_ci_low": lo,
+                    "percentile_ci_high": hi, "share_top_decile": float(np.mean(np.array(pct) >= 0.9))})
+    return out
+
+
+def _f(x: Any, fmt: str = ".3f") -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, fmt)
+
+
+def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) -> dict[str, Path]:
+    from gmv.analysis.tables import markdown_table
+    from gmv.io import write_csv, write_text
+
+    by_seed: dict[int, BaseRun] = {}
+    for b in bases:
+        base = load_base(b)
+        by_seed[base.seed] = base
+    rows, shifts = [], []
+    for job in jobs:
+        seed = _removal(job)["seed"]
+        if seed not in by_seed:
+            raise GmvError(f"{job.dir}: seed {seed} has no base run among --base ({sorted(by_seed)}); give one base "
+                           "run per seed, comma-separated")
+        row, shift = job_row(job, by_seed[seed])
+        rows.append(row)
+        shifts.append(shift)
+    if not rows:
+        raise GmvError("no finished retrain with samples.npz to read")
+    pooled, targets = pooled_rows(rows, shifts), target_rows(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    cols = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
+    write_csv(out / "counterfactual.csv", cols, [[r.get(c, "") for c in cols] for r in rows])
+    lines = ["# Counterfactual removal", "",
+             f"Bases: {', '.join(f'seed {s}: `{b.dir}`' for s, b in sorted(by_seed.items()))}; {len(rows)} retrains. "
+             "Shift = distance between x̂_j and its paired x̂'_j in the base embedding; vs random = per-target shift "
+             "minus that of the random removal of the same r and seed (pooled over seeds, bootstrap CI, one-sided "
+             "Wilcoxon p, Holm over rows); near-copies of the removed images in X̂ → X̂'.", ""]
+    lines.append(markdown_table(
+        ["method", "rule", "r", "seeds", "mean shift", "vs random [95% CI]", "p (Holm)", "affected AUROC",
+         "removed NN X̂ → X̂'", "near-copies X̂ → X̂'"],
+        [[p["method"], p["rule"], str(p["r"]), str(p["seeds"]), _f(p["shift_mean"]),
+          f"{_f(p.get('vs_random_diff'))} [{_f(p.get('vs_random_ci_low'))}, {_f(p.get('vs_random_ci_high'))}]",
+          f"{_f(p.get('vs_random_p'), '.2g')} ({_f(p.get('vs_random_p_holm'), '.2g')})", _f(p["affected_auroc"]),
+          f"{_f(p['removed_nn_before'])} → {_f(p['removed_nn_after'])}",
+          f"{p['near_copies_before']} → {p['near_copies_after']}"] for p in pooled],
+        [False, False, True, True, True, True, True, True, True, True]))
+    if targets:
+        lines += ["", "## Per target (remove the top r images attributed to one generated image)", "",
+                  markdown_table(["method", "r", "targets", "target's shift percentile [95% CI]", "in top 10%"],
+                                 [[t["method"], str(t["r"]), str(t["targets"]),
+                                   f"{_f(t['percentile_mean'])} [{_f(t['percentile_ci_low'])}, "
+                                   f"{_f(t['percentile_ci_high'])}]", _f(t["share_top_decile"], ".2f")]
+                                  for t in targets], [False, True, True, True, True])]
+    write_text(out / "counterfactual.md", "\n".join(lines))
+    written = {"counterfactual.md": out / "counterfactual.md", "counterfactual.csv": out / "counterfactual.csv"}
+    if pooled:
+        written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
+    return written
+
+
+def _figure(pooled: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from gmv.io import save_figure
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method in sorted({p["method"] for p in pooled}):
+        for rule, style in (("top", "-o"), ("bottom", "--s"), ("random", "-k^")):
+            pts = sorted((p["r"], p["shift_mean"]) for p in pooled if p["method"] == method and p["rule"] == rule)
+            if pts:
+                ax.plot(*zip(*pts), style, label=f"{method} {rule}" if rule != "random" else "random")
+    ax.set_xlabel("images removed from X_v1 (r)")
+    ax.set_ylabel("mean shift ‖e(x̂) − e(x̂')‖")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+    return path
