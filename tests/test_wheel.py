@@ -103,3 +103,24 @@ def test_a_fresh_venv_installs_the_wheel_and_runs_the_smoke_study(installed, tmp
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "elsewhere" / "run" / "metrics.json").is_file()
     assert "Average value v1" in out.stdout
+
+
+def test_builds_print_no_setuptools_warning_box(tmp_path):
+    """The editable build (what `pip install -e .` and scripts/setup.sh run) and the wheel build through the
+    PEP 517 / 660 hooks: no warning box from setuptools (the import-finder notice, a license deprecation)."""
+    pytest.importorskip("setuptools")
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("gmv", "conf"):
+        shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, source / name)
+    for hook in ("build_editable", "build_wheel"):
+        (tmp_path / "out" / hook).mkdir(parents=True)
+        code = (f"import sys, warnings; warnings.simplefilter('always'); from setuptools import build_meta as b; "
+                f"b.{hook}(sys.argv[1])")
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out" / hook)], cwd=source,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "!!" not in out.stderr and "Warning" not in out.stderr, f"{hook}: {out.stderr[-3000:]}"
+        assert len(list((tmp_path / "out" / hook).glob("*.whl"))) == 1
