@@ -113,7 +113,8 @@ def _mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
     x = np.asarray(x, np.float64)
     if len(x) < 2:
         return float(x.mean()) if len(x) else float("nan"), float("nan"), float("nan")
-    ci = bootstrap((x,), np.mean, n_resamples=2000, method="percentile", random_state=seed).confidence_interval
+    ci = bootstrap((x,), np.mean, n_resamples=2000, method="percentile",
+                   rng=np.random.default_rng(seed)).confidence_interval
     return float(x.mean()), float(ci.low), float(ci.high)
 
 

@@ -110,31 +110,31 @@ def bootstrap_membership_ci(scores_v1, scores_v2, n_boot: int = 1000, seed: int 
         t_lo, t_hi = tpr_tail_bootstrap(s1, s2, fpr, n_boot=n_boot, seed=seed, level=level)
         return {"auroc_ci_low": a_lo, "auroc_ci_high": a_hi, "tpr_at_fpr_ci_low": t_lo, "tpr_at_fpr_ci_high": t_hi,
                 "ci_method": f"DeLong (AUROC), exact-law percentile bootstrap × {n_boot} (TPR); n > {LARGE_N:,}"}
+    from scipy.stats import bootstrap
+
     uniq, codes = np.unique(np.concatenate([s1, s2]), return_inverse=True)
     code1, code2, n_codes = codes[:n1], codes[n1:], len(uniq)
     k = _allowed_false_positives(fpr, n2)
-    rng = np.random.default_rng(seed)
-    aucs, tprs = np.empty(n_boot), np.empty(n_boot)
-    block = max(1, _BLOCK_ELEMS // max(n1, n2, n_codes))
 
-    def counts(code, n, r):
-        rows = code[rng.integers(0, n, (r, n))] + (np.arange(r) * n_codes)[:, None]
+    def counts(code: np.ndarray) -> np.ndarray:  # resamples × codes: how often each code was drawn
+        r = len(code)
+        rows = code + (np.arange(r) * n_codes)[:, None]
         return np.bincount(rows.ravel(), minlength=r * n_codes).reshape(r, n_codes)
 
-    for start in range(0, n_boot, block):
-        r = min(block, n_boot - start)
-        c1, c2 = counts(code1, n1, r), counts(code2, n2, r)
+    def auroc_and_tpr(r1: np.ndarray, r2: np.ndarray, axis: int = -1) -> np.ndarray:  # 2 × resamples
+        c1, c2 = counts(np.atleast_2d(r1)), counts(np.atleast_2d(r2))
         cum2 = np.cumsum(c2, axis=1)
-        aucs[start:start + r] = (c1 * (2 * (cum2 - c2) + c2)).sum(1) / (2.0 * n1 * n2)
+        aucs = (c1 * (2 * (cum2 - c2) + c2)).sum(1) / (2.0 * n1 * n2)
         if k >= n2:
-            tprs[start:start + r] = 1.0
-        else:
-            u_star = np.argmax(cum2 >= n2 - k, axis=1)
-            above = n1 - np.cumsum(c1, axis=1)[np.arange(r), u_star]
-            tprs[start:start + r] = above / n1
-    tail = (1.0 - level) / 2.0 * 100.0
-    a_lo, a_hi = np.percentile(aucs, [tail, 100.0 - tail])
-    t_lo, t_hi = np.percentile(tprs, [tail, 100.0 - tail])
+            return np.stack([aucs, np.ones(len(c1))]).reshape((2, *np.shape(r1)[:-1]))
+        u_star = np.argmax(cum2 >= n2 - k, axis=1)
+        tprs = (n1 - np.cumsum(c1, axis=1)[np.arange(len(c1)), u_star]) / n1
+        return np.stack([aucs, tprs]).reshape((2, *np.shape(r1)[:-1]))
+
+    block = max(1, _BLOCK_ELEMS // max(n1, n2, n_codes))
+    ci = bootstrap((code1, code2), auroc_and_tpr, n_resamples=n_boot, batch=block, method="percentile",
+                   confidence_level=level, rng=np.random.default_rng(seed)).confidence_interval
+    (a_lo, t_lo), (a_hi, t_hi) = ci.low, ci.high
     return {"auroc_ci_low": float(a_lo), "auroc_ci_high": float(a_hi),
             "tpr_at_fpr_ci_low": float(t_lo), "tpr_at_fpr_ci_high": float(t_hi),
             "ci_method": f"percentile bootstrap × {n_boot}"}
