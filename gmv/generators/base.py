@@ -20,8 +20,8 @@ A subclass implements
 - where it applies: `real_batches_per_iteration` (BigGAN: n_dis), `lazy_regularisation()` (StyleGAN2).
 
 The base provides
-- settings: preset + overrides (None = "the preset's value") are resolved, coerced to the dataclass's
-  types and checked in `__init__` (`resolve_settings`, also callable on the class), so bad settings
+- settings: preset + overrides (None = "the preset's value") are resolved, typed by OmegaConf's structured
+  config of the dataclass and checked in `__init__` (`resolve_settings`, also callable on the class), so bad settings
   raise `GmvError` before any network is built.
   `self.config` holds them and `self.preset` the preset's name. The hyper-parameters Lightning saves are
   the data shape, the preset and the overrides as plain values, so `load_from_checkpoint` rebuilds the
@@ -46,7 +46,6 @@ N×C×H×W in [−1, 1], a function of the weights and the `torch.Generator`'s s
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import types
 import typing
 from typing import Any, ClassVar, List, Mapping, Optional, TypeVar
@@ -80,64 +79,39 @@ def resolve_preset(name: str, presets: Mapping[str, C], overrides: Mapping[str, 
 
 
 _EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-_PLURAL = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
 
 
-def _scalar(value: Any, tp: type) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif tp not in (int, float):
-        return value  # a type this coercion does not know: the family's check_settings judges it
-    elif isinstance(value, bool):
-        pass
-    elif isinstance(value, numbers.Integral):
-        return int(value) if tp is int else float(value)
-    elif isinstance(value, (numbers.Real, str)):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if number is not None and (tp is float or number.is_integer()):
-            return int(number) if tp is int else number
-    raise ValueError(_EXPECTED[tp])
-
-
-def _coerce(value: Any, tp: Any) -> Any:
-    """`value` as type `tp` (a scalar, tuple[X, ...], tuple[X, X] or X | None); ValueError saying what was expected."""
+def _fixed_length(tp: Any) -> int | None:
+    """n for tuple[X, …, X] of n entries (betas: tuple[float, float]); None for tuple[X, ...] and others."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0]) if len(inner) == 1 else value
-    if origin is tuple:
-        variadic = len(args) == 2 and args[1] is Ellipsis
-        if variadic and not isinstance(value, (list, tuple)):
-            value = (value,)  # one number for a one-entry list
-        if not isinstance(value, (list, tuple)) or (not variadic and len(value) != len(args)):
-            raise ValueError(f"a list of {_PLURAL.get(args[0], 'values')}" if variadic
-                             else f"a list of {len(args)} {_PLURAL.get(args[0], 'values')}")
-        try:
-            return tuple(_scalar(v, args[0]) for v in value)
-        except ValueError:
-            raise ValueError(f"a list of {_PLURAL.get(args[0], 'values')}") from None
-    return _scalar(value, tp)
+        return _fixed_length(inner[0]) if len(inner) == 1 else None
+    return len(args) if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis) else None
 
 
 def coerce_settings(cfg: C, family: str) -> C:
-    """Every field of the settings dataclass `cfg` as its annotated type (lists → tuples, "8" → 8, …)."""
+    """Every field of the settings dataclass `cfg` as its annotated type — OmegaConf's structured config of
+    the dataclass does the typing ("8" → 8 for an int, 1 → 1.0 for a float, "abc" refused) — with lists back
+    to tuples and fixed-length tuples checked; GmvError naming each bad field."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    schema = OmegaConf.structured(type(cfg))
     hints = typing.get_type_hints(type(cfg))
     changes, problems = {}, []
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         try:
-            changes[f.name] = _coerce(value, hints[f.name])
-        except ValueError as e:
-            problems.append(f"{f.name} must be {e}, got {value!r}")
+            node = OmegaConf.merge(schema, {f.name: _plain_value(value)})[f.name]
+        except OmegaConfBaseException as e:
+            problems.append(f"{f.name}: {str(e).splitlines()[0]}")
+            continue
+        typed = tuple(OmegaConf.to_container(node)) if OmegaConf.is_list(node) else node
+        n = _fixed_length(hints[f.name])
+        if n is not None and typed is not None and len(typed) != n:
+            problems.append(f"{f.name} must be a list of {n} values, got {value!r}")
+        changes[f.name] = typed
     if problems:
         raise GmvError(f"{family}: " + "; ".join(problems))
     return dataclasses.replace(cfg, **changes)

@@ -123,9 +123,7 @@ def run_model_output(cfg, module, datamodule, run_dir: Path) -> dict[str, Any]:
     if not hasattr(module, "ema_unet"):
         raise GmvError(f"control.kind=model_output measures diffusion losses; {type(module).__name__} is not a "
                        "diffusion generator")
-    from gmv.pipeline.training_set import class_ids
-
-    ids = class_ids(datamodule, labels)  # the targets' labels must be classes this retrain knows
+    ids = datamodule.to_class_ids(labels, "control.targets' labels")  # classes this retrain must know
     outputs = diffusion_outputs(module, images, ids, timesteps=int(control.timesteps), seed=int(control.get("seed", 0)))
     save_npz(run_dir / "outputs.npz", outputs=outputs, targets=np.arange(len(outputs)))
     return {"study": str(cfg.study), "control": "model_output", "n_targets": int(len(outputs)),

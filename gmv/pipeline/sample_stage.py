@@ -43,21 +43,11 @@ def sample_class_ids(datamodule, generate_cfg: Mapping[str, Any], m: int, class_
     from gmv.training.sample import class_counts, class_ids_from_counts
 
     chosen = generate_cfg.get("classes")
-    only = None
-    if chosen is not None:
-        lookup = {int(c): k for k, c in enumerate(datamodule.class_ids)}
-        missing = sorted(int(c) for c in chosen if int(c) not in lookup)
-        if missing:
-            raise GmvError(f"generate.classes {missing} are not classes the generator was trained on "
-                           f"(its classes: {[int(c) for c in datamodule.class_ids]})")
-        only = [lookup[int(c)] for c in chosen]
-    if class_mix is None:
-        ids = datamodule.labels
-    elif not datamodule.conditional:
-        ids = np.zeros(len(class_mix), np.int64)
-    else:
-        lookup = {int(c): k for k, c in enumerate(datamodule.class_ids)}
-        ids = np.array([lookup[int(c)] for c in class_mix], np.int64)
+    if chosen is not None and not datamodule.conditional:
+        raise GmvError("generate.classes needs a class-conditional generator (this one trained unconditionally: "
+                       "train.conditional=true, or leave generate.classes null)")
+    only = None if chosen is None else datamodule.to_class_ids(chosen, "generate.classes").tolist()
+    ids = datamodule.labels if class_mix is None else datamodule.to_class_ids(class_mix, "X̂'s class mix")
     counts = class_counts(ids, m, n_classes=datamodule.n_classes, only=only)
     return class_ids_from_counts(counts)
 

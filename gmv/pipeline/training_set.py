@@ -48,20 +48,6 @@ def edit_counts(s: Study) -> dict[str, int]:
     return {"n_added": int(s.edit.added.sum()), **{f"n_added/{k}": int(n) for k, n in zip(kinds, counts)}, **removed}
 
 
-def class_ids(datamodule, labels) -> np.ndarray:
-    """Label values → the generator's contiguous class ids (all 0 for an unconditional model); a label the
-    model was not trained on is an error."""
-    from gmv.errors import GmvError
-
-    if not datamodule.conditional:
-        return np.zeros(len(labels), np.int64)
-    lookup = {int(c): k for k, c in enumerate(datamodule.class_ids)}
-    unknown = sorted({int(v) for v in labels} - set(lookup))
-    if unknown:
-        raise GmvError(f"labels {unknown} are not classes this model was trained on {sorted(lookup)}")
-    return np.array([lookup[int(v)] for v in labels], np.int64)
-
-
 def bind_generator(s: Study, method) -> None:
     """Give a method that needs the generator the trained module, and the pool (X_v1 ∪ X_v2, as valued) and X̂
     with their class ids."""
@@ -70,5 +56,5 @@ def bind_generator(s: Study, method) -> None:
     pool = [s.v1, *([s.v2] if s.cfg.valuation.held_out else [])]
     gen = np.asarray(as_pixels(s.samples).read_range(0, len(s.samples)))
     method.bind(s.module, np.concatenate([p.images for p in pool]),
-                class_ids(s.datamodule, np.concatenate([p.labels for p in pool])), gen,
-                class_ids(s.datamodule, s.samples.labels))
+                s.datamodule.to_class_ids(np.concatenate([p.labels for p in pool])), gen,
+                s.datamodule.to_class_ids(s.samples.labels, "X̂'s labels"))

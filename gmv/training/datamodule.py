@@ -182,6 +182,18 @@ class ImageSetDataModule(L.LightningDataModule):
         ds = _StreamDataset(self._images, self._labels, self.stream, b, 0, 1)
         return next(iter(ds))
 
+    def to_class_ids(self, labels, what: str = "labels") -> np.ndarray:
+        """The dataset's label values → contiguous class ids (the inverse of `to_original_labels`); all 0 for an
+        unconditional model; a label the model was not trained on is a GmvError naming `what`."""
+        if not self.conditional:
+            return np.zeros(len(labels), np.int64)
+        lookup = {int(c): k for k, c in enumerate(self.class_ids)}
+        unknown = sorted({int(v) for v in labels} - set(lookup))
+        if unknown:
+            raise GmvError(f"{what} {unknown} are not classes the generator was trained on (its classes: "
+                           f"{sorted(lookup)})")
+        return np.array([lookup[int(v)] for v in labels], np.int64)
+
     def to_original_labels(self, ids: np.ndarray | torch.Tensor) -> np.ndarray:
         """Contiguous class ids → the dataset's label values."""
         ids = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, np.int64)
