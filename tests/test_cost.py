@@ -35,3 +35,21 @@ def test_every_method_gets_its_own_cost_in_the_valuation_and_metrics(tmp_path):
         assert c["seconds"] >= 0 and np.isfinite(c["peak_extra_mib"])
     metrics = valuation_metrics(val)
     assert metrics["method/knn_count/seconds"] == val.costs["knn_count"]["seconds"]
+    shared = round(val.seconds["embed"] + val.seconds["match"], 3)
+    assert all(c["shared_seconds"] == shared for c in val.costs.values())
+
+
+def test_method_costs_are_read_back_from_a_run(tmp_path):
+    import json
+
+    from gmv.analysis.method_cost import cost_cells, method_costs
+
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "method/gmvaluator/seconds": 0.5, "method/gmvaluator/shared_seconds": 2.0,
+        "method/gmvaluator/peak_extra_mib": 12.0, "method/d_trak/seconds": 300.0, "method/d_trak/shared_seconds": 0.0,
+        "method/d_trak/auroc": 0.4, "seconds_embed": 2.0}))
+    costs = method_costs(tmp_path)
+    assert costs["gmvaluator"]["total_seconds"] == 2.5 and costs["d_trak"]["total_seconds"] == 300.0
+    assert "auroc" not in costs["d_trak"]
+    assert cost_cells(costs, "gmvaluator") == ["2.5 (0.5 + 2.0)", "12"]
+    assert cost_cells(costs, "knn_count") == ["not measured", "–"]

@@ -171,6 +171,7 @@ def _f(x: Any, fmt: str = ".3f") -> str:
 
 
 def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) -> dict[str, Path]:
+    from gmv.analysis.method_cost import cost_cells
     from gmv.analysis.tables import markdown_table
     from gmv.io import write_csv, write_text
 
@@ -190,6 +191,7 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) 
     if not rows:
         raise GmvError("no finished retrain with samples.npz to read")
     pooled, targets = pooled_rows(rows, shifts), target_rows(rows)
+    costs = _mean_costs([b.dir for b in by_seed.values()])
     out.mkdir(parents=True, exist_ok=True)
     cols = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
     write_csv(out / "counterfactual.csv", cols, [[r.get(c, "") for c in cols] for r in rows])
@@ -200,13 +202,13 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) 
              "Wilcoxon p, Holm over rows); near-copies of the removed images in X̂ → X̂'.", ""]
     lines.append(markdown_table(
         ["method", "rule", "r", "seeds", "mean shift", "vs random [95% CI]", "p (Holm)", "affected AUROC",
-         "removed NN X̂ → X̂'", "near-copies X̂ → X̂'"],
+         "removed NN X̂ → X̂'", "near-copies X̂ → X̂'", "scores' seconds (own + shared)"],
         [[p["method"], p["rule"], str(p["r"]), str(p["seeds"]), _f(p["shift_mean"]),
           f"{_f(p.get('vs_random_diff'))} [{_f(p.get('vs_random_ci_low'))}, {_f(p.get('vs_random_ci_high'))}]",
           f"{_f(p.get('vs_random_p'), '.2g')} ({_f(p.get('vs_random_p_holm'), '.2g')})", _f(p["affected_auroc"]),
           f"{_f(p['removed_nn_before'])} → {_f(p['removed_nn_after'])}",
-          f"{p['near_copies_before']} → {p['near_copies_after']}"] for p in pooled],
-        [False, False, True, True, True, True, True, True, True, True]))
+          f"{p['near_copies_before']} → {p['near_copies_after']}", cost_cells(costs, p["method"])[0]] for p in pooled],
+        [False, False, True, True, True, True, True, True, True, True, True]))
     if targets:
         lines += ["", "## Per target (remove the top r images attributed to one generated image)", "",
                   markdown_table(["method", "r", "targets", "target's shift percentile [95% CI]", "in top 10%"],
@@ -219,6 +221,16 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) 
     if pooled:
         written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
     return written
+
+
+def _mean_costs(runs: list[Path]) -> dict[str, dict[str, float]]:
+    """Each method's cost averaged over the base runs that measured it."""
+    from gmv.analysis.method_cost import method_costs
+
+    per_run = [method_costs(r) for r in runs]
+    names = {n for c in per_run for n in c}
+    return {n: {k: float(np.mean([c[n][k] for c in per_run if n in c and k in c[n]]))
+                for k in {k for c in per_run if n in c for k in c[n]}} for n in names}
 
 
 def _figure(pooled: list[dict], path: Path) -> Path:

@@ -39,6 +39,7 @@ def subsets_and_outputs(jobs: list, base_v1: np.ndarray) -> tuple[np.ndarray, np
 
 def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000) -> dict[str, Path]:
     from gmv.analysis.lds import lds
+    from gmv.analysis.method_cost import COST_KEYS, cost_cells, cost_quality_figure, method_costs
     from gmv.analysis.tables import markdown_table
     from gmv.io import write_csv, write_text
     from gmv.valuation.run_attributions import run_attributions
@@ -57,18 +58,27 @@ def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000
         rows.append({"method": name, "lds": r["lds"], "lds_ci_low": r["lds_ci_low"], "lds_ci_high": r["lds_ci_high"],
                      "n_targets": r["n_targets"], "n_targets_skipped": r["n_targets_skipped"],
                      "n_subsets": int(len(masks))})
+    costs = method_costs(base)
+    for r in rows:
+        r.update({f"cost_{k}": costs.get(r["method"], {}).get(k, float("nan")) for k in ("total_seconds", *COST_KEYS)})
     out.mkdir(parents=True, exist_ok=True)
     cols = list(rows[0])
     write_csv(out / "lds.csv", cols, [[r[c] for c in cols] for r in rows])
-    table = markdown_table(["method", "LDS [95% CI over targets]", "targets (skipped)", "subsets"],
+    table = markdown_table(["method", "LDS [95% CI over targets]", "targets (skipped)", "subsets",
+                            "scores' seconds (own + shared)", "peak extra MiB"],
                            [[r["method"], f"{r['lds']:.3f} [{r['lds_ci_low']:.3f}, {r['lds_ci_high']:.3f}]",
-                             f"{r['n_targets']} ({r['n_targets_skipped']})", str(r["n_subsets"])] for r in rows],
-                           [False, True, True, True])
+                             f"{r['n_targets']} ({r['n_targets_skipped']})", str(r["n_subsets"]),
+                             *cost_cells(costs, r["method"])] for r in rows],
+                           [False, True, True, True, True, True])
     write_text(out / "lds.md", "\n".join([
         "# Linear datamodeling score (LDS)", "",
         f"Base run `{base}`; {len(masks)} retrains on subsets of its X_v1 ({int(masks.sum(axis=1)[0])} of "
         f"{masks.shape[1]} images each); model output = −diffusion loss of each of the first {outputs.shape[1]} "
         "generated images at fixed draws; LDS = Spearman between a method's subset-sum prediction and the output, "
-        "averaged over targets (dattri.metric.lds per target). A random attribution is the control (≈ 0).", "",
+        "averaged over targets (dattri.metric.lds per target). A random attribution is the control (≈ 0). "
+        "Cost: the seconds and peak extra memory of each method's scores in the base run (its metrics.json; "
+        "shared = the embedding and match tables the similarity methods read).", "",
         table]))
-    return {"lds.md": out / "lds.md", "lds.csv": out / "lds.csv"}
+    figure = cost_quality_figure([(r["method"], r["lds"], r["lds_ci_low"], r["lds_ci_high"], r["cost_total_seconds"])
+                                  for r in rows], "LDS (95% CI over targets)", out / "lds_cost.png")
+    return {"lds.md": out / "lds.md", "lds.csv": out / "lds.csv", "lds_cost.png": figure}

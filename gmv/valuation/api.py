@@ -77,7 +77,7 @@ class Valuation:
     reused: dict[str, bool] = field(default_factory=dict)  # which embeddings came from the cache
     methods: dict[str, MethodResult] = field(default_factory=dict)  # main method first, then baselines
     skipped: dict[str, str] = field(default_factory=dict)  # baselines that could not run, and why
-    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # per method: its own seconds, peak extra MiB
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # per method: own seconds, peak extra MiB, shared s
     reference_emb: np.ndarray | None = None  # embeddings of the reference set, when given
     ids: np.ndarray | None = None  # the pool's ids (precomputed embeddings, image folders), else None
     generated_ids: np.ndarray | None = None
@@ -272,7 +272,9 @@ def value(inputs: Inputs, embedded: Embedded, result: MatchResult) -> Valuation:
             continue
         with measured() as cost:
             results[m.name] = m.value(evidence)
-        costs[m.name] = cost.as_dict()
+        # what it reads besides: the embeddings and match tables (not a method that works from the generator)
+        shared = 0.0 if getattr(m, "needs_model", False) else inputs.seconds["embed"] + inputs.seconds["match"]
+        costs[m.name] = {**cost.as_dict(), "shared_seconds": round(shared, 3)}
     first = results[main.name]
     k_main = int(first.extras.get("k", inputs.k_tables))
     credit = first.arrays.get("credit", np.ones((len(inputs.generated), k_main)) / k_main)
