@@ -15,6 +15,9 @@ other half among them).
 With `--weights`, one more column is the ICLR 2025 perceptual re-rank: 50 candidates per copy from PQ on
 pixels, re-ordered by the exact distance in ResNet-20 layer-2 features (gmv/valuation/rerank.py).
 `--embedders A,B` runs only those columns (a re-rank column computes its two embeddings itself).
+`--embedder CONFIG=WEIGHTS` (repeatable) adds a column for an embedder of conf/embedder/ that takes its weights
+by path — DINOv2 (`dinov2_vits14`), CLIP (`clip_vitb32`), SSCD (`sscd`), `pip install 'gmv[hub]'` — e.g.
+`--embedder sscd=PATH/sscd_disc_mixup.torchscript.pt`; gmv never downloads them.
 
 Writes OUT/copies.csv and copies.json (every cell), copies.md (the tables) and copies.png (heat maps of
 TPR@1%FPR and recall@1: perturbations × embedders).
@@ -108,7 +111,24 @@ def perturb(images: np.ndarray, kind: str, strength: float, seed: int) -> np.nda
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def embedders(weights: str | None, rgb: bool) -> dict[str, dict]:
+def config_embedder(option: str) -> tuple[str, dict]:
+    """`CONFIG=WEIGHTS` → (column name, build_embedder spec): conf/embedder/CONFIG.yaml with its weights set."""
+    from omegaconf import OmegaConf
+
+    import gmv
+
+    name, sep, weights = option.partition("=")
+    path = Path(gmv.__file__).resolve().parent / "conf" / "embedder" / f"{name}.yaml"
+    if not sep or not weights or not path.is_file():
+        raise SystemExit(f"bench_copies: --embedder wants CONFIG=WEIGHTS with CONFIG a file of conf/embedder/, got "
+                         f"{option!r}")
+    if not Path(weights).is_file():
+        raise SystemExit(f"bench_copies: --embedder {name}: weights file {weights} not found")
+    cfg = OmegaConf.to_container(OmegaConf.load(path))
+    return name, {"spec": {**cfg, "weights": weights}}
+
+
+def embedders(weights: str | None, rgb: bool, extra: list[str] = ()) -> dict[str, dict]:
     out = {"pixels": {"spec": "pixels"}, "whitened pixels (256)": {"spec": "whitened_pixels", "dims": 256}}
     if weights and rgb:
         for name, opts in (("ResNet-20 pooled (64)", {}), ("ResNet-20 layer1 8×8 (1024)", {"layer": "layer1", "grid": 8}),
@@ -116,7 +136,7 @@ def embedders(weights: str | None, rgb: bool) -> dict[str, dict]:
                            ("ResNet-20 layer3 2×2 (256)", {"layer": "layer3", "grid": 2})):
             out[name] = {"spec": "resnet20_cifar", "weights": weights, **opts}
         out[RERANK] = {"spec": "rerank", "first": "pixels", "second": "ResNet-20 layer2 4×4 (512)", "candidates": 50}
-    return out
+    return out | dict(config_embedder(option) for option in extra)
 
 
 RERANK = "pixels PQ → layer2 re-rank (R 50)"
@@ -179,6 +199,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--embedders", help="comma-separated column names to run (default: all)")
+    p.add_argument("--embedder", action="append", default=[], metavar="CONFIG=WEIGHTS",
+                   help="add a column: an embedder of conf/embedder/ with its weights file (repeatable)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     data = load_images(a.data)
@@ -186,7 +208,7 @@ def main(argv=None) -> int:
     pool = data.images[np.sort(rng.choice(len(data), min(a.n, len(data)), replace=False))]
     v1_n = len(pool) // 2
     sources = np.sort(rng.choice(v1_n, min(a.copies, v1_n), replace=False))
-    every = embedders(a.weights, pool.shape[-1] == 3)
+    every = embedders(a.weights, pool.shape[-1] == 3, a.embedder)
     wanted = [n.strip() for n in a.embedders.split(",")] if a.embedders else list(every)
     unknown = sorted(set(wanted) - set(every))
     if unknown:

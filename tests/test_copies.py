@@ -60,3 +60,22 @@ def test_the_rerank_column_finds_exact_copies():
     r = bench_copies.rerank_cell((px(images), px(images[sources])), (wp(images), wp(images[sources])), 100, sources,
                                  0, candidates=20)
     assert r["recall_at_1"] == 1.0 and r["auroc"] > 0.7
+
+
+def test_an_embedder_by_weights_path_joins_the_map(tmp_path):
+    """--embedder CONFIG=WEIGHTS: a conf/embedder/ config that takes its weights by path (here SSCD's TorchScript
+    format, a tiny random network in its place) becomes a column of the map; a missing file stops it in one line."""
+    import pytest
+    import torch
+
+    net = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2),
+                                               torch.nn.Flatten()))
+    net.save(str(tmp_path / "net.pt"))
+    out = tmp_path / "map"
+    assert bench_copies.main(["--data", "digits", "--n", "120", "--copies", "30", "--out", str(out),
+                              "--embedder", f"sscd={tmp_path / 'net.pt'}", "--embedders", "pixels,sscd"]) == 0
+    rows = json.loads((out / "copies.json").read_text())["rows"]
+    assert {r["embedder"] for r in rows} == {"pixels", "sscd"}
+    assert all(r["recall_at_1"] == 1.0 for r in rows if r["perturbation"] == "exact")
+    with pytest.raises(SystemExit, match="weights file .* not found"):
+        bench_copies.main(["--data", "digits", "--out", str(out), "--embedder", "sscd=/nowhere.pt"])
