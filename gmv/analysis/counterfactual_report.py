@@ -1,4 +1,4 @@
-"""The counterfactual report of a multirun of retrains without some X_v1 images (``gmv-report SWEEP --base RUN[,RUN…]``).
+"""The counterfactual report of retrains without some X_v1 images (``gmv-report SWEEP --base RUN[,RUN…]``).
 
 Each job retrained the base study (same data, split and seed) on X_v1 without the images `data.subset` chose —
 the top / bottom r of a method's ranking (`column` of the base values.csv; value = the main method), a random r,
@@ -88,12 +88,16 @@ def job_row(job, base: BaseRun) -> tuple[dict[str, Any], np.ndarray]:
     removal = _removal(job)
     method = "random" if removal["rule"] == "random" else (base.main if removal["column"] == "value"
                                                             else removal["column"])
-    gen_cf, _ = embed_cached(build_embedder(plain(base.cfg.embedder)), as_imageset(job.dir / "samples.npz", "X̂'"),
-                             base.cfg.cache_dir, desc="embed X̂'")
+    embedder = build_embedder(plain(base.cfg.embedder))
+    if embedder.needs_fit:
+        raise GmvError(f"the counterfactual report embeds X̂' on its own, but {embedder.name} is fitted on the pool "
+                       "it values; read the retrains in a fixed embedding (pixels, a network)")
+    gen_cf, _ = embed_cached(embedder, as_imageset(job.dir / "samples.npz", "X̂'"), base.cfg.cache_dir,
+                             desc="embed X̂'")
     shift = paired_shift(base.gen_emb, gen_cf)
     judge = base.attributions.get(base.main if method == "random" else method)
-    row: dict[str, Any] = {"job": f"{job.dir.parent.name}/{job.dir.name}", "method": method, **removal, "n_removed": int(removed.sum()),
-                           "shift_mean": float(shift.mean())}
+    row: dict[str, Any] = {"job": f"{job.dir.parent.name}/{job.dir.name}", "method": method, **removal,
+                           "n_removed": int(removed.sum()), "shift_mean": float(shift.mean())}
     if judge is not None:  # D-TRAK's attributions cover only its targets
         n = len(judge)
         row.update({f"affected_{k}": v for k, v in removal_effect(shift[:n], affected_targets(judge, removed)).items()})
@@ -207,7 +211,8 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) 
           f"{_f(p.get('vs_random_diff'))} [{_f(p.get('vs_random_ci_low'))}, {_f(p.get('vs_random_ci_high'))}]",
           f"{_f(p.get('vs_random_p'), '.2g')} ({_f(p.get('vs_random_p_holm'), '.2g')})", _f(p["affected_auroc"]),
           f"{_f(p['removed_nn_before'])} → {_f(p['removed_nn_after'])}",
-          f"{p['near_copies_before']} → {p['near_copies_after']}", cost_cells(costs, p["method"])[0]] for p in pooled],
+          f"{p['near_copies_before']} → {p['near_copies_after']}", cost_cells(costs, p["method"])[0]]
+         for p in pooled],
         [False, False, True, True, True, True, True, True, True, True, True]))
     if targets:
         lines += ["", "## Per target (remove the top r images attributed to one generated image)", "",
