@@ -139,3 +139,18 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
     assert rows["3"]["target"] == "3" and 0 <= float(rows["3"]["target_percentile"]) <= 1
     md = (tmp_path / "sweep" / "report" / "counterfactual.md").read_text()
     assert "vs random" in md and "Per target" in md and (tmp_path / "sweep" / "report" / "counterfactual.png").is_file()
+
+
+def test_saved_attributions_keep_only_the_targets_a_method_scored(tmp_path):
+    """D-TRAK with `targets: N` saves m rows of which the first N are filled: only those are its attributions,
+    and a request for more targets than it scored leaves it out rather than reading zeros as attributions."""
+    from gmv.io import save_npz
+    from gmv.valuation.run_attributions import scored_attributions
+
+    a = np.zeros((10, 6), np.float32)
+    a[:3] = np.arange(18, dtype=np.float32).reshape(3, 6) + 1
+    save_npz(tmp_path / "attributions_d_trak.npz", attributions=a)
+    save_npz(tmp_path / "attributions_empty.npz", attributions=np.zeros((10, 6), np.float32))
+    out = scored_attributions(tmp_path, None, [], n1=4)
+    assert set(out) == {"d_trak"} and out["d_trak"].shape == (3, 4)
+    assert np.array_equal(out["d_trak"], a[:3, :4])

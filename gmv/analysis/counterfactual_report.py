@@ -49,14 +49,12 @@ def load_base(run: str | Path) -> BaseRun:
     from omegaconf import OmegaConf
 
     from gmv.analysis.counterfactual import near_copy_threshold
-    from gmv.valuation.run_attributions import run_valuation
+    from gmv.valuation.run_attributions import run_valuation, scored_attributions
 
     run = Path(run)
     val, evidence, methods, split = run_valuation(run)
     n1 = len(split.v1)
-    attributions = {m.name: m.attribute(evidence)[:, :n1] for m in methods}
-    for path in sorted(run.glob("attributions_*.npz")):  # D-TRAK's, for the targets it was run on
-        attributions[path.stem[len("attributions_"):]] = np.load(path)["attributions"][:, :n1].astype(np.float64)
+    attributions = scored_attributions(run, evidence, methods, n1)  # D-TRAK's: only the targets it scored
     cfg = OmegaConf.load(run / "config.yaml")
     return BaseRun(run, int(cfg.seed), split.v1, val.pool_emb[:n1], val.gen_emb, attributions, methods[0].name,
                    near_copy_threshold(val.gen_emb, val.pool_emb[n1:]), cfg)
@@ -73,8 +71,8 @@ def _removal(job) -> dict[str, Any]:
             "target": None if sub.get("target") is None else int(sub.target)}
 
 
-def job_row(job, base: BaseRun) -> tuple[dict[str, Any], np.ndarray]:
-    """One retrain read against its base: its row and its per-target shifts."""
+def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """One retrain (its `removal`, read by `_removal`) against its base: its row and its per-target shifts."""
     from gmv.analysis.counterfactual import (affected_targets, paired_shift, removal_effect,
                                              removed_reproduction)
     from gmv.pipeline.stages import plain
@@ -85,7 +83,6 @@ def job_row(job, base: BaseRun) -> tuple[dict[str, Any], np.ndarray]:
     if not np.array_equal(np.sort(split["v1"]), np.sort(base.v1)):
         raise GmvError(f"{job.dir} was split differently from its base run {base.dir}")
     removed = np.isin(base.v1, split["dropped"])
-    removal = _removal(job)
     method = "random" if removal["rule"] == "random" else (base.main if removal["column"] == "value"
                                                             else removal["column"])
     embedder = build_embedder(plain(base.cfg.embedder))
@@ -185,11 +182,11 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) 
         by_seed[base.seed] = base
     rows, shifts = [], []
     for job in jobs:
-        seed = _removal(job)["seed"]
-        if seed not in by_seed:
-            raise GmvError(f"{job.dir}: seed {seed} has no base run among --base ({sorted(by_seed)}); give one base "
-                           "run per seed, comma-separated")
-        row, shift = job_row(job, by_seed[seed])
+        removal = _removal(job)
+        if removal["seed"] not in by_seed:
+            raise GmvError(f"{job.dir}: seed {removal['seed']} has no base run among --base ({sorted(by_seed)}); give "
+                           "one base run per seed, comma-separated")
+        row, shift = job_row(job, by_seed[removal["seed"]], removal)
         rows.append(row)
         shifts.append(shift)
     if not rows:

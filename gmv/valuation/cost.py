@@ -50,7 +50,6 @@ def measured(interval: float = 0.01):
         yield cost
     finally:
         cost.seconds = time.perf_counter() - t0
-        peak[0] = max(peak[0], proc.memory_info().rss)
         done.set()
         watcher.join()
         cost.peak_extra_mib = (max(peak[0], proc.memory_info().rss) - start_rss) / 2 ** 20

@@ -44,13 +44,21 @@ def run_valuation(run: str | Path):
     return val, evidence, [m for m in methods if m.name in val.methods], split
 
 
-def run_attributions(run: str | Path, n_targets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    run = Path(run)
-    _, evidence, methods, split = run_valuation(run)
-    n1 = len(split.v1)
-    out = {m.name: m.attribute(evidence)[:n_targets, :n1] for m in methods}
-    for path in sorted(run.glob("attributions_*.npz")):  # methods that needed the generator saved theirs (D-TRAK)
+def scored_attributions(run: str | Path, evidence: Evidence, methods: list, n1: int) -> dict[str, np.ndarray]:
+    """{method: targets × X_v1} for the targets each method scored: every generated image for the methods that
+    work from the evidence; for a method that needed the generator, the leading rows of its saved
+    attributions_<method>.npz that it filled (D-TRAK with `targets: N` saves m rows, the first N scored)."""
+    out = {m.name: m.attribute(evidence)[:, :n1] for m in methods}
+    for path in sorted(Path(run).glob("attributions_*.npz")):
         a = np.load(path)["attributions"]
-        if len(a) >= n_targets and np.abs(a[:n_targets]).sum() > 0:
-            out[path.stem[len("attributions_"):]] = a[:n_targets, :n1].astype(np.float64)
-    return out, split.v1
+        filled = np.flatnonzero(np.abs(a).sum(axis=1) > 0)
+        if len(filled):
+            out[path.stem[len("attributions_"):]] = a[:filled[-1] + 1, :n1].astype(np.float64)
+    return out
+
+
+def run_attributions(run: str | Path, n_targets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({method: n_targets × X_v1} for every method that scored the first n_targets, the run's X_v1 indices)."""
+    _, evidence, methods, split = run_valuation(run)
+    scored = scored_attributions(run, evidence, methods, len(split.v1))
+    return {name: a[:n_targets] for name, a in scored.items() if len(a) >= n_targets}, split.v1
