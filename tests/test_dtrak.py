@@ -1,6 +1,6 @@
-"""The gradient-based baseline (gmv/valuation/dtrak.py: D-TRAK through dattri's TRAK) as a Valuator on a tiny
-diffusion model: shapes, the value as the sum of its attributions, determinism, the study's binding, and
-gmv-value skipping it with a reason."""
+"""The gradient-based baselines (gmv/valuation/dtrak.py: TRAK and D-TRAK through dattri) as Valuators on a tiny
+diffusion model: TRAK's formula against hand-computed values and against dattri's own TRAKAttributor, shapes, the
+value as the sum of its attributions, determinism, the study's binding, and gmv-value skipping it with a reason."""
 
 import numpy as np
 import pytest
@@ -105,3 +105,77 @@ def test_only_the_first_targets_are_attributed(tiny_model):
     method.bind(tiny_model, pool, pool_ids, gen, gen_ids)
     a = method.attribute()
     assert a.shape == (4, 5) and np.abs(a[:2]).sum() > 0 and not a[2:].any()
+
+
+def test_trak_scores_match_a_hand_computed_case():
+    """Φ = [[1, 0], [0, 2]] (two training images, k = 2): ΦᵀΦ = diag(1, 4), λ = ridge · 5 / 2; a target φ = [1, 1]
+    scores [1/(1+λ), 2/(4+λ), 1/(1+λ) + 1/(4+λ)] against the pool [Φ; [1, 1]]."""
+    import torch
+
+    from gmv.valuation.dtrak import trak_scores
+
+    train = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    pool = torch.cat([train, torch.tensor([[1.0, 1.0]], dtype=torch.float64)])
+    lam = 0.2 * 5 / 2
+    got = trak_scores(torch.tensor([[1.0, 1.0]], dtype=torch.float64), train, pool, ridge=0.2)
+    assert got.numpy() == pytest.approx(np.array([[1 / (1 + lam), 2 / (4 + lam), 1 / (1 + lam) + 1 / (4 + lam)]]))
+
+
+def test_with_more_dimensions_than_training_images_a_training_image_attributes_to_itself():
+    """k > n makes ΦᵀΦ singular (the case λ is for); as λ → 0 the scores of the training images' own features are
+    the identity — each is explained by itself alone."""
+    import torch
+
+    from gmv.valuation.dtrak import trak_scores
+
+    phi = torch.randn(5, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = trak_scores(phi, phi, phi, ridge=1e-9).numpy()
+    assert got == pytest.approx(np.eye(5), abs=1e-5)
+
+
+@pytest.mark.parametrize("output", ["square", "loss"])
+def test_training_scores_equal_dattris_trak(tiny_model, output):
+    """For the images the kernel comes from, gmv's scores are dattri's TRAKAttributor's with the same λ (its own
+    gradients, projector and solve, in float32) — the held-out images, which dattri cannot score against another
+    set's kernel, get the same formula."""
+    import torch
+    from dattri.algorithm.trak import TRAKAttributor
+
+    from gmv.valuation.dtrak import trak_scores
+
+    pool, pool_ids = images(6, 0)
+    gen, gen_ids = images(3, 1)
+    method = DTRAK(timesteps=2, proj_dim=16, batch_size=3, output=output)
+    method.bind(tiny_model, pool, pool_ids, gen, gen_ids, n_train=4)
+    a = method.attribute()
+    task = method.task()
+    phi_pool = method.features(task, pool, pool_ids, method.seed, "pool")
+    kernel = phi_pool[:4].T @ phi_pool[:4]
+    lam = method.ridge * float(torch.trace(kernel)) / 4
+    reference = TRAKAttributor(task, lambda params, example: torch.zeros(()), device="cpu", regularization=lam,
+                               projector_kwargs={"proj_dim": 16, "proj_seed": method.seed, "device": "cpu"})
+    pool_examples = method._loader(pool, pool_ids, method.seed).dataset  # the pool's draws: the first 4 rows' own
+    reference.cache(torch.utils.data.DataLoader(torch.utils.data.Subset(pool_examples, range(4)), batch_size=3))
+    theirs = reference.attribute(method._loader(gen, gen_ids, method.seed + 1)).detach().double().numpy().T
+    assert a[:, :4] == pytest.approx(theirs, rel=1e-3, abs=1e-4 * np.abs(theirs).max())
+    assert np.abs(a[:, 4:]).sum() > 0 and a == pytest.approx(
+        trak_scores(method.features(task, gen, gen_ids, method.seed + 1, "gen"), phi_pool[:4], phi_pool,
+                    method.ridge).numpy())
+
+
+def test_trak_and_d_trak_differ_only_in_the_function_they_differentiate(tiny_model):
+    from gmv.valuation.methods import build_method
+
+    pool, pool_ids = images(5, 0)
+    gen, gen_ids = images(2, 1)
+    d, t = build_method("d_trak", timesteps=1, proj_dim=8), build_method("trak", timesteps=1, proj_dim=8)
+    assert (d.name, d.output, t.name, t.output) == ("d_trak", "square", "trak", "loss")
+    for m in (d, t):
+        m.bind(tiny_model, pool, pool_ids, gen, gen_ids)
+    assert not np.allclose(d.attribute(), t.attribute())
+    with pytest.raises(GmvError, match="n_train must be"):
+        d.bind(tiny_model, pool, pool_ids, gen, gen_ids, n_train=6)
+    with pytest.raises(GmvError, match="output must be one of"):
+        DTRAK(output="l1")
+    with pytest.raises(GmvError, match="ridge must be"):
+        DTRAK(ridge=0)

@@ -7,7 +7,8 @@ the diffusion loss of a target image x̂_j under the model's EMA denoiser, avera
     diffusion_outputs(module, images, ids, timesteps, seed)          → float64 n: −loss (higher = the model
                                                                        reproduces x̂_j better)
 
-D-TRAK's attributions (gmv/valuation/dtrak.py) differentiate `example_loss`; this module evaluates it.
+TRAK and D-TRAK (gmv/valuation/dtrak.py) differentiate `example_loss` and `example_square_norm`; this module
+evaluates the loss.
 """
 
 from __future__ import annotations
@@ -24,18 +25,28 @@ def fixed_draws(n: int, timesteps: int, n_train_timesteps: int, image_shape: tup
     return t, noise
 
 
-def example_loss(net, scheduler, x, y, t, noise, params=None):
-    """Mean ε-prediction loss of one image `x` (C×H×W, in [−1, 1]) with class id `y` over its draws `t` (T) and
-    `noise` (T×C×H×W); `params` for torch.func.functional_call (None: the network's own)."""
+def predicted_noise(net, scheduler, x, y, t, noise, params=None):
+    """ε̂(x_t, t, y) (T×C×H×W) of one image `x` (C×H×W, in [−1, 1]) with class id `y`, noised at its draws `t` (T)
+    with `noise` (T×C×H×W); `params` for torch.func.functional_call (None: the network's own)."""
     import torch
 
     k = t.shape[0]
     x_t = scheduler.add_noise(x.unsqueeze(0).expand(k, *x.shape), noise, t)
     if params is None:
-        eps = net(x_t, t, class_labels=y.expand(k)).sample
-    else:
-        eps = torch.func.functional_call(net, params, (x_t, t), {"class_labels": y.expand(k)}).sample
-    return ((eps - noise) ** 2).mean()
+        return net(x_t, t, class_labels=y.expand(k)).sample
+    return torch.func.functional_call(net, params, (x_t, t), {"class_labels": y.expand(k)}).sample
+
+
+def example_loss(net, scheduler, x, y, t, noise, params=None):
+    """Mean ε-prediction loss ‖ε̂ − ε‖² of one image over its draws (L_simple: the model output LDS measures, and
+    TRAK's function)."""
+    return ((predicted_noise(net, scheduler, x, y, t, noise, params) - noise) ** 2).mean()
+
+
+def example_square_norm(net, scheduler, x, y, t, noise, params=None):
+    """Mean ‖ε̂‖² of one image over its draws (L_square: the function D-TRAK differentiates, for training and
+    generated images alike — Zheng et al. 2024 found it attributes better than L_simple)."""
+    return (predicted_noise(net, scheduler, x, y, t, noise, params) ** 2).mean()
 
 
 def pixels_to_model(images: np.ndarray):

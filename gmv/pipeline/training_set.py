@@ -49,12 +49,12 @@ def edit_counts(s: Study) -> dict[str, int]:
 
 
 def bind_generator(s: Study, method) -> None:
-    """Give a method that needs the generator the trained module, and the pool (X_v1 ∪ X_v2, as valued) and X̂
-    with their class ids."""
+    """Give a method that needs the generator the trained module, and the pool (X_v1 ∪ X_v2, as valued; its first
+    len(X_v1) images are those the generator trained on) and X̂ with their class ids."""
     from gmv.data.pixels import as_pixels
 
     pool = [s.v1, *([s.v2] if s.cfg.valuation.held_out else [])]
     gen = np.asarray(as_pixels(s.samples).read_range(0, len(s.samples)))
     method.bind(s.module, np.concatenate([p.images for p in pool]),
                 s.datamodule.to_class_ids(np.concatenate([p.labels for p in pool])), gen,
-                s.datamodule.to_class_ids(s.samples.labels, "X̂'s labels"))
+                s.datamodule.to_class_ids(s.samples.labels, "X̂'s labels"), n_train=len(s.v1.images))

@@ -290,7 +290,9 @@ def _dtrak(**settings):
     return DTRAK(**settings)
 
 
-register_method("d_trak", _dtrak)  # gradient-based (dattri's TRAK); needs the generator, so not a default baseline
+# gradient-based (through dattri); they need the generator, so neither is a default baseline
+register_method("d_trak", _dtrak)
+register_method("trak", functools.partial(_dtrak, output="loss"))
 
 
 def default_baselines(has_reference: bool) -> list[str]:
