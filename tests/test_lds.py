@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from gmv.analysis.lds import lds, predictions, random_half_masks
+from gmv.analysis.lds import lds, paired_differences, predictions, random_half_masks
 from gmv.errors import GmvError
 
 
@@ -84,3 +84,23 @@ def test_the_lds_report_of_a_sweep_of_retrains(tmp_path):
         rows = {row["method"]: row for row in csv.DictReader(f)}
     assert {"gmvaluator", "knn_count", "gan_leaks", "random (control)"} <= set(rows)
     assert all(row["n_subsets"] == "4" for row in rows.values())
+    with open(tmp_path / "sweep" / "report" / "lds_pairs.csv") as f:
+        pairs = list(csv.DictReader(f))
+    n_methods = len(rows) - 1  # every method but the random control
+    assert len(pairs) == n_methods * (n_methods - 1) // 2 and not any("random" in p["a"] + p["b"] for p in pairs)
+
+
+def test_paired_differences_by_hand():
+    """Three methods' per-target LDS; c did not score the last target. a − b = [0.4, 0.3, 0.5, 0.4] (mean 0.4), a − c
+    over the three targets both scored = [0.1, −0.1, 0.2] (mean 0.0667); Wilcoxon as scipy's; Holm ≥ raw."""
+    from scipy.stats import wilcoxon
+
+    per_target = {"a": np.array([0.5, 0.6, 0.9, 0.8]), "b": np.array([0.1, 0.3, 0.4, 0.4]),
+                  "c": np.array([0.4, 0.7, 0.7, np.nan])}
+    rows = {(r["a"], r["b"]): r for r in paired_differences(per_target)}
+    assert list(rows) == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert rows["a", "b"]["difference"] == pytest.approx(0.4) and rows["a", "b"]["targets"] == 4
+    assert rows["a", "c"]["difference"] == pytest.approx(0.2 / 3) and rows["a", "c"]["targets"] == 3
+    assert rows["a", "b"]["ci_low"] <= 0.4 <= rows["a", "b"]["ci_high"]
+    assert rows["a", "b"]["p_wilcoxon"] == pytest.approx(wilcoxon([0.4, 0.3, 0.5, 0.4]).pvalue)
+    assert all(r["p_holm"] >= r["p_wilcoxon"] for r in rows.values())

@@ -108,22 +108,12 @@ def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any]
     return row, shift
 
 
-def _mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    from scipy.stats import bootstrap
-
-    x = np.asarray(x, np.float64)
-    if len(x) < 2:
-        return float(x.mean()) if len(x) else float("nan"), float("nan"), float("nan")
-    ci = bootstrap((x,), np.mean, n_resamples=2000, method="percentile",
-                   rng=np.random.default_rng(seed)).confidence_interval
-    return float(x.mean()), float(ci.low), float(ci.high)
-
-
 def pooled_rows(rows: list[dict], shifts: list[np.ndarray]) -> list[dict]:
     """One row per (method, rule, r) of the ranking removals, pooled over seeds, against random at the same r."""
     from scipy.stats import wilcoxon
 
     from gmv.analysis.multiplicity import holm
+    from gmv.analysis.ra2 import bootstrap_mean_ci
 
     random_shift = {(r["seed"], r["r"]): s for r, s in zip(rows, shifts) if r["rule"] == "random"}
     groups: dict[tuple, list[int]] = {}
@@ -143,7 +133,7 @@ def pooled_rows(rows: list[dict], shifts: list[np.ndarray]) -> list[dict]:
                   if rule != "random" and (rows[i]["seed"], r) in random_shift]
         if paired:
             d = np.concatenate(paired)
-            mean, lo, hi = _mean_ci(d)
+            mean, lo, hi = bootstrap_mean_ci(d)
             p = float(wilcoxon(d, alternative="greater").pvalue) if np.any(d != 0) else 1.0
             row.update({"vs_random_diff": mean, "vs_random_ci_low": lo, "vs_random_ci_high": hi, "vs_random_p": p})
         out.append(row)
@@ -155,13 +145,15 @@ def pooled_rows(rows: list[dict], shifts: list[np.ndarray]) -> list[dict]:
 
 def target_rows(rows: list[dict]) -> list[dict]:
     """Per method, the per-target removals: the removed-for target's shift percentile, mean with a CI."""
+    from gmv.analysis.ra2 import bootstrap_mean_ci
+
     by: dict[tuple, list[float]] = {}
     for r in rows:
         if r["target"] is not None:
             by.setdefault((r["method"], r["r"]), []).append(r["target_percentile"])
     out = []
     for (method, r), pct in sorted(by.items()):
-        mean, lo, hi = _mean_ci(np.array(pct))
+        mean, lo, hi = bootstrap_mean_ci(np.array(pct))
         out.append({"method": method, "r": r, "targets": len(pct), "percentile_mean": mean, "percentile_ci_low": lo,
                     "percentile_ci_high": hi, "share_top_decile": float(np.mean(np.array(pct) >= 0.9))})
     return out

@@ -5,7 +5,8 @@ RUN is the base study (trained on the whole X_v1; its X̂ holds the targets); SW
 the first n targets. For every valuation method of the base study, its per-target attributions
 (gmv/valuation/run_attributions.py: targets × X_v1), and their
 linear datamodeling score against the measured outputs (gmv/analysis/lds.py) is written to lds.md / lds.csv,
-beside a control: random attributions (seeded), whose LDS must be near 0.
+beside a control: random attributions (seeded), whose LDS must be near 0; every pair of methods is compared target by
+target (lds_pairs.csv and a second table: mean difference, bootstrap CI, Wilcoxon p, Holm).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def subsets_and_outputs(jobs: list, base_v1: np.ndarray) -> tuple[np.ndarray, np
 
 
 def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000) -> dict[str, Path]:
-    from gmv.analysis.lds import lds
+    from gmv.analysis.lds import lds, paired_differences
     from gmv.analysis.method_cost import COST_KEYS, cost_cells, cost_quality_figure, method_costs
     from gmv.analysis.tables import markdown_table
     from gmv.io import write_csv, write_text
@@ -53,8 +54,11 @@ def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000
     rng = np.random.default_rng(0)
     attributions["random (control)"] = rng.normal(size=(outputs.shape[1], masks.shape[1]))
     rows: list[dict[str, Any]] = []
+    per_target: dict[str, np.ndarray] = {}
     for name, a in attributions.items():
         r = lds(a, masks, outputs, n_boot=n_boot)
+        if name != "random (control)":
+            per_target[name] = r["per_target"]
         rows.append({"method": name, "lds": r["lds"], "lds_ci_low": r["lds_ci_low"], "lds_ci_high": r["lds_ci_high"],
                      "n_targets": r["n_targets"], "n_targets_skipped": r["n_targets_skipped"],
                      "n_subsets": int(len(masks))})
@@ -70,6 +74,15 @@ def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000
                              f"{r['n_targets']} ({r['n_targets_skipped']})", str(r["n_subsets"]),
                              *cost_cells(costs, r["method"])] for r in rows],
                            [False, True, True, True, True, True])
+    pairs = paired_differences(per_target)
+    pair_cols = ["a", "b", "targets", "difference", "ci_low", "ci_high", "p_wilcoxon", "p_holm"]
+    if pairs:
+        write_csv(out / "lds_pairs.csv", pair_cols, [[p[c] for c in pair_cols] for p in pairs])
+    pair_table = markdown_table(
+        ["method a", "method b", "targets", "LDS a − LDS b [95% CI]", "Wilcoxon p", "Holm p"],
+        [[p["a"], p["b"], str(p["targets"]), f"{p['difference']:+.3f} [{p['ci_low']:+.3f}, {p['ci_high']:+.3f}]",
+          f"{p['p_wilcoxon']:.2g}", f"{p['p_holm']:.2g}"] for p in pairs],
+        [False, False, True, True, True, True]) if pairs else ""
     write_text(out / "lds.md", "\n".join([
         "# Linear datamodeling score (LDS)", "",
         f"Base run `{base}`; {len(masks)} retrains on subsets of its X_v1 ({int(masks.sum(axis=1)[0])} of "
@@ -78,7 +91,9 @@ def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000
         "averaged over targets (dattri.metric.lds per target). A random attribution is the control (≈ 0). "
         "Cost: the seconds and peak extra memory of each method's scores in the base run (its metrics.json; "
         "shared = the embedding and match tables the similarity methods read).", "",
-        table]))
+        table, *(["", f"Every pair of methods, target by target (the targets both scored; two-sided Wilcoxon "
+                      f"signed-rank test, Holm over the {len(pairs)} pairs):", "", pair_table] if pairs else [])]))
     figure = cost_quality_figure([(r["method"], r["lds"], r["lds_ci_low"], r["lds_ci_high"], r["cost_total_seconds"])
                                   for r in rows], "LDS (95% CI over targets)", out / "lds_cost.png")
-    return {"lds.md": out / "lds.md", "lds.csv": out / "lds.csv", "lds_cost.png": figure}
+    return {"lds.md": out / "lds.md", "lds.csv": out / "lds.csv", "lds_cost.png": figure,
+            **({"lds_pairs.csv": out / "lds_pairs.csv"} if pairs else {})}

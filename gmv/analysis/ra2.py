@@ -96,6 +96,17 @@ def bootstrap_diff_ci(a, b, n_boot: int = 2000, seed: int = 0, level: float = 0.
     return float(ci.low), float(ci.high)
 
 
+def bootstrap_mean_ci(x, seed: int = 0, n_boot: int = 2000) -> tuple[float, float, float]:
+    """(mean, 95% CI low, high) of one sample — e.g. paired differences — by the seeded percentile bootstrap
+    (scipy.stats.bootstrap); NaN bounds with fewer than 2 values."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else float("nan"), float("nan"), float("nan")
+    ci = stats.bootstrap((x,), np.mean, n_resamples=n_boot, method="percentile",
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return float(x.mean()), float(ci.low), float(ci.high)
+
+
 def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     return a.mean(axis) - b.mean(axis)
 
