@@ -18,6 +18,8 @@ import numpy as np
 
 from gmv.errors import GmvError
 
+CONTROL = "random (control)"  # seeded random attributions: the LDS every method must beat
+
 
 def subsets_and_outputs(jobs: list, base_v1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(masks S×N1 over the base X_v1, outputs S×T) from the retrain jobs' split.npz and outputs.npz."""
@@ -52,12 +54,12 @@ def write_lds_report(jobs: list, base: str | Path, out: Path, n_boot: int = 2000
     masks, outputs = subsets_and_outputs(jobs, base_v1)
     attributions, _ = run_attributions(base, outputs.shape[1])
     rng = np.random.default_rng(0)
-    attributions["random (control)"] = rng.normal(size=(outputs.shape[1], masks.shape[1]))
+    attributions[CONTROL] = rng.normal(size=(outputs.shape[1], masks.shape[1]))
     rows: list[dict[str, Any]] = []
     per_target: dict[str, np.ndarray] = {}
     for name, a in attributions.items():
         r = lds(a, masks, outputs, n_boot=n_boot)
-        if name != "random (control)":
+        if name != CONTROL:
             per_target[name] = r["per_target"]
         rows.append({"method": name, "lds": r["lds"], "lds_ci_low": r["lds_ci_low"], "lds_ci_high": r["lds_ci_high"],
                      "n_targets": r["n_targets"], "n_targets_skipped": r["n_targets_skipped"],

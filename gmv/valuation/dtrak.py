@@ -111,7 +111,6 @@ class DTRAK:
 
     def task(self):
         """dattri's AttributionTask for the bound generator's EMA denoiser and this method's output function."""
-        import torch  # noqa: F401
         from dattri.task import AttributionTask
 
         from gmv.analysis.model_output import example_loss, example_square_norm
