@@ -128,6 +128,8 @@ def test_report_md_formats_numbers_and_lists_the_failed_job(k_sweep):
     failed_line = next(line for line in md.splitlines() if line.startswith("- `6`"))
     assert "valuation.k=100" in failed_line
     assert "`matcher=pq`" in md  # constant overrides are named once, above the table
+    # the sweep folder is named as a reader of report.md finds it (relative to the report), not by this machine's path
+    assert f"jobs in `../{sweep.name}`:" in md and str(sweep.parent) not in md
 
 
 def test_format_value():

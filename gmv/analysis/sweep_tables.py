@@ -7,6 +7,7 @@ Holm sentence), further sections (the seeds table), the failed jobs and the figu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gmv.analysis.sweep_jobs import Job, setting_label
@@ -65,8 +66,9 @@ def write_report_tables(jobs: list[Job], params: list[str], metrics: list[str], 
     failed = [j for j in jobs if j.failed]
     constant = {k: v for k, v in jobs[0].overrides.items()
                 if k not in params and not k.startswith("hydra.")}
+    where = os.path.relpath(sweep_dir, out_dir.resolve())  # as a reader of report.md finds it, not this machine's path
     lines = [f"# Sweep report: {sweep_dir.name}", "",
-             f"{len(jobs)} jobs in `{sweep_dir}`: {len(finished)} finished, {len(failed)} failed.  ",
+             f"{len(jobs)} jobs in `{where}`: {len(finished)} finished, {len(failed)} failed.  ",
              f"Swept: {', '.join(f'`{p}`' for p in params) or 'nothing (all jobs share their overrides)'}."]
     if constant:
         lines[-1] += "  "  # markdown line break
