@@ -140,6 +140,30 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
     md = (tmp_path / "sweep" / "report" / "counterfactual.md").read_text()
     assert "vs random" in md and "Per target" in md and (tmp_path / "sweep" / "report" / "counterfactual.png").is_file()
 
+    # --lds joins an LDS report (its lds.csv) to this one: each method's LDS beside its removal effect and cost
+    lds_dir = tmp_path / "lds"
+    lds_dir.mkdir()
+    (lds_dir / "lds.csv").write_text("method,lds,lds_ci_low,lds_ci_high\ngmvaluator,0.5,0.4,0.6\n"
+                                     "knn_count,0.3,0.2,0.4\nrandom (control),0.01,-0.02,0.04\n")
+    r = subprocess.run([str(bin_dir / "gmv-report"), str(tmp_path / "sweep"), "--base", str(base), "--lds",
+                        str(tmp_path)], capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 2 and "no lds.csv" in r.stderr  # a wrong folder is refused before any retrain is read
+    r = subprocess.run([str(bin_dir / "gmv-report"), str(tmp_path / "sweep"), "--base", str(base), "--lds",
+                        str(lds_dir)], capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = tmp_path / "sweep" / "report"
+    with open(report / "counterfactual_methods.csv") as f:
+        pooled = {(p["method"], p["rule"]): p for p in csv.DictReader(f)}
+    with open(report / "contribution.csv") as f:
+        joined = {row["method"]: row for row in csv.DictReader(f)}
+    assert list(joined) == ["gmvaluator", "knn_count", "random"]  # the LDS report's order; its control is "random"
+    assert float(joined["gmvaluator"]["lds"]) == 0.5 and float(joined["random"]["lds_ci_high"]) == 0.04
+    for method in ("gmvaluator", "knn_count"):
+        assert joined[method]["top2_vs_random"] == pooled[(method, "top")]["vs_random_diff"]
+    assert joined["random"]["top2_vs_random"] == ""  # the control is not compared with itself
+    assert joined["gmvaluator"]["target_percentile"] != "" and float(joined["gmvaluator"]["seconds_total"]) > 0
+    assert (report / "contribution.png").is_file() and "top 2 removed − random" in (report / "contribution.md").read_text()
+
 
 def test_saved_attributions_keep_only_the_targets_a_method_scored(tmp_path):
     """D-TRAK with `targets: N` saves m rows of which the first N are filled: only those are its attributions,

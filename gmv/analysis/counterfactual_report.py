@@ -17,8 +17,12 @@ so x̂_j and x̂'_j are paired. Every job is read in the base run's embedding (g
     per target       (`target` jobs) the target's shift as a percentile of all targets' shifts in that retrain
                      (0.5 = moved like any other): mean percentile with a CI, per method
 
-    counterfactual.csv / .md      one row per (method, rule, r) pooled over seeds, per-target rows, then per job
+    counterfactual.md             one row per (method, rule, r) pooled over seeds, then the per-target rows
+    counterfactual.csv            one row per retrain
+    counterfactual_methods.csv    the pooled rows; counterfactual_targets.csv the per-target rows (where run)
     counterfactual.png            mean shift against r per method (top solid, bottom dashed, random black)
+    contribution.*                with `lds` (the LDS report's folder): each method's LDS and removal effects beside
+                                  its cost, one table and one figure (gmv/analysis/contribution.py)
 """
 
 from __future__ import annotations
@@ -163,7 +167,8 @@ def _f(x: Any, fmt: str = ".3f") -> str:
     return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, fmt)
 
 
-def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) -> dict[str, Path]:
+def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
+                                lds: str | Path | None = None) -> dict[str, Path]:
     from gmv.analysis.method_cost import cost_cells
     from gmv.analysis.tables import markdown_table
     from gmv.io import write_csv, write_text
@@ -188,6 +193,11 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) 
     out.mkdir(parents=True, exist_ok=True)
     cols = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
     write_csv(out / "counterfactual.csv", cols, [[r.get(c, "") for c in cols] for r in rows])
+    written = {"counterfactual.md": out / "counterfactual.md", "counterfactual.csv": out / "counterfactual.csv"}
+    for name, table in (("counterfactual_methods.csv", pooled), ("counterfactual_targets.csv", targets)):
+        if table:
+            keys = list(dict.fromkeys(k for t in table for k in t))
+            written[name] = write_csv(out / name, keys, [[t.get(k, "") for k in keys] for t in table])
     lines = ["# Counterfactual removal", "",
              f"Bases: {', '.join(f'seed {s}: `{b.dir}`' for s, b in sorted(by_seed.items()))}; {len(rows)} retrains. "
              "Shift = distance between x̂_j and its paired x̂'_j in the base embedding; vs random = per-target shift "
@@ -211,9 +221,12 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path) 
                                    f"{_f(t['percentile_ci_high'])}]", _f(t["share_top_decile"], ".2f")]
                                   for t in targets], [False, True, True, True, True])]
     write_text(out / "counterfactual.md", "\n".join(lines))
-    written = {"counterfactual.md": out / "counterfactual.md", "counterfactual.csv": out / "counterfactual.csv"}
     if pooled:
         written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
+    if lds is not None:
+        from gmv.analysis.contribution import write_contribution
+
+        written.update(write_contribution(lds, pooled, targets, costs, out))
     return written
 
 

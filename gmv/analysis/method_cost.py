@@ -38,13 +38,9 @@ def cost_cells(costs: dict[str, dict[str, float]], method: str) -> list[str]:
             f"{c.get('peak_extra_mib', np.nan):.0f}"]
 
 
-def cost_quality_figure(points: list[tuple[str, float, float, float, float]], ylabel: str, path: Path) -> Path:
-    """Quality against cost: (method, quality, CI low, CI high, total seconds) per method, seconds on a log axis."""
-    import matplotlib.pyplot as plt
-
-    from gmv.io import save_figure
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+def cost_quality_axis(ax, points: list[tuple[str, float, float, float, float]], ylabel: str) -> None:
+    """Quality against cost on `ax`: (method, quality, CI low, CI high, total seconds) per method, seconds on a log
+    axis; a method without a measured cost is left out."""
     for name, q, lo, hi, sec in points:
         if not np.isfinite(sec):
             continue
@@ -54,6 +50,16 @@ def cost_quality_figure(points: list[tuple[str, float, float, float, float]], yl
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("seconds for the method's scores (own + shared embedding and matching)")
     ax.set_ylabel(ylabel)
+
+
+def cost_quality_figure(points: list[tuple[str, float, float, float, float]], ylabel: str, path: Path) -> Path:
+    """One panel of `cost_quality_axis`, saved to `path`."""
+    import matplotlib.pyplot as plt
+
+    from gmv.io import save_figure
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    cost_quality_axis(ax, points, ylabel)
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)

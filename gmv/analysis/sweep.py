@@ -61,14 +61,21 @@ def _generator_files(finished: list[Job], params: list[str], out: Path) -> dict[
 
 
 def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
-                       metrics: list[str] | None = None, base: str | Path | None = None) -> dict[str, Path]:
+                       metrics: list[str] | None = None, base: str | Path | None = None,
+                       lds: str | Path | None = None) -> dict[str, Path]:
     """Write the sweep's tables and figures into `out_dir` (default ``SWEEP/report``).
 
     `metrics` replaces the default metric columns of report.csv/.md (the figures always
     show t, AUROC, recall@K and wall time; p_value_holm follows p_value; with ``seed``
     swept, the numeric ones are aggregated over seeds too). Returns {file name: path} of
     every file written. Raises :class:`GmvError` on a missing folder, no finished job or an unknown metric.
+    `base` names the run(s) a sweep of retrains came from (LDS, counterfactual reports); `lds` an LDS report's folder
+    to join to the counterfactual one (contribution.md).
     """
+    if lds is not None:
+        from gmv.analysis.contribution import read_lds
+
+        read_lds(lds)  # a wrong folder fails here, before any retrain is read
     sweep_dir = Path(sweep_dir)
     jobs = collect_jobs(sweep_dir)
     sweep_dir = sweep_dir.resolve()
@@ -107,5 +114,8 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
                            "counterfactual report")
         from gmv.analysis.counterfactual_report import write_counterfactual_report
 
-        written.update(write_counterfactual_report(removals, [b for b in str(base).split(",") if b], out))
+        written.update(write_counterfactual_report(removals, [b for b in str(base).split(",") if b], out, lds=lds))
+    elif lds is not None:
+        raise GmvError("--lds joins an LDS report to a counterfactual one: this sweep holds no retrains without "
+                       "some X_v1 images")
     return written

@@ -29,6 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base", help="the base run of a sweep of retrains: with control.kind=model_output writes lds.md; "
                                   "retrains that drew their own X̂' write counterfactual.md (one base per seed, "
                                   "comma-separated)")
+    p.add_argument("--lds", help="with a counterfactual sweep: the folder of the LDS report (its lds.csv) — adds "
+                                 "contribution.md/.csv/.png, each method's LDS and removal effects beside its cost")
     p.add_argument("--metrics", help="comma-separated metric columns of the table, replacing the defaults "
                                      "(t_statistic,p_value,auroc,mean_value_v1,mean_value_v2,recall_at_k,"
                                      "seconds_match,seconds_total + generator metrics when present; p_value_holm "
@@ -43,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     try:
-        written = write_sweep_report(args.sweep, out_dir=args.out, metrics=metrics, base=args.base)
+        written = write_sweep_report(args.sweep, out_dir=args.out, metrics=metrics, base=args.base,
+                                     lds=args.lds)
     except GmvError as e:
         print(f"gmv-report: error: {e}", file=sys.stderr)
         return 2
     print(written["report.md"].read_text())
-    for name in ("generators.md", "addition.md", "lds.md", "counterfactual.md"):
+    for name in ("generators.md", "addition.md", "lds.md", "counterfactual.md",
+                 "contribution.md"):
         if name in written:
             print(written[name].read_text())
     out_dir = written["report.md"].parent
