@@ -161,6 +161,8 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
     for method in ("gmvaluator", "knn_count"):
         assert joined[method]["top2_vs_random"] == pooled[(method, "top")]["vs_random_diff"]
     assert joined["random"]["top2_vs_random"] == ""  # the control is not compared with itself
+    top = pooled[("gmvaluator", "top")]  # affected targets pooled over retrains, with a CI
+    assert 0 <= float(top["affected_auroc_ci_low"]) <= float(top["affected_auroc"]) <= float(top["affected_auroc_ci_high"]) <= 1
     assert joined["gmvaluator"]["target_percentile"] != "" and float(joined["gmvaluator"]["seconds_total"]) > 0
     assert (report / "contribution.png").is_file() and "top 2 removed − random" in (report / "contribution.md").read_text()
 
@@ -178,3 +180,22 @@ def test_saved_attributions_keep_only_the_targets_a_method_scored(tmp_path):
     out = scored_attributions(tmp_path, None, [], n1=4)
     assert set(out) == {"d_trak"} and out["d_trak"].shape == (3, 4)
     assert np.array_equal(out["d_trak"], a[:3, :4])
+
+
+def test_pooled_affected_auroc_reads_each_retrain_on_its_own_scale():
+    """Two retrains in which the affected targets moved most, one moving everything ten times more than the
+    other: pooled on within-retrain percentiles the AUROC is 1; pooling the raw shifts would put the small
+    retrain's affected targets below the large one's unaffected ones."""
+    from gmv.analysis.counterfactual_report import pooled_affected
+
+    small = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 1.0])
+    large = 10 * small
+    hit = np.array([False, False, False, False, True, True])
+    pooled = pooled_affected([small, large], [hit, hit])
+    assert pooled["affected_auroc"] == pytest.approx(1.0) and pooled["affected_n"] == 4
+    assert pooled["affected_auroc_ci_low"] <= 1.0 and pooled["affected_p"] < 0.05
+    raw = removal_effect(np.concatenate([small, large]), np.concatenate([hit, hit]))
+    assert raw["auroc"] < 1.0  # what the percentiles guard against
+    # and with no signal (the affected targets in the middle of each retrain) it is 0.5
+    mid = np.array([False, False, True, True, False, False])
+    assert pooled_affected([small, large], [mid, mid])["affected_auroc"] == pytest.approx(0.5)

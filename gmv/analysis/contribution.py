@@ -72,16 +72,10 @@ def contribution_rows(lds_rows: list[dict], pooled: list[dict], targets: list[di
     return rows
 
 
-def _ci(row: dict, key: str, low: str, high: str, fmt: str = ".3f") -> str:
-    if row.get(key) is None or not np.isfinite(row[key]):
-        return "–"
-    return f"{format(row[key], fmt)} [{format(row[low], fmt)}, {format(row[high], fmt)}]"
-
-
 def write_contribution(lds_dir: str | Path, pooled: list[dict], targets: list[dict],
                        costs: dict[str, dict[str, float]], out: Path, figure_r: int = 10) -> dict[str, Path]:
     from gmv.analysis.method_cost import cost_quality_axis
-    from gmv.analysis.tables import markdown_table
+    from gmv.analysis.tables import ci_cell, markdown_table
     from gmv.io import save_figure, write_csv, write_text
 
     rows = contribution_rows(read_lds(lds_dir), pooled, targets, costs)
@@ -92,11 +86,11 @@ def write_contribution(lds_dir: str | Path, pooled: list[dict], targets: list[di
               "target's shift percentile [95% CI]", "scores' seconds (own + shared)", "peak extra MiB"]
     body = []
     for row in rows:
-        removal = [_ci(row, f"top{r}_vs_random", f"top{r}_ci_low", f"top{r}_ci_high")
+        removal = [ci_cell(row, f"top{r}_vs_random", f"top{r}_ci_low", f"top{r}_ci_high")
                    + (f" ({row[f'top{r}_p_holm']:.2g})" if row.get(f"top{r}_p_holm") is not None else "") for r in rs]
         sec = row["seconds_total"]
-        body.append([row["method"], _ci(row, "lds", "lds_ci_low", "lds_ci_high"), *removal,
-                     _ci(row, "target_percentile", "target_ci_low", "target_ci_high"),
+        body.append([row["method"], ci_cell(row, "lds", "lds_ci_low", "lds_ci_high"), *removal,
+                     ci_cell(row, "target_percentile", "target_ci_low", "target_ci_high"),
                      "not measured" if not np.isfinite(sec) else
                      f"{sec:.1f} ({row['seconds_own']:.1f} + {row['seconds_shared']:.1f})",
                      "–" if not np.isfinite(row["peak_extra_mib"]) else f"{row['peak_extra_mib']:.0f}"])

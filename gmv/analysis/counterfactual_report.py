@@ -11,7 +11,8 @@ so x̂_j and x̂'_j are paired. Every job is read in the base run's embedding (g
                      Pooled over seeds: mean difference with a 95% bootstrap CI (scipy.stats.bootstrap), one-sided
                      p (Wilcoxon signed-rank, greater), Holm-adjusted over every (method, rule, r)
     affected         targets whose top-1 attributed image (by the removal's own method; random: the main method)
-                     was removed against the rest: AUROC of their shifts and the difference's CI
+                     was removed against the rest: AUROC of their shifts and the difference's CI per retrain;
+                     pooled over seeds on each retrain's within-retrain shift percentiles, AUROC with a bootstrap CI
     removed images   per removed image the distance to its nearest generated image, in X̂ and in X̂', and how many
                      have a near-copy (closer than the 5% quantile of X̂'s distances to held-out images)
     per target       (`target` jobs) the target's shift as a percentile of all targets' shifts in that retrain
@@ -75,8 +76,9 @@ def _removal(job) -> dict[str, Any]:
             "target": None if sub.get("target") is None else int(sub.target)}
 
 
-def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
-    """One retrain (its `removal`, read by `_removal`) against its base: its row and its per-target shifts."""
+def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+    """One retrain (its `removal`, read by `_removal`) against its base: its row, its per-target shifts, and which
+    of the targets its judge attributed (all, or D-TRAK's first n) had their top-1 image removed (None: no judge)."""
     from gmv.analysis.counterfactual import (affected_targets, paired_shift, removal_effect,
                                              removed_reproduction)
     from gmv.pipeline.stages import plain
@@ -99,9 +101,10 @@ def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any]
     judge = base.attributions.get(base.main if method == "random" else method)
     row: dict[str, Any] = {"job": f"{job.dir.parent.name}/{job.dir.name}", "method": method, **removal,
                            "n_removed": int(removed.sum()), "shift_mean": float(shift.mean())}
+    affected = None
     if judge is not None:  # D-TRAK's attributions cover only its targets
-        n = len(judge)
-        row.update({f"affected_{k}": v for k, v in removal_effect(shift[:n], affected_targets(judge, removed)).items()})
+        affected = affected_targets(judge, removed)
+        row.update({f"affected_{k}": v for k, v in removal_effect(shift[:len(judge)], affected).items()})
     before = removed_reproduction(base.gen_emb, base.v1_emb[removed], base.threshold)
     after = removed_reproduction(gen_cf, base.v1_emb[removed], base.threshold)
     row.update({"removed_nn_before": before["nn_distance_mean"], "removed_nn_after": after["nn_distance_mean"],
@@ -109,11 +112,29 @@ def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any]
     if removal["target"] is not None:
         t = removal["target"]
         row.update({"target_shift": float(shift[t]), "target_percentile": float((shift < shift[t]).mean())})
-    return row, shift
+    return row, shift, affected
 
 
-def pooled_rows(rows: list[dict], shifts: list[np.ndarray]) -> list[dict]:
-    """One row per (method, rule, r) of the ranking removals, pooled over seeds, against random at the same r."""
+def pooled_affected(shifts: list[np.ndarray], affected: list[np.ndarray]) -> dict[str, float]:
+    """Affected against unaffected targets pooled over retrains: each retrain's shifts as percentiles within it
+    (so that a retrain that moved everything more does not pass for an effect), then removal_effect's AUROC with
+    its bootstrap CI and one-sided p."""
+    from scipy.stats import rankdata
+
+    from gmv.analysis.counterfactual import removal_effect
+
+    pct = [rankdata(s[:len(a)]) / len(a) for s, a in zip(shifts, affected)]
+    effect = removal_effect(np.concatenate(pct), np.concatenate(affected))
+    return {"affected_auroc": effect.get("auroc", float("nan")),
+            "affected_auroc_ci_low": effect.get("auroc_ci_low", float("nan")),
+            "affected_auroc_ci_high": effect.get("auroc_ci_high", float("nan")),
+            "affected_p": effect.get("p_value", float("nan")), "affected_n": effect["n_affected"]}
+
+
+def pooled_rows(rows: list[dict], shifts: list[np.ndarray], affected: list[np.ndarray | None] | None = None
+                ) -> list[dict]:
+    """One row per (method, rule, r) of the ranking removals, pooled over seeds, against random at the same r;
+    with `affected` (job_row's third output per row), the pooled affected-target AUROC (pooled_affected)."""
     from scipy.stats import wilcoxon
 
     from gmv.analysis.multiplicity import holm
@@ -131,8 +152,10 @@ def pooled_rows(rows: list[dict], shifts: list[np.ndarray]) -> list[dict]:
                "near_copies_before": int(sum(rows[i]["near_copies_before"] for i in idx)),
                "near_copies_after": int(sum(rows[i]["near_copies_after"] for i in idx)),
                "removed_nn_before": float(np.mean([rows[i]["removed_nn_before"] for i in idx])),
-               "removed_nn_after": float(np.mean([rows[i]["removed_nn_after"] for i in idx])),
-               "affected_auroc": float(np.nanmean([rows[i].get("affected_auroc", np.nan) for i in idx]))}
+               "removed_nn_after": float(np.mean([rows[i]["removed_nn_after"] for i in idx]))}
+        judged = [i for i in idx if affected is not None and affected[i] is not None]
+        if judged:
+            row.update(pooled_affected([shifts[i] for i in judged], [affected[i] for i in judged]))
         paired = [shifts[i] - random_shift[(rows[i]["seed"], r)] for i in idx
                   if rule != "random" and (rows[i]["seed"], r) in random_shift]
         if paired:
@@ -170,25 +193,26 @@ def _f(x: Any, fmt: str = ".3f") -> str:
 def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
                                 lds: str | Path | None = None) -> dict[str, Path]:
     from gmv.analysis.method_cost import cost_cells
-    from gmv.analysis.tables import markdown_table
+    from gmv.analysis.tables import ci_cell, markdown_table
     from gmv.io import write_csv, write_text
 
     by_seed: dict[int, BaseRun] = {}
     for b in bases:
         base = load_base(b)
         by_seed[base.seed] = base
-    rows, shifts = [], []
+    rows, shifts, affected = [], [], []
     for job in jobs:
         removal = _removal(job)
         if removal["seed"] not in by_seed:
             raise GmvError(f"{job.dir}: seed {removal['seed']} has no base run among --base ({sorted(by_seed)}); give "
                            "one base run per seed, comma-separated")
-        row, shift = job_row(job, by_seed[removal["seed"]], removal)
+        row, shift, hit = job_row(job, by_seed[removal["seed"]], removal)
         rows.append(row)
         shifts.append(shift)
+        affected.append(hit)
     if not rows:
         raise GmvError("no finished retrain with samples.npz to read")
-    pooled, targets = pooled_rows(rows, shifts), target_rows(rows)
+    pooled, targets = pooled_rows(rows, shifts, affected), target_rows(rows)
     costs = _mean_costs([b.dir for b in by_seed.values()])
     out.mkdir(parents=True, exist_ok=True)
     cols = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
@@ -204,11 +228,11 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
              "minus that of the random removal of the same r and seed (pooled over seeds, bootstrap CI, one-sided "
              "Wilcoxon p, Holm over rows); near-copies of the removed images in X̂ → X̂'.", ""]
     lines.append(markdown_table(
-        ["method", "rule", "r", "seeds", "mean shift", "vs random [95% CI]", "p (Holm)", "affected AUROC",
+        ["method", "rule", "r", "seeds", "mean shift", "vs random [95% CI]", "p (Holm)", "affected AUROC [95% CI]",
          "removed NN X̂ → X̂'", "near-copies X̂ → X̂'", "scores' seconds (own + shared)"],
         [[p["method"], p["rule"], str(p["r"]), str(p["seeds"]), _f(p["shift_mean"]),
-          f"{_f(p.get('vs_random_diff'))} [{_f(p.get('vs_random_ci_low'))}, {_f(p.get('vs_random_ci_high'))}]",
-          f"{_f(p.get('vs_random_p'), '.2g')} ({_f(p.get('vs_random_p_holm'), '.2g')})", _f(p["affected_auroc"]),
+          ci_cell(p, "vs_random_diff", "vs_random_ci_low", "vs_random_ci_high"),
+          f"{_f(p.get('vs_random_p'), '.2g')} ({_f(p.get('vs_random_p_holm'), '.2g')})", ci_cell(p, "affected_auroc"),
           f"{_f(p['removed_nn_before'])} → {_f(p['removed_nn_after'])}",
           f"{p['near_copies_before']} → {p['near_copies_after']}", cost_cells(costs, p["method"])[0]]
          for p in pooled],
@@ -217,8 +241,8 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
         lines += ["", "## Per target (remove the top r images attributed to one generated image)", "",
                   markdown_table(["method", "r", "targets", "target's shift percentile [95% CI]", "in top 10%"],
                                  [[t["method"], str(t["r"]), str(t["targets"]),
-                                   f"{_f(t['percentile_mean'])} [{_f(t['percentile_ci_low'])}, "
-                                   f"{_f(t['percentile_ci_high'])}]", _f(t["share_top_decile"], ".2f")]
+                                   ci_cell(t, "percentile_mean", "percentile_ci_low", "percentile_ci_high"),
+                                   _f(t["share_top_decile"], ".2f")]
                                   for t in targets], [False, True, True, True, True])]
     write_text(out / "counterfactual.md", "\n".join(lines))
     if pooled:

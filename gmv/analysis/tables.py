@@ -73,6 +73,17 @@ def csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def ci_cell(row: dict, key: str, low: str | None = None, high: str | None = None, fmt: str = ".3f") -> str:
+    """row[key] with its CI as "x [lo, hi]" (bounds from `low` / `high`, default key_ci_low / key_ci_high);
+    the em dash where the row has no finite value."""
+    value = row.get(key)
+    if not is_number(value) or not math.isfinite(value):
+        return MISSING
+    lo, hi = row.get(low or f"{key}_ci_low"), row.get(high or f"{key}_ci_high")
+    bound = lambda b: format(b, fmt) if is_number(b) and math.isfinite(b) else MISSING  # noqa: E731
+    return f"{format(value, fmt)} [{bound(lo)}, {bound(hi)}]"
+
+
 def markdown_table(header: list[str], rows: list[list[str]], numeric: list[bool]) -> str:
     """A pipe table; numeric columns right-aligned."""
     lines = ["| " + " | ".join(header) + " |",
