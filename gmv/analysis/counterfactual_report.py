@@ -192,8 +192,6 @@ def _f(x: Any, fmt: str = ".3f") -> str:
 
 def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
                                 lds: str | Path | None = None) -> dict[str, Path]:
-    from gmv.analysis.method_cost import cost_cells
-    from gmv.analysis.tables import ci_cell, markdown_table
     from gmv.io import write_csv, write_text
 
     by_seed: dict[int, BaseRun] = {}
@@ -222,8 +220,24 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
         if table:
             keys = list(dict.fromkeys(k for t in table for k in t))
             written[name] = write_csv(out / name, keys, [[t.get(k, "") for k in keys] for t in table])
+    write_text(out / "counterfactual.md", _markdown(by_seed, len(rows), pooled, targets, costs))
+    if pooled:
+        written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
+    if lds is not None:
+        from gmv.analysis.contribution import write_contribution
+
+        written.update(write_contribution(lds, pooled, targets, costs, out))
+    return written
+
+
+def _markdown(by_seed: dict[int, BaseRun], n_rows: int, pooled: list[dict], targets: list[dict],
+              costs: dict[str, dict[str, float]]) -> str:
+    """counterfactual.md: the pooled table, then the per-target one."""
+    from gmv.analysis.method_cost import cost_cells
+    from gmv.analysis.tables import ci_cell, markdown_table
+
     lines = ["# Counterfactual removal", "",
-             f"Bases: {', '.join(f'seed {s}: `{b.dir}`' for s, b in sorted(by_seed.items()))}; {len(rows)} retrains. "
+             f"Bases: {', '.join(f'seed {s}: `{b.dir}`' for s, b in sorted(by_seed.items()))}; {n_rows} retrains. "
              "Shift = distance between x̂_j and its paired x̂'_j in the base embedding; vs random = per-target shift "
              "minus that of the random removal of the same r and seed (pooled over seeds, bootstrap CI, one-sided "
              "Wilcoxon p, Holm over rows); near-copies of the removed images in X̂ → X̂'.", ""]
@@ -244,14 +258,7 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
                                    ci_cell(t, "percentile_mean", "percentile_ci_low", "percentile_ci_high"),
                                    _f(t["share_top_decile"], ".2f")]
                                   for t in targets], [False, True, True, True, True])]
-    write_text(out / "counterfactual.md", "\n".join(lines))
-    if pooled:
-        written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
-    if lds is not None:
-        from gmv.analysis.contribution import write_contribution
-
-        written.update(write_contribution(lds, pooled, targets, costs, out))
-    return written
+    return "\n".join(lines)
 
 
 def _mean_costs(runs: list[Path]) -> dict[str, dict[str, float]]:
