@@ -105,12 +105,13 @@ def write_contribution(lds_dir: str | Path, pooled: list[dict], targets: list[di
     import matplotlib.pyplot as plt
 
     key = f"top{figure_r}_vs_random"
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)  # one cost axis for both yardsticks
+    colors = {r["method"]: f"C{i % 10}" for i, r in enumerate(rows)}  # a method keeps its colour in both panels
     cost_quality_axis(left, [(r["method"], r["lds"], r["lds_ci_low"], r["lds_ci_high"], r["seconds_total"])
-                             for r in rows if "lds" in r], "LDS (95% CI over targets)")
+                             for r in rows if "lds" in r], "LDS (95% CI over targets)", colors)
     cost_quality_axis(right, [(r["method"], r[key], r[f"top{figure_r}_ci_low"], r[f"top{figure_r}_ci_high"],
                                r["seconds_total"]) for r in rows if key in r],
-                      f"shift: top {figure_r} removed − {figure_r} random (95% CI)")
+                      f"shift: top {figure_r} removed − {figure_r} random (95% CI)", colors)
     fig.tight_layout()
     written["contribution.png"] = save_figure(out / "contribution.png", fig)
     plt.close(fig)

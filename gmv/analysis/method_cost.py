@@ -38,17 +38,25 @@ def cost_cells(costs: dict[str, dict[str, float]], method: str) -> list[str]:
             f"{c.get('peak_extra_mib', np.nan):.0f}"]
 
 
-def cost_quality_axis(ax, points: list[tuple[str, float, float, float, float]], ylabel: str) -> None:
+def cost_quality_axis(ax, points: list[tuple[str, float, float, float, float]], ylabel: str,
+                      colors: dict[str, str] | None = None) -> None:
     """Quality against cost on `ax`: (method, quality, CI low, CI high, total seconds) per method, seconds on a log
-    axis; a method without a measured cost is left out."""
-    for name, q, lo, hi, sec in points:
-        if not np.isfinite(sec):
-            continue
-        ax.errorbar([sec], [q], yerr=[[q - lo], [hi - q]], fmt="o", capsize=3)
-        ax.annotate(name, (sec, q), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axis; a method without a measured cost is left out. `colors` (method → colour) keeps a method's colour across
+    panels."""
+    shown = [p for p in points if np.isfinite(p[4]) and p[4] > 0]
+    same_cost: dict[float, list[str]] = {}  # methods within 12% of one cost share a spot: spread them sideways
+    for name, *_, sec in shown:
+        same_cost.setdefault(round(np.log10(sec) * 20) / 20, []).append(name)
+    for name, q, lo, hi, sec in shown:
+        group = same_cost[round(np.log10(sec) * 20) / 20]
+        x = sec * 10 ** (0.1 * (group.index(name) - (len(group) - 1) / 2))
+        ax.errorbar([x], [q], yerr=[[q - lo], [hi - q]], fmt="o", capsize=3,
+                    color=None if colors is None else colors.get(name))
+        ax.annotate(name, (x, q), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("seconds for the method's scores (own + shared embedding and matching)")
+    ax.set_xlabel("seconds for the method's scores (own + shared embedding and matching;\n"
+                  "methods of one cost drawn side by side)")
     ax.set_ylabel(ylabel)
 
 
