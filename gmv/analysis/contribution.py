@@ -21,11 +21,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from gmv.analysis.lds_report import CONTROL as CONTROL_LDS  # the LDS report's name for its random attribution
 from gmv.errors import GmvError
-
-CONTROL_LDS = "random (control)"  # the LDS report's name for its random attribution
 
 
 def read_lds(lds_dir: str | Path) -> list[dict[str, Any]]:
@@ -74,13 +71,13 @@ def contribution_rows(lds_rows: list[dict], pooled: list[dict], targets: list[di
 
 def write_contribution(lds_dir: str | Path, pooled: list[dict], targets: list[dict],
                        costs: dict[str, dict[str, float]], out: Path, figure_r: int = 10) -> dict[str, Path]:
-    from gmv.analysis.method_cost import cost_quality_axis
+    from gmv.analysis.method_cost import cost_cells, cost_quality_axis
     from gmv.analysis.tables import ci_cell, markdown_table
     from gmv.io import save_figure, write_csv, write_text
 
     rows = contribution_rows(read_lds(lds_dir), pooled, targets, costs)
     rs = sorted({p["r"] for p in pooled if p["rule"] == "top"})
-    cols = sorted({k for r in rows for k in r}, key=lambda k: next(list(r).index(k) for r in rows if k in r))
+    cols = list(dict.fromkeys(k for r in rows for k in r))
     write_csv(out / "contribution.csv", cols, [[r.get(c, "") for c in cols] for r in rows])
     header = ["method", "LDS [95% CI]", *(f"top {r} removed − random [95% CI] (Holm p)" for r in rs),
               "target's shift percentile [95% CI]", "scores' seconds (own + shared)", "peak extra MiB"]
@@ -88,12 +85,9 @@ def write_contribution(lds_dir: str | Path, pooled: list[dict], targets: list[di
     for row in rows:
         removal = [ci_cell(row, f"top{r}_vs_random", f"top{r}_ci_low", f"top{r}_ci_high")
                    + (f" ({row[f'top{r}_p_holm']:.2g})" if row.get(f"top{r}_p_holm") is not None else "") for r in rs]
-        sec = row["seconds_total"]
         body.append([row["method"], ci_cell(row, "lds", "lds_ci_low", "lds_ci_high"), *removal,
                      ci_cell(row, "target_percentile", "target_ci_low", "target_ci_high"),
-                     "not measured" if not np.isfinite(sec) else
-                     f"{sec:.1f} ({row['seconds_own']:.1f} + {row['seconds_shared']:.1f})",
-                     "–" if not np.isfinite(row["peak_extra_mib"]) else f"{row['peak_extra_mib']:.0f}"])
+                     *cost_cells(costs, row["method"])])
     write_text(out / "contribution.md", "\n".join([
         "# Contribution and cost, per method", "",
         f"LDS from `{lds_dir}` (lds.csv); removal effects and per-target percentiles from this counterfactual "

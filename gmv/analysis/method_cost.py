@@ -44,11 +44,9 @@ def cost_quality_axis(ax, points: list[tuple[str, float, float, float, float]], 
     axis; a method without a measured cost is left out. `colors` (method → colour) keeps a method's colour across
     panels."""
     shown = [p for p in points if np.isfinite(p[4]) and p[4] > 0]
-    same_cost: dict[float, list[str]] = {}  # methods within 12% of one cost share a spot: spread them sideways
-    for name, *_, sec in shown:
-        same_cost.setdefault(round(np.log10(sec) * 20) / 20, []).append(name)
+    spot = {name: round(np.log10(sec) * 20) for name, *_, sec in shown}  # 1/20 decade: costs within ≈ 12% share one
     for name, q, lo, hi, sec in shown:
-        group = same_cost[round(np.log10(sec) * 20) / 20]
+        group = [n for n, *_ in shown if spot[n] == spot[name]]  # spread sideways, in the order given
         x = sec * 10 ** (0.1 * (group.index(name) - (len(group) - 1) / 2))
         ax.errorbar([x], [q], yerr=[[q - lo], [hi - q]], fmt="o", capsize=3,
                     color=None if colors is None else colors.get(name))
