@@ -165,6 +165,18 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
     assert 0 <= float(top["affected_auroc_ci_low"]) <= float(top["affected_auroc"]) <= float(top["affected_auroc_ci_high"]) <= 1
     assert joined["gmvaluator"]["target_percentile"] != "" and float(joined["gmvaluator"]["seconds_total"]) > 0
     assert (report / "contribution.png").is_file() and "top 2 removed − random" in (report / "contribution.md").read_text()
+    # what is committed of a study (counterfactual.csv + counterfactual_shifts.npz) rebuilds its tables exactly
+    from gmv.analysis.counterfactual_report import pooled_rows, read_shifts, target_rows
+
+    rows, shifts, affected = read_shifts(report)
+    by_job = {r["job"].split("/")[1]: r for r in rows}
+    assert sorted(by_job) == ["0", "1", "2", "3"] and by_job["3"]["target"] == 3 and by_job["0"]["target"] is None
+    for name, rebuilt in (("counterfactual_methods.csv", pooled_rows(rows, shifts, affected)),
+                          ("counterfactual_targets.csv", target_rows(rows))):
+        with open(report / name) as f:
+            written = list(csv.DictReader(f))
+        assert len(rebuilt) == len(written) > 0
+        assert all(w[k] == str(v) for p, w in zip(rebuilt, written) for k, v in p.items())
 
 
 def test_saved_attributions_keep_only_the_targets_a_method_scored(tmp_path):

@@ -21,6 +21,8 @@ so x̂_j and x̂'_j are paired. Every job is read in the base run's embedding (g
     counterfactual.md             one row per (method, rule, r) pooled over seeds, then the per-target rows
     counterfactual.csv            one row per retrain
     counterfactual_methods.csv    the pooled rows; counterfactual_targets.csv the per-target rows (where run)
+    counterfactual_shifts.npz     every retrain's per-target shifts and affected flags: with counterfactual.csv, what
+                                  the pooled tables are computed from (read_shifts rebuilds them without the samples)
     counterfactual.png            mean shift against r per method (top solid, bottom dashed, random black)
     contribution.*                with `lds` (the LDS report's folder): each method's LDS and removal effects beside
                                   its cost, one table and one figure (gmv/analysis/contribution.py)
@@ -220,6 +222,7 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
         if table:
             keys = list(dict.fromkeys(k for t in table for k in t))
             written[name] = write_csv(out / name, keys, [[t.get(k, "") for k in keys] for t in table])
+    written["counterfactual_shifts.npz"] = _save_shifts(out / "counterfactual_shifts.npz", rows, shifts, affected)
     write_text(out / "counterfactual.md", _markdown(by_seed, len(rows), pooled, targets, costs))
     if pooled:
         written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
@@ -228,6 +231,46 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
 
         written.update(write_contribution(lds, pooled, targets, costs, out))
     return written
+
+
+def _save_shifts(path: Path, rows: list[dict], shifts: list[np.ndarray], affected: list[np.ndarray | None]) -> Path:
+    """job (one name per retrain, counterfactual.csv's order), shift (retrains × m) and affected (retrains × m:
+    1 / 0, −1 where the retrain's judge attributed no such target)."""
+    from gmv.io import save_npz
+
+    hit = np.full((len(shifts), len(shifts[0])), -1, np.int8)
+    for i, a in enumerate(affected):
+        if a is not None:
+            hit[i, :len(a)] = a
+    return save_npz(path, job=np.array([r["job"] for r in rows]), shift=np.stack(shifts), affected=hit)
+
+
+def read_shifts(report: str | Path) -> tuple[list[dict], list[np.ndarray], list[np.ndarray | None]]:
+    """A written report's retrains back as job_row's (rows, shifts, affected), from its counterfactual.csv and
+    counterfactual_shifts.npz: pooled_rows and target_rows of them rebuild the report's tables without the samples."""
+    import csv
+
+    report = Path(report)
+    with open(report / "counterfactual.csv") as f:
+        rows = list(csv.DictReader(f))
+    saved = np.load(report / "counterfactual_shifts.npz")
+    if [r["job"] for r in rows] != saved["job"].tolist():
+        raise GmvError(f"{report}: counterfactual.csv and counterfactual_shifts.npz list other retrains; "
+                       "rewrite the report (gmv-report SWEEP --base …)")
+    rows = [{**{k: _cell(k, v) for k, v in r.items() if v != "" and k != "target"},
+             "target": None if r["target"] == "" else int(r["target"])} for r in rows]
+    affected = [a[a >= 0].astype(bool) if (a >= 0).any() else None for a in saved["affected"]]
+    return rows, list(saved["shift"]), affected
+
+
+def _cell(key: str, text: str) -> Any:
+    """counterfactual.csv's cell back as job_row wrote it: counts as int, numbers as float, the rest as text."""
+    if key in ("seed", "r", "n_removed", "near_copies_before", "near_copies_after"):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _markdown(by_seed: dict[int, BaseRun], n_rows: int, pooled: list[dict], targets: list[dict],
