@@ -297,13 +297,15 @@ def test_frechet_distance_svd_route_agrees_with_sqrtm():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))
     b = rng.normal(0.3, 1.2, size=(200, 12)) @ rng.normal(size=(12, 12))
-    ref = frechet_distance(a, b)
+    ref = frechet_distance(a, b, method="sqrtm")
     assert frechet_distance(a, b, method="svd") == pytest.approx(ref, rel=1e-8)
-    assert frechet_distance(a, b, method="auto") == ref  # D ≤ N: the sqrtm route itself
-    # D > N: the svd route, still ≥ 0 and 0 for identical sets
-    c = rng.normal(size=(20, 64))
-    assert frechet_distance(c, c, method="auto") == pytest.approx(0.0, abs=1e-9)
-    assert frechet_distance(c, rng.normal(size=(30, 64)), method="auto") > 0
+    assert frechet_distance(a, b) == ref  # the default, auto, with D ≤ N: the sqrtm route itself
+    # D > N: the svd route (the default's), exact: the same value as the regularised sqrtm to its precision,
+    # still ≥ 0, and 0 for identical sets
+    c, d = rng.normal(size=(20, 64)), rng.normal(0.2, 1.1, size=(30, 64))
+    assert frechet_distance(c, d) == frechet_distance(c, d, method="svd")
+    assert frechet_distance(c, d) == pytest.approx(frechet_distance(c, d, method="sqrtm"), rel=1e-4)
+    assert frechet_distance(c, c) == pytest.approx(0.0, abs=1e-9) and frechet_distance(c, d) > 0
 
 
 def test_probe_rejects_bad_settings():

@@ -46,18 +46,22 @@ def _as_features(x: Any, what: str) -> np.ndarray:
     return x
 
 
-def frechet_distance(feats_a, feats_b, eps: float = 1e-6, method: str = "sqrtm") -> float:
+def frechet_distance(feats_a, feats_b, eps: float = 1e-6, method: str = "auto") -> float:
     """Fréchet distance between Gaussians fitted to two N×D feature sets (1-D input = D of 1; sample
     covariances, ddof 1) — gmv's one implementation, two ways to take tr((Σa Σb)^½):
 
-    - `sqrtm` (the default, and what every committed study used): scipy's D×D matrix square root; if it
-      is not finite (near-singular covariances, e.g. fewer samples than dimensions) both covariances get
-      `eps` added to the diagonal, and a numerically complex result keeps its real part (an error if the
-      imaginary part is large).
+    - `auto` (the default: the study's quality stage and the training trajectory's probes): `sqrtm` when
+      D ≤ min(na, nb), else `svd`.
+    - `sqrtm`: scipy's D×D matrix square root; if it is not finite (near-singular covariances, e.g. fewer
+      samples than dimensions) both covariances get `eps` added to the diagonal, and a numerically complex
+      result keeps its real part (an error if the imaginary part is large).
     - `svd`: the exact low-rank identity tr((Σa Σb)^½) = Σ singular values of (A Bᵀ) / √((na−1)(nb−1))
       for centred A, B — an na×nb problem instead of a D×D one, exact even when N < D (where Σa Σb is
       singular and `sqrtm` is slow and unreliable).
-    - `auto`: `sqrtm` when D ≤ min(na, nb), else `svd` (the training trajectory's probes).
+
+    Studies committed before 2026-12-06 took `sqrtm` in every case: where D > N (pixels of the default digits
+    study, 256-d against 100 X_v1 images) it agrees with the exact value to about five significant digits
+    (0.536536 vs 0.536538 on results/lds/digits_base), and for 3,072-d CIFAR-10 pixels it took minutes.
     """
     a = _as_features(feats_a, "frechet_distance (first set)")
     b = _as_features(feats_b, "frechet_distance (second set)")

@@ -119,7 +119,7 @@ class MembershipProbe:
         self.split = np.array(["v1"] * self.n_v1 + ["v2"] * self.n_v2)
         n_floor = min(self.m, self.n_v2)
         pick = np.sort(np.random.default_rng(self.seed).choice(self.n_v2, n_floor, replace=False))
-        self.fd_floor = frechet_distance(self.emb_v1, self.emb_v2[pick], method="auto")
+        self.fd_floor = frechet_distance(self.emb_v1, self.emb_v2[pick])
 
     def sample(self, module) -> ImageSet:
         """X̂: m images from the module's EMA weights (module state and global RNGs untouched)."""
@@ -146,7 +146,7 @@ class MembershipProbe:
             valued = self.method.value(Evidence(self.emb_pool, emb, self.split, tables))
             v1, v2 = valued.side("v1"), valued.side("v2")
             stats = membership_summary(v1, v2, alpha=ALPHA, n_boot=N_BOOT, seed=self.seed, n_boot_diff=N_BOOT)
-            fd = frechet_distance(self.emb_v1, emb, method="auto")
+            fd = frechet_distance(self.emb_v1, emb)
             nn = nearest_neighbour_distances(emb, self.emb_v1, self.emb_v2)
         return {
             "iteration": iteration,
