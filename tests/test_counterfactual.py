@@ -165,6 +165,9 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
     assert 0 <= float(top["affected_auroc_ci_low"]) <= float(top["affected_auroc"]) <= float(top["affected_auroc_ci_high"]) <= 1
     assert joined["gmvaluator"]["target_percentile"] != "" and float(joined["gmvaluator"]["seconds_total"]) > 0
     assert (report / "contribution.png").is_file() and "top 2 removed − random" in (report / "contribution.md").read_text()
+    # the base and the LDS report are named as a reader of the report finds them, not by this machine's paths
+    assert "seed 0: `../../base`" in (report / "counterfactual.md").read_text() and str(tmp_path) not in md
+    assert "LDS from `../../lds`" in (report / "contribution.md").read_text()
     # what is committed of a study (counterfactual.csv + counterfactual_shifts.npz) rebuilds its tables exactly
     from gmv.analysis.counterfactual_report import pooled_rows, read_shifts, target_rows
 

@@ -18,6 +18,7 @@ table and one figure (issue 18, item 5): written by the counterfactual report wh
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def write_contribution(lds_dir: str | Path, pooled: list[dict], targets: list[di
                      *cost_cells(costs, row["method"])])
     write_text(out / "contribution.md", "\n".join([
         "# Contribution and cost, per method", "",
-        f"LDS from `{lds_dir}` (lds.csv); removal effects and per-target percentiles from this counterfactual "
+        f"LDS from `{os.path.relpath(lds_dir, out)}` (lds.csv, named relative to this file); removal effects and per-target percentiles from this counterfactual "
         "report (pooled over seeds; random = the control of both: LDS of a random attribution, and the removal every "
         "other removal is compared with); cost = mean over this report's base runs.", "",
         markdown_table(header, body, [False] + [True] * (len(header) - 1))]))

@@ -223,7 +223,7 @@ def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
             keys = list(dict.fromkeys(k for t in table for k in t))
             written[name] = write_csv(out / name, keys, [[t.get(k, "") for k in keys] for t in table])
     written["counterfactual_shifts.npz"] = _save_shifts(out / "counterfactual_shifts.npz", rows, shifts, affected)
-    write_text(out / "counterfactual.md", _markdown(by_seed, len(rows), pooled, targets, costs))
+    write_text(out / "counterfactual.md", _markdown(by_seed, len(rows), pooled, targets, costs, out))
     if pooled:
         written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
     if lds is not None:
@@ -274,13 +274,17 @@ def _cell(key: str, text: str) -> Any:
 
 
 def _markdown(by_seed: dict[int, BaseRun], n_rows: int, pooled: list[dict], targets: list[dict],
-              costs: dict[str, dict[str, float]]) -> str:
-    """counterfactual.md: the pooled table, then the per-target one."""
+              costs: dict[str, dict[str, float]], out: Path) -> str:
+    """counterfactual.md: the pooled table, then the per-target one (the bases named relative to it, as its reader
+    finds them)."""
+    import os
+
     from gmv.analysis.method_cost import cost_cells
     from gmv.analysis.tables import ci_cell, markdown_table
 
     lines = ["# Counterfactual removal", "",
-             f"Bases: {', '.join(f'seed {s}: `{b.dir}`' for s, b in sorted(by_seed.items()))}; {n_rows} retrains. "
+             f"Bases: {', '.join(f'seed {s}: `{os.path.relpath(b.dir, out)}`' for s, b in sorted(by_seed.items()))}; "
+             f"{n_rows} retrains. "
              "Shift = distance between x̂_j and its paired x̂'_j in the base embedding; vs random = per-target shift "
              "minus that of the random removal of the same r and seed (pooled over seeds, bootstrap CI, one-sided "
              "Wilcoxon p, Holm over rows); near-copies of the removed images in X̂ → X̂'.", ""]
