@@ -91,9 +91,10 @@ def write_contribution(lds_dir: str | Path, pooled: list[dict], targets: list[di
                      *cost_cells(costs, row["method"])])
     write_text(out / "contribution.md", "\n".join([
         "# Contribution and cost, per method", "",
-        f"LDS from `{os.path.relpath(lds_dir, out)}` (lds.csv, named relative to this file); removal effects and per-target percentiles from this counterfactual "
-        "report (pooled over seeds; random = the control of both: LDS of a random attribution, and the removal every "
-        "other removal is compared with); cost = mean over this report's base runs.", "",
+        f"LDS from `{os.path.relpath(lds_dir, out)}` (lds.csv, named relative to this file); removal effects and "
+        "per-target percentiles from this counterfactual report (pooled over seeds; random = the control of both: "
+        "LDS of a random attribution, and the removal every other removal is compared with); cost = mean over this "
+        "report's base runs.", "",
         markdown_table(header, body, [False] + [True] * (len(header) - 1))]))
     written = {"contribution.md": out / "contribution.md", "contribution.csv": out / "contribution.csv"}
 

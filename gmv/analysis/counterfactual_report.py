@@ -253,14 +253,15 @@ def read_shifts(report: str | Path) -> tuple[list[dict], list[np.ndarray], list[
     report = Path(report)
     with open(report / "counterfactual.csv") as f:
         rows = list(csv.DictReader(f))
-    saved = np.load(report / "counterfactual_shifts.npz")
-    if [r["job"] for r in rows] != saved["job"].tolist():
+    with np.load(report / "counterfactual_shifts.npz") as saved:
+        jobs, shifts, hit = saved["job"].tolist(), list(saved["shift"]), saved["affected"]
+    if [r["job"] for r in rows] != jobs:
         raise GmvError(f"{report}: counterfactual.csv and counterfactual_shifts.npz list other retrains; "
                        "rewrite the report (gmv-report SWEEP --base …)")
     rows = [{**{k: _cell(k, v) for k, v in r.items() if v != "" and k != "target"},
              "target": None if r["target"] == "" else int(r["target"])} for r in rows]
-    affected = [a[a >= 0].astype(bool) if (a >= 0).any() else None for a in saved["affected"]]
-    return rows, list(saved["shift"]), affected
+    affected = [a[a >= 0].astype(bool) if (a >= 0).any() else None for a in hit]
+    return rows, shifts, affected
 
 
 def _cell(key: str, text: str) -> Any:
