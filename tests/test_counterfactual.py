@@ -90,7 +90,7 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
     import sys
     from pathlib import Path
 
-    from gmv.analysis.counterfactual_report import load_base
+    from gmv.analysis.counterfactual_read import load_base
     from gmv.data.subset import parse_subset, subset_rows
     from gmv.pipeline import stages
     from gmv.valuation.run_attributions import run_attributions
@@ -180,6 +180,44 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
             written = list(csv.DictReader(f))
         assert len(rebuilt) == len(written) > 0
         assert all(w[k] == str(v) for p, w in zip(rebuilt, written) for k, v in p.items())
+
+    # each retrain keeps its reading (counterfactual_job.npz): without its samples — a committed retrain, or one
+    # finished in an earlier session — the report is the same; changed samples are read again; a retrain with
+    # neither, or read against another base, is refused with what to do
+    def report_rows(*extra):
+        r = subprocess.run([str(bin_dir / "gmv-report"), str(tmp_path / "sweep"), "--base", str(base), *extra],
+                           capture_output=True, text=True, env=env, cwd=root)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return (report / "counterfactual.csv").read_text()
+
+    before = (report / "counterfactual.csv").read_text()
+    kept = {i: (tmp_path / "sweep" / str(i) / "samples.npz").read_bytes() for i in range(4)}
+    for i in range(4):
+        assert (tmp_path / "sweep" / str(i) / "counterfactual_job.npz").is_file()
+        (tmp_path / "sweep" / str(i) / "samples.npz").unlink()
+    assert report_rows() == before
+    with np.load(__import__("io").BytesIO(kept[2])) as f:
+        images = f["images"].copy()
+    np.savez(tmp_path / "sweep" / "2" / "samples.npz", images=np.roll(images, 1, axis=0))
+    changed = {r["job"].split("/")[1]: r for r in csv.DictReader(__import__("io").StringIO(report_rows()))}
+    first = {r["job"].split("/")[1]: r for r in csv.DictReader(__import__("io").StringIO(before))}
+    assert changed["2"]["shift_mean"] != first["2"]["shift_mean"] and changed["0"] == first["0"]
+    (tmp_path / "sweep" / "2" / "samples.npz").unlink()
+    (tmp_path / "sweep" / "1" / "counterfactual_job.npz").unlink()
+    r = subprocess.run([str(bin_dir / "gmv-report"), str(tmp_path / "sweep"), "--base", str(base)],
+                       capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 2 and "samples.npz is gone" in r.stderr and "no counterfactual_job.npz" in r.stderr
+    # the reading's key is the base run's files by content: a copy of the base keeps it, an edited one does not
+    import shutil
+
+    from gmv.analysis.counterfactual_read import base_key
+
+    shutil.copytree(base, tmp_path / "base_copy")
+    modules = ("gmv.valuation.embedders",)
+    assert base_key(tmp_path / "base_copy", modules) == base_key(base, modules) == load_base(base).key
+    with open(tmp_path / "base_copy" / "values.csv", "a") as f:
+        f.write("\n")
+    assert base_key(tmp_path / "base_copy", modules) != base_key(base, modules)
 
 
 def test_saved_attributions_keep_only_the_targets_a_method_scored(tmp_path):

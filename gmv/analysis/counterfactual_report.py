@@ -26,95 +26,19 @@ so x̂_j and x̂'_j are paired. Every job is read in the base run's embedding (g
     counterfactual.png            mean shift against r per method (top solid, bottom dashed, random black)
     contribution.*                with `lds` (the LDS report's folder): each method's LDS and removal effects beside
                                   its cost, one table and one figure (gmv/analysis/contribution.py)
+
+Each retrain's reading is kept in its folder (counterfactual_job.npz, gmv/analysis/counterfactual_read.py), so a
+retrain kept without its samples — committed, or finished in an earlier session — is still read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gmv.errors import GmvError
-
-
-@dataclass
-class BaseRun:
-    dir: Path
-    seed: int
-    v1: np.ndarray  # dataset indices of X_v1 (split.npz)
-    v1_emb: np.ndarray
-    gen_emb: np.ndarray
-    attributions: dict[str, np.ndarray]  # method → m × N_v1
-    main: str
-    threshold: float  # near-copy distance
-    cfg: Any
-
-
-def load_base(run: str | Path) -> BaseRun:
-    from omegaconf import OmegaConf
-
-    from gmv.analysis.counterfactual import near_copy_threshold
-    from gmv.valuation.run_attributions import run_valuation, scored_attributions
-
-    run = Path(run)
-    val, evidence, methods, split = run_valuation(run)
-    n1 = len(split.v1)
-    attributions = scored_attributions(run, evidence, methods, n1)  # D-TRAK's: only the targets it scored
-    cfg = OmegaConf.load(run / "config.yaml")
-    return BaseRun(run, int(cfg.seed), split.v1, val.pool_emb[:n1], val.gen_emb, attributions, methods[0].name,
-                   near_copy_threshold(val.gen_emb, val.pool_emb[n1:]), cfg)
-
-
-def _removal(job) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(job.dir / "config.yaml")
-    sub = cfg.data.get("subset") or {}
-    if sub.get("rule") is None:
-        raise GmvError(f"{job.dir}: no data.subset rule; the counterfactual report reads retrains by rule")
-    return {"seed": int(cfg.seed), "rule": str(sub.rule), "r": int(sub.r), "column": str(sub.get("column") or "value"),
-            "target": None if sub.get("target") is None else int(sub.target)}
-
-
-def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
-    """One retrain (its `removal`, read by `_removal`) against its base: its row, its per-target shifts, and which
-    of the targets its judge attributed (all, or D-TRAK's first n) had their top-1 image removed (None: no judge)."""
-    from gmv.analysis.counterfactual import (affected_targets, paired_shift, removal_effect,
-                                             removed_reproduction)
-    from gmv.pipeline.stages import plain
-    from gmv.valuation.embedders import build_embedder, embed_cached
-    from gmv.valuation.inputs import as_imageset
-
-    split = np.load(job.dir / "split.npz")
-    if not np.array_equal(np.sort(split["v1"]), np.sort(base.v1)):
-        raise GmvError(f"{job.dir} was split differently from its base run {base.dir}")
-    removed = np.isin(base.v1, split["dropped"])
-    method = "random" if removal["rule"] == "random" else (base.main if removal["column"] == "value"
-                                                            else removal["column"])
-    embedder = build_embedder(plain(base.cfg.embedder))
-    if embedder.needs_fit:
-        raise GmvError(f"the counterfactual report embeds X̂' on its own, but {embedder.name} is fitted on the pool "
-                       "it values; read the retrains in a fixed embedding (pixels, a network)")
-    gen_cf, _ = embed_cached(embedder, as_imageset(job.dir / "samples.npz", "X̂'"), base.cfg.cache_dir,
-                             desc="embed X̂'")
-    shift = paired_shift(base.gen_emb, gen_cf)
-    judge = base.attributions.get(base.main if method == "random" else method)
-    row: dict[str, Any] = {"job": f"{job.dir.parent.name}/{job.dir.name}", "method": method, **removal,
-                           "n_removed": int(removed.sum()), "shift_mean": float(shift.mean())}
-    affected = None
-    if judge is not None:  # D-TRAK's attributions cover only its targets
-        affected = affected_targets(judge, removed)
-        row.update({f"affected_{k}": v for k, v in removal_effect(shift[:len(judge)], affected).items()})
-    before = removed_reproduction(base.gen_emb, base.v1_emb[removed], base.threshold)
-    after = removed_reproduction(gen_cf, base.v1_emb[removed], base.threshold)
-    row.update({"removed_nn_before": before["nn_distance_mean"], "removed_nn_after": after["nn_distance_mean"],
-                "near_copies_before": before["near_copies"], "near_copies_after": after["near_copies"]})
-    if removal["target"] is not None:
-        t = removal["target"]
-        row.update({"target_shift": float(shift[t]), "target_percentile": float((shift < shift[t]).mean())})
-    return row, shift, affected
 
 
 def pooled_affected(shifts: list[np.ndarray], affected: list[np.ndarray]) -> dict[str, float]:
@@ -188,54 +112,9 @@ def target_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _f(x: Any, fmt: str = ".3f") -> str:
-    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, fmt)
-
-
-def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
-                                lds: str | Path | None = None) -> dict[str, Path]:
-    from gmv.io import write_csv, write_text
-
-    by_seed: dict[int, BaseRun] = {}
-    for b in bases:
-        base = load_base(b)
-        by_seed[base.seed] = base
-    rows, shifts, affected = [], [], []
-    for job in jobs:
-        removal = _removal(job)
-        if removal["seed"] not in by_seed:
-            raise GmvError(f"{job.dir}: seed {removal['seed']} has no base run among --base ({sorted(by_seed)}); give "
-                           "one base run per seed, comma-separated")
-        row, shift, hit = job_row(job, by_seed[removal["seed"]], removal)
-        rows.append(row)
-        shifts.append(shift)
-        affected.append(hit)
-    if not rows:
-        raise GmvError("no finished retrain with samples.npz to read")
-    pooled, targets = pooled_rows(rows, shifts, affected), target_rows(rows)
-    costs = _mean_costs([b.dir for b in by_seed.values()])
-    out.mkdir(parents=True, exist_ok=True)
-    cols = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
-    write_csv(out / "counterfactual.csv", cols, [[r.get(c, "") for c in cols] for r in rows])
-    written = {"counterfactual.md": out / "counterfactual.md", "counterfactual.csv": out / "counterfactual.csv"}
-    for name, table in (("counterfactual_methods.csv", pooled), ("counterfactual_targets.csv", targets)):
-        if table:
-            keys = list(dict.fromkeys(k for t in table for k in t))
-            written[name] = write_csv(out / name, keys, [[t.get(k, "") for k in keys] for t in table])
-    written["counterfactual_shifts.npz"] = _save_shifts(out / "counterfactual_shifts.npz", rows, shifts, affected)
-    write_text(out / "counterfactual.md", _markdown(by_seed, len(rows), pooled, targets, costs, out))
-    if pooled:
-        written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
-    if lds is not None:
-        from gmv.analysis.contribution import write_contribution
-
-        written.update(write_contribution(lds, pooled, targets, costs, out))
-    return written
-
-
-def _save_shifts(path: Path, rows: list[dict], shifts: list[np.ndarray], affected: list[np.ndarray | None]) -> Path:
-    """job (one name per retrain, counterfactual.csv's order), shift (retrains × m) and affected (retrains × m:
-    1 / 0, −1 where the retrain's judge attributed no such target)."""
+def save_shifts(path: Path, rows: list[dict], shifts: list[np.ndarray], affected: list[np.ndarray | None]) -> Path:
+    """counterfactual_shifts.npz: job (one name per retrain, counterfactual.csv's order), shift (retrains × m) and
+    affected (retrains × m: 1 / 0, −1 where the retrain's judge attributed no such target)."""
     from gmv.io import save_npz
 
     hit = np.full((len(shifts), len(shifts[0])), -1, np.int8)
@@ -274,7 +153,54 @@ def _cell(key: str, text: str) -> Any:
         return text
 
 
-def _markdown(by_seed: dict[int, BaseRun], n_rows: int, pooled: list[dict], targets: list[dict],
+def _f(x: Any, fmt: str = ".3f") -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, fmt)
+
+
+def write_counterfactual_report(jobs: list, bases: list[str | Path], out: Path,
+                                lds: str | Path | None = None) -> dict[str, Path]:
+    from gmv.analysis.counterfactual_read import load_base, read_job, removal_of
+    from gmv.io import write_csv, write_text
+
+    by_seed: dict = {}
+    for b in bases:
+        base = load_base(b)
+        by_seed[base.seed] = base
+    rows, shifts, affected = [], [], []
+    for job in jobs:
+        removal = removal_of(job)
+        if removal["seed"] not in by_seed:
+            raise GmvError(f"{job.dir}: seed {removal['seed']} has no base run among --base ({sorted(by_seed)}); give "
+                           "one base run per seed, comma-separated")
+        row, shift, hit = read_job(job, by_seed[removal["seed"]], removal)
+        rows.append(row)
+        shifts.append(shift)
+        affected.append(hit)
+    if not rows:
+        raise GmvError("no finished retrain to read")
+    pooled, targets = pooled_rows(rows, shifts, affected), target_rows(rows)
+    costs = _mean_costs([b.dir for b in by_seed.values()])
+    out.mkdir(parents=True, exist_ok=True)
+    cols = sorted(dict.fromkeys(k for r in rows for k in r),  # first seen first: the same order on every run
+                  key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
+    write_csv(out / "counterfactual.csv", cols, [[r.get(c, "") for c in cols] for r in rows])
+    written = {"counterfactual.md": out / "counterfactual.md", "counterfactual.csv": out / "counterfactual.csv"}
+    for name, table in (("counterfactual_methods.csv", pooled), ("counterfactual_targets.csv", targets)):
+        if table:
+            keys = list(dict.fromkeys(k for t in table for k in t))
+            written[name] = write_csv(out / name, keys, [[t.get(k, "") for k in keys] for t in table])
+    written["counterfactual_shifts.npz"] = save_shifts(out / "counterfactual_shifts.npz", rows, shifts, affected)
+    write_text(out / "counterfactual.md", _markdown(by_seed, len(rows), pooled, targets, costs, out))
+    if pooled:
+        written["counterfactual.png"] = _figure(pooled, out / "counterfactual.png")
+    if lds is not None:
+        from gmv.analysis.contribution import write_contribution
+
+        written.update(write_contribution(lds, pooled, targets, costs, out))
+    return written
+
+
+def _markdown(by_seed: dict, n_rows: int, pooled: list[dict], targets: list[dict],
               costs: dict[str, dict[str, float]], out: Path) -> str:
     """counterfactual.md: the pooled table, then the per-target one (the bases named relative to it, as its reader
     finds them)."""
