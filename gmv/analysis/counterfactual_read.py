@@ -89,7 +89,7 @@ class BaseRun:
     threshold: float  # near-copy distance
     cfg: Any
     embedder: Any  # the base's embedder, in which every retrain's X̂' is read
-    key: str  # counterfactual_store.base_key: what a retrain's saved reading was computed against
+    key: str  # base_key: what a retrain's saved reading was computed against
 
 
 def load_base(run: str | Path) -> BaseRun:
@@ -162,7 +162,7 @@ def job_row(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any]
 
 def read_job(job, base: BaseRun, removal: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
     """job_row's outputs for one retrain: saved in its folder where it was read before against this base by this
-    code (counterfactual_store), else read from its samples.npz and saved."""
+    code (load_reduction), else read from its samples.npz and saved (save_reduction)."""
     saved = load_reduction(job.dir, base.key)
     if saved is not None:
         return saved
