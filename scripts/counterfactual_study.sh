@@ -3,7 +3,8 @@
 # every retrain is one run named by its removal, and what is finished is kept in results/counterfactual/ (each
 # retrain's small files and its reading, counterfactual_job.npz, without its samples), so a new machine runs only
 # what is missing.
-#   bash scripts/counterfactual_study.sh list             the 2 base runs and 121 retrains, one per line
+#   bash scripts/counterfactual_study.sh list             the 2 base runs and 121 retrains, one per line, each marked
+#                                                         kept (in results/counterfactual) or todo
 #   bash scripts/counterfactual_study.sh run [WORK]       run what results/counterfactual lacks, two at a time (one
 #                                                         per core) in WORK (default /tmp/gmv_counterfactual)
 #   bash scripts/counterfactual_study.sh collect [WORK]   read WORK's finished retrains against their bases and copy
@@ -81,7 +82,10 @@ collect() {
 }
 
 case "${1:-}" in
-  list) jobs ;;
+  list)
+    jobs | while IFS=$'\t' read -r folder overrides; do
+      if kept "$folder"; then printf 'kept\t%s\t%s\n' "$folder" "$overrides"; else printf 'todo\t%s\t%s\n' "$folder" "$overrides"; fi
+    done ;;
   run)
     bash "$root/scripts/setup.sh"
     mkdir -p "$work/logs"
