@@ -43,7 +43,7 @@ def metrics_for(k, m, seed):
 @pytest.fixture
 def k_sweep(tmp_path):
     """valuation.k ∈ {50, 5, 10} × matcher.m ∈ {8, 16} (folders out of order), matcher=pq everywhere;
-    job 6 (k=100, m=8) failed."""
+    job 6 (k=100, m=8) failed; the jobs ran with two different cache folders."""
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "multirun.yaml").write_text("hydra: {}\n")
@@ -51,8 +51,8 @@ def k_sweep(tmp_path):
     settings = [(50, 8), (5, 16), (10, 8), (5, 8), (50, 16), (10, 16)]
     for i, (k, m) in enumerate(settings):
         metrics = metrics_for(k, m, seed=i)
-        make_job(sweep / str(i), [f"valuation.k={k}", "matcher=pq", f"matcher.m={m}", "hydra.job.chdir=true"],
-                 metrics)
+        make_job(sweep / str(i), [f"valuation.k={k}", "matcher=pq", f"matcher.m={m}", "hydra.job.chdir=true",
+                                  f"cache_dir=/tmp/cache_{i % 2}"], metrics)  # where it ran: not a setting
         written[(k, m)] = metrics
     make_job(sweep / "6", ["valuation.k=100", "matcher=pq", "matcher.m=8", "hydra.job.chdir=true"])
     return sweep, written
@@ -88,7 +88,7 @@ def test_swept_parameters_exclude_constant_and_hydra_keys(k_sweep):
     sweep, _ = k_sweep
     jobs = collect_jobs(sweep)
     assert len(jobs) == 7
-    assert swept_parameters(jobs) == ["valuation.k", "matcher.m"]  # matcher=pq and hydra.* are left out
+    assert swept_parameters(jobs) == ["valuation.k", "matcher.m"]  # matcher=pq, hydra.* and cache_dir are left out
     assert [j.dir.name for j in jobs if j.failed] == ["6"]
     assert all(j.metrics == {} for j in jobs if j.failed)
 

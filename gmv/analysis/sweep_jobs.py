@@ -145,11 +145,16 @@ def read_values(path: Path) -> dict[str, np.ndarray]:
     return {split: np.asarray(v, dtype=np.float64) for split, v in by_split.items()}
 
 
+#: overrides that say where a job ran, not what it computed (caches are keyed by content): never a swept parameter
+PLACEMENT_KEYS = ("cache_dir",)
+
+
 def swept_parameters(jobs: list[Job]) -> list[str]:
-    """The override keys whose values differ between jobs (``hydra.*`` keys ignored), in command-line order."""
+    """The override keys whose values differ between jobs (``hydra.*`` and PLACEMENT_KEYS ignored), in command-line
+    order."""
     keys: list[str] = []
     for job in jobs:
-        keys += [k for k in job.overrides if k not in keys and not k.startswith("hydra.")]
+        keys += [k for k in job.overrides if k not in keys and not k.startswith("hydra.") and k not in PLACEMENT_KEYS]
     return [k for k in keys if len({repr(job.overrides.get(k)) for job in jobs}) > 1]
 
 

@@ -1,0 +1,106 @@
+"""Which classes each counterfactual removal took, and which classes of X̂ moved: for every kept ranked retrain
+(results/counterfactual/retrains/ranked_S/*), the labels of the X_v1 images it removed, the per-class mean of the
+per-target shift minus the random removal's (same seed and r), and the median of that difference over all targets.
+Also the scope check of D-TRAK's ranking: D-TRAK values X_v1 by its attributions summed over the first `targets`
+generated images only (the bases value 200, and X̂'s labels are sorted, so those are the generated 0s and 1s);
+GMValuator's value summed over the same targets (Eq. 6 on the base's match tables, rows < targets) is ranked the
+same way, and its top r is compared with the images D-TRAK's retrain removed.
+
+    python scripts/counterfactual_by_class.py [--res results/counterfactual] [--base0 results/lds/digits_base] \
+        [--targets 200]
+        → RES/by_class.csv, RES/dtrak_scope.csv (the second printed)
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gmv.valuation.value import values_from_credit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def base_of(res: Path, seed: int, base0: Path) -> Path:
+    """Seed 0's base is the LDS study's; seeds 1, 2 have theirs beside the retrains (scripts/counterfactual_study.sh)."""
+    return base0 if seed == 0 else res / f"base_{seed}"
+
+
+def load_base(base: Path) -> dict:
+    """The base's X_v1 (dataset indices, labels, value column), X̂'s labels and its match tables."""
+    with open(base / "values.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "v1"]
+    v1 = np.load(base / "split.npz")["v1"]
+    tables = np.load(base / "match_tables.npz")
+    value, _ = values_from_credit(tables["indices"], tables["credit"], 2 * len(v1))
+    if not np.allclose(value[:len(v1)], [float(r["value"]) for r in rows], atol=1e-5):
+        raise SystemExit(f"{base}: Eq. 6 on match_tables.npz does not give values.csv's value column; pool order?")
+    return {"v1": v1, "label": np.array([int(r["label"]) for r in rows]), "tables": tables,
+            "gen_label": np.load(base / "samples.npz")["labels"]}
+
+
+def shifts(job: Path) -> np.ndarray:
+    return np.load(job / "counterfactual_job.npz")["shift"]
+
+
+def by_class(res: Path, bases: dict) -> list[dict]:
+    out = []
+    for job in sorted(res.glob("retrains/ranked_*/*")):
+        seed, r = int(job.parent.name.split("_")[1]), int(job.name.rsplit("_r", 1)[1])
+        b = bases[seed]
+        dropped = np.load(job / "split.npz")["dropped"]
+        classes = int(max(b["label"].max(), b["gen_label"].max())) + 1
+        removed = np.bincount(b["label"][np.isin(b["v1"], dropped)], minlength=classes)
+        diff = shifts(job) - shifts(res / f"retrains/random_{seed}/random_r{r}")
+        per_class = [float(diff[b["gen_label"] == c].mean()) for c in range(classes)]
+        out.append({"job": f"{job.parent.name}/{job.name}", "seed": seed, "r": r,
+                    "removed_per_class": " ".join(map(str, removed)), "median_diff": round(float(np.median(diff)), 4),
+                    "mean_diff": round(float(diff.mean()), 4),
+                    **{f"diff_class_{c}": round(v, 4) for c, v in enumerate(per_class)}})
+    return out
+
+
+def dtrak_scope(res: Path, bases: dict, targets: int) -> list[dict]:
+    out = []
+    for seed, b in sorted(bases.items()):
+        t = b["tables"]
+        value, _ = values_from_credit(t["indices"][:targets], t["credit"][:targets], 2 * len(b["v1"]))
+        value = value[:len(b["v1"])]
+        for job in sorted(res.glob(f"retrains/ranked_{seed}/d_trak_top_r*"), key=lambda p: int(p.name.rsplit("_r", 1)[1])):
+            r = int(job.name.rsplit("_r", 1)[1])
+            top = set(b["v1"][np.argsort(-value, kind="stable")[:r]].tolist())
+            dtrak = np.load(job / "split.npz")["dropped"]
+            out.append({"seed": seed, "r": r, "targets": targets, "gen_classes_of_targets":
+                        " ".join(map(str, np.unique(b["gen_label"][:targets]))),
+                        "x_v1_credited_by_targets": int((value > 0).sum()),
+                        "gmvaluator_on_targets_top_r_in_dtrak_top_r": len(top & set(dtrak.tolist()))})
+    return out
+
+
+def write(rows: list[dict], path: Path, show: bool) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{path}: {len(rows)} rows")
+    for row in rows if show else []:
+        print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--res", type=Path, default=ROOT / "results/counterfactual")
+    ap.add_argument("--base0", type=Path, default=ROOT / "results/lds/digits_base", help="seed 0's base run")
+    ap.add_argument("--targets", type=int, default=200)
+    a = ap.parse_args(argv)
+    seeds = sorted({int(p.name.split("_")[1]) for p in a.res.glob("retrains/ranked_*")})
+    bases = {s: load_base(base_of(a.res, s, a.base0)) for s in seeds}
+    write(by_class(a.res, bases), a.res / "by_class.csv", show=False)
+    write(dtrak_scope(a.res, bases, a.targets), a.res / "dtrak_scope.csv", show=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
