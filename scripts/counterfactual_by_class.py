@@ -6,9 +6,13 @@ generated images only (the bases value 200, and X̂'s labels are sorted, so thos
 GMValuator's value summed over the same targets (Eq. 6 on the base's match tables, rows < targets) is ranked the
 same way, and its top r is compared with the images D-TRAK's retrain removed.
 
+With --rankings it writes that ranking instead, RES/scope/rankings/base_S.csv (column value_targets200), for the
+like-for-like removals of hypothesis 5b (`bash scripts/counterfactual_study.sh scope`); once those are kept in
+RES/scope/, RES/scope_comparison.csv compares them with D-TRAK's removals on the 200 targets.
+
     python scripts/counterfactual_by_class.py [--res results/counterfactual] [--base0 results/lds/digits_base] \
-        [--targets 200]
-        → RES/by_class.csv, RES/dtrak_scope.csv (the second printed)
+        [--targets 200] [--rankings]
+        → RES/by_class.csv, RES/dtrak_scope.csv, RES/scope_comparison.csv (the last two printed)
 """
 
 import argparse
@@ -62,12 +66,27 @@ def by_class(res: Path, bases: dict) -> list[dict]:
     return out
 
 
+def value_on_targets(b: dict, targets: int) -> np.ndarray:
+    """GMValuator's value of each X_v1 image from the first `targets` generated images only (Eq. 6 on those rows)."""
+    t = b["tables"]
+    value, _ = values_from_credit(t["indices"][:targets], t["credit"][:targets], 2 * len(b["v1"]))
+    return value[:len(b["v1"])]
+
+
+def write_rankings(res: Path, bases: dict, targets: int) -> None:
+    """RES/scope/rankings/base_S.csv: X_v1's rows with value_on_targets, a ranking `data.subset` reads."""
+    out = res / "scope" / "rankings"
+    out.mkdir(parents=True, exist_ok=True)
+    for seed, b in sorted(bases.items()):
+        value = value_on_targets(b, targets)
+        write([{"index": i, "split": "v1", "label": int(lab), f"value_targets{targets}": float(v)}
+               for i, (lab, v) in enumerate(zip(b["label"], value))], out / f"base_{seed}.csv", show=False)
+
+
 def dtrak_scope(res: Path, bases: dict, targets: int) -> list[dict]:
     out = []
     for seed, b in sorted(bases.items()):
-        t = b["tables"]
-        value, _ = values_from_credit(t["indices"][:targets], t["credit"][:targets], 2 * len(b["v1"]))
-        value = value[:len(b["v1"])]
+        value = value_on_targets(b, targets)
         for job in sorted(res.glob(f"retrains/ranked_{seed}/d_trak_top_r*"), key=lambda p: int(p.name.rsplit("_r", 1)[1])):
             r = int(job.name.rsplit("_r", 1)[1])
             top = set(b["v1"][np.argsort(-value, kind="stable")[:r]].tolist())
@@ -76,6 +95,32 @@ def dtrak_scope(res: Path, bases: dict, targets: int) -> list[dict]:
                         " ".join(map(str, np.unique(b["gen_label"][:targets]))),
                         "x_v1_credited_by_targets": int((value > 0).sum()),
                         "gmvaluator_on_targets_top_r_in_dtrak_top_r": len(top & set(dtrak.tolist()))})
+    return out
+
+
+def scope_comparison(res: Path, targets: int) -> list[dict]:
+    """Per r, pooled over seeds: on the first `targets` targets, the shift under GMValuator's removal ranked on those
+    targets (RES/scope/scope_S/value_targets<n>_top_r<r>) minus that under D-TRAK's top r — mean, bootstrap CI,
+    one-sided Wilcoxon p — and each removal's mean shift there minus the random removal's."""
+    from scipy.stats import wilcoxon
+
+    from gmv.analysis.ra2 import bootstrap_mean_ci
+
+    by_r: dict[int, list] = {}
+    for job in sorted(res.glob(f"scope/scope_*/value_targets{targets}_top_r*")):
+        seed, r = int(job.parent.name.split("_")[1]), int(job.name.rsplit("_r", 1)[1])
+        dtrak, rand = (shifts(res / f"retrains/{k}") for k in (f"ranked_{seed}/d_trak_top_r{r}",
+                                                                f"random_{seed}/random_r{r}"))
+        by_r.setdefault(r, []).append((shifts(job)[:targets], dtrak[:targets], rand[:targets]))
+    out = []
+    for r, parts in sorted(by_r.items()):
+        gm, dt, rd = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        mean, lo, hi = bootstrap_mean_ci(gm - dt)
+        p = float(wilcoxon(gm - dt, alternative="greater").pvalue) if np.any(gm != dt) else 1.0
+        out.append({"r": r, "seeds": len(parts), "targets": targets, "gmvaluator_minus_dtrak": round(mean, 4),
+                    "ci_low": round(lo, 4), "ci_high": round(hi, 4), "wilcoxon_p": p,
+                    "gmvaluator_vs_random": round(float((gm - rd).mean()), 4),
+                    "dtrak_vs_random": round(float((dt - rd).mean()), 4)})
     return out
 
 
@@ -94,11 +139,18 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--res", type=Path, default=ROOT / "results/counterfactual")
     ap.add_argument("--base0", type=Path, default=ROOT / "results/lds/digits_base", help="seed 0's base run")
     ap.add_argument("--targets", type=int, default=200)
+    ap.add_argument("--rankings", action="store_true", help="write the rankings of the scope removals, nothing else")
     a = ap.parse_args(argv)
     seeds = sorted({int(p.name.split("_")[1]) for p in a.res.glob("retrains/ranked_*")})
     bases = {s: load_base(base_of(a.res, s, a.base0)) for s in seeds}
+    if a.rankings:
+        write_rankings(a.res, bases, a.targets)
+        return 0
     write(by_class(a.res, bases), a.res / "by_class.csv", show=False)
     write(dtrak_scope(a.res, bases, a.targets), a.res / "dtrak_scope.csv", show=True)
+    scope = scope_comparison(a.res, a.targets)
+    if scope:
+        write(scope, a.res / "scope_comparison.csv", show=True)
     return 0
 
 

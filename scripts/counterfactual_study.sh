@@ -10,6 +10,8 @@
 #   bash scripts/counterfactual_study.sh collect [WORK]   read WORK's finished retrains against their bases and copy
 #                                                         each one's small files and reading into results/
 #   bash scripts/counterfactual_study.sh report           the report of every kept retrain (+ the LDS report)
+#   bash scripts/counterfactual_study.sh scope [WORK]     hypothesis 5b's 6 retrains (GMValuator ranked on D-TRAK's
+#                                                         200 targets), run and kept in results/counterfactual/scope
 # Order: base 1, seed 0's ranked and random removals, base 2, seeds 1 and 2, then the per-target removals (seed 0).
 # A retrain of seed 1 or 2 waits for its base (kept in results/counterfactual/base_S when it finishes).
 set -euo pipefail
@@ -38,9 +40,17 @@ jobs() {  # folder<TAB>overrides
   done; done
 }
 
+scope_jobs() {  # hypothesis 5b: GMValuator's top r by its credit from D-TRAK's 200 targets (the generated 0s and 1s)
+  for s in 0 1 2; do for r in 5 10; do
+    printf 'scope/scope_%s/value_targets200_top_r%s\tseed=%s data.subset.ranking=%s/scope/rankings/base_%s.csv ' \
+      "$s" "$r" "$s" "$res" "$s"
+    printf 'data.subset.column=value_targets200 data.subset.rule=top data.subset.r=%s\n' "$r"
+  done; done
+}
+
 kept() { [ -f "$res/$1/metrics.json" ]; }
 
-stream() {  # take the next unclaimed job (mkdir is the claim) until none is left
+stream() {  # take the next unclaimed job of list $1 (mkdir is the claim) until none is left
   local folder overrides seed
   while IFS=$'\t' read -r folder overrides; do
     kept "$folder" && continue
@@ -60,40 +70,50 @@ stream() {  # take the next unclaimed job (mkdir is the claim) until none is lef
         || echo "failed: $folder (log in $work/logs)"
     fi
     echo "$(date -u +%FT%TZ) finished $folder"
-  done < <(jobs)
+  done < <("$1")
 }
 
-collect() {
-  local bases job n=0
+collect() {  # the finished runs under WORK/retrains and WORK/scope, read and kept
+  local bases job dir n=0
   bases=$(base_of 0)
   for s in 1 2; do kept "base_$s" && bases="$bases,$(base_of "$s")"; done
-  WANDB_MODE=disabled "$root/.venv/bin/gmv-report" "$work/retrains" --base "$bases" --out "$work/report" >/dev/null
-  for job in $(cd "$work" && ls -d retrains/*/*/); do
-    job=${job%/}
-    [ -f "$work/$job/metrics.json" ] && [ -f "$work/$job/counterfactual_job.npz" ] || continue
-    mkdir -p "$res/$job/.hydra"
-    for f in config.yaml split.npz metrics.json manifest.json stages.json ra2_table.csv counterfactual_job.npz; do
-      cp "$work/$job/$f" "$res/$job/$f"
+  for dir in retrains scope; do
+    [ -d "$work/$dir" ] || continue
+    WANDB_MODE=disabled "$root/.venv/bin/gmv-report" "$work/$dir" --base "$bases" --out "$work/report_$dir" >/dev/null
+    for job in $(cd "$work" && ls -d "$dir"/*/*/); do
+      job=${job%/}
+      [ -f "$work/$job/metrics.json" ] && [ -f "$work/$job/counterfactual_job.npz" ] || continue
+      mkdir -p "$res/$job/.hydra"
+      for f in config.yaml split.npz metrics.json manifest.json stages.json ra2_table.csv counterfactual_job.npz; do
+        cp "$work/$job/$f" "$res/$job/$f"
+      done
+      cp "$work/$job/.hydra/overrides.yaml" "$work/$job/.hydra/config.yaml" "$res/$job/.hydra/"
+      n=$((n + 1))
     done
-    cp "$work/$job/.hydra/overrides.yaml" "$work/$job/.hydra/config.yaml" "$res/$job/.hydra/"
-    n=$((n + 1))
   done
-  echo "kept $n retrains in $res/retrains ($(find "$res/retrains" -name metrics.json | wc -l) in all)"
+  echo "kept $n runs in $res ($(find "$res/retrains" -name metrics.json | wc -l) of 121 retrains in all)"
 }
 
 case "${1:-}" in
   list)
-    jobs | while IFS=$'\t' read -r folder overrides; do
+    { jobs; scope_jobs; } | while IFS=$'\t' read -r folder overrides; do
       if kept "$folder"; then printf 'kept\t%s\t%s\n' "$folder" "$overrides"; else printf 'todo\t%s\t%s\n' "$folder" "$overrides"; fi
     done ;;
   run)
     bash "$root/scripts/setup.sh"
     mkdir -p "$work/logs"
     rm -rf "$work/claims"  # claims of an earlier run on this machine: its unfinished jobs resume from their checkpoints
-    stream & stream & wait ;;
+    stream jobs & stream jobs & wait ;;
+  scope)
+    bash "$root/scripts/setup.sh"
+    mkdir -p "$work/logs"
+    rm -rf "$work/claims"
+    "$root/.venv/bin/python" "$root/scripts/counterfactual_by_class.py" --rankings
+    stream scope_jobs & stream scope_jobs & wait
+    collect ;;
   collect) collect ;;
   report)
     WANDB_MODE=disabled "$root/.venv/bin/gmv-report" "$res/retrains" --out "$res" --lds "$root/results/lds/digits" \
       --base "$(base_of 0),$(base_of 1),$(base_of 2)" ;;
-  *) sed -n 2,14p "$0" >&2; exit 2 ;;
+  *) sed -n 2,16p "$0" >&2; exit 2 ;;
 esac

@@ -64,3 +64,22 @@ def test_refuses_a_base_whose_tables_do_not_give_its_values(tmp_path):
     _job(res / "retrains/ranked_0/d_trak_top_r2", [10, 11], [1.0] * 4)
     with pytest.raises(SystemExit, match="does not give values.csv's value column"):
         _script().main(["--res", str(res), "--base0", str(base0)])
+
+
+def test_scope_rankings_and_comparison_against_hand_computed_values(tmp_path):
+    res, base0 = tmp_path / "cf", tmp_path / "base0"
+    _base(base0)
+    _job(res / "retrains/random_0/random_r2", [11, 13], [1.0, 1.0, 1.0, 1.0])
+    _job(res / "retrains/ranked_0/d_trak_top_r2", [10, 12], [2.0, 1.0, 9.0, 9.0])
+    script = _script()
+    assert script.main(["--res", str(res), "--base0", str(base0), "--targets", "2", "--rankings"]) == 0
+    ranking = list(csv.DictReader(open(res / "scope/rankings/base_0.csv")))
+    assert [r["split"] for r in ranking] == ["v1"] * 4 and [r["label"] for r in ranking] == ["0", "0", "1", "1"]
+    assert [float(r["value_targets2"]) for r in ranking] == pytest.approx([1.25, 0.5, 0.0, 0.0])
+    _job(res / "scope/scope_0/value_targets2_top_r2", [10, 11], [3.0, 1.5, 0.0, 0.0])
+    assert script.main(["--res", str(res), "--base0", str(base0), "--targets", "2"]) == 0
+    (row,) = list(csv.DictReader(open(res / "scope_comparison.csv")))
+    # on targets 0, 1: GMValuator's removal 3.0, 1.5; D-TRAK's 2.0, 1.0; random 1.0, 1.0
+    assert float(row["gmvaluator_minus_dtrak"]) == pytest.approx(0.75)
+    assert float(row["gmvaluator_vs_random"]) == pytest.approx(1.25) and float(row["dtrak_vs_random"]) == 0.5
+    assert float(row["wilcoxon_p"]) == pytest.approx(0.25)  # two positive differences: exact one-sided p = 1/4
