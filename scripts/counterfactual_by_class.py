@@ -1,6 +1,7 @@
 """Which classes each counterfactual removal took, and which classes of X̂ moved: for every kept ranked retrain
 (results/counterfactual/retrains/ranked_S/*), the labels of the X_v1 images it removed, the per-class mean of the
-per-target shift minus the random removal's (same seed and r), and the median of that difference over all targets.
+per-target shift minus the random removal's (same seed and r), and the median of that difference over all targets;
+for the per-target retrains, which images each removed and how many removed the very same ones.
 Also the scope check of D-TRAK's ranking: D-TRAK values X_v1 by its attributions summed over the first `targets`
 generated images only (the bases value 200, and X̂'s labels are sorted, so those are the generated 0s and 1s);
 GMValuator's value summed over the same targets (Eq. 6 on the base's match tables, rows < targets) is ranked the
@@ -12,7 +13,7 @@ RES/scope/, RES/scope_comparison.csv compares them with D-TRAK's removals on the
 
     python scripts/counterfactual_by_class.py [--res results/counterfactual] [--base0 results/lds/digits_base] \
         [--targets 200] [--rankings]
-        → RES/by_class.csv, RES/dtrak_scope.csv, RES/scope_comparison.csv (the last two printed)
+        → RES/by_class.csv, RES/dtrak_scope.csv, RES/target_removals.csv, RES/scope_comparison.csv
 """
 
 import argparse
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def base_of(res: Path, seed: int, base0: Path) -> Path:
-    """Seed 0's base is the LDS study's; seeds 1, 2 have theirs beside the retrains (scripts/counterfactual_study.sh)."""
+    """Seed 0's base is the LDS study's; seeds 1, 2 have theirs beside the retrains (counterfactual_study.sh)."""
     return base0 if seed == 0 else res / f"base_{seed}"
 
 
@@ -41,7 +42,7 @@ def load_base(base: Path) -> dict:
     value, _ = values_from_credit(tables["indices"], tables["credit"], 2 * len(v1))
     if not np.allclose(value[:len(v1)], [float(r["value"]) for r in rows], atol=1e-5):
         raise SystemExit(f"{base}: Eq. 6 on match_tables.npz does not give values.csv's value column; pool order?")
-    return {"v1": v1, "label": np.array([int(r["label"]) for r in rows]), "tables": tables,
+    return {"dir": base, "v1": v1, "label": np.array([int(r["label"]) for r in rows]), "tables": tables,
             "gen_label": np.load(base / "samples.npz")["labels"]}
 
 
@@ -66,6 +67,38 @@ def by_class(res: Path, bases: dict) -> list[dict]:
     return out
 
 
+def target_scores(b: dict, column: str, t: int) -> np.ndarray:
+    """Generated image t's attributions over X_v1 by `column`: GMValuator's Eq. 5 credits (zero outside its K
+    matches, and for matches in X_v2), or D-TRAK's saved scores."""
+    if column == "value":
+        tables, n = b["tables"], len(b["v1"])
+        scores, _ = values_from_credit(tables["indices"][t:t + 1], tables["credit"][t:t + 1], 2 * n)
+        return scores[:n]
+    return np.load(b["dir"] / f"attributions_{column}.npz")["attributions"][t, :len(b["v1"])]
+
+
+def target_removals(res: Path, bases: dict) -> list[dict]:
+    """The per-target retrains (retrains/target_S/<column>_t<t>): the images each removed, their classes, how many
+    of them the target's attributions score above zero (the rest were ties at zero, taken in X_v1's order), and how
+    many retrains of the same column removed the very same images (their models are one model, trained once)."""
+    def column_target(job: Path) -> tuple[str, int]:
+        column, t = job.name.rsplit("_t", 1)
+        return column, int(t)
+
+    rows = []
+    for job in sorted(res.glob("retrains/target_*/*"), key=column_target):
+        b = bases[int(job.parent.name.split("_")[1])]
+        (column, t), dropped = column_target(job), np.sort(np.load(job / "split.npz")["dropped"])
+        removed = np.isin(b["v1"], dropped)
+        rows.append({"job": f"{job.parent.name}/{job.name}", "column": column, "target": t,
+                     "target_class": int(b["gen_label"][t]), "dropped": " ".join(map(str, dropped)),
+                     "dropped_classes": " ".join(map(str, b["label"][removed])),
+                     "dropped_scored_above_zero": int((target_scores(b, column, t)[removed] > 0).sum())})
+    for row in rows:
+        row["same_removal_jobs"] = sum(o["column"] == row["column"] and o["dropped"] == row["dropped"] for o in rows)
+    return rows
+
+
 def value_on_targets(b: dict, targets: int) -> np.ndarray:
     """GMValuator's value of each X_v1 image from the first `targets` generated images only (Eq. 6 on those rows)."""
     t = b["tables"]
@@ -87,7 +120,7 @@ def dtrak_scope(res: Path, bases: dict, targets: int) -> list[dict]:
     out = []
     for seed, b in sorted(bases.items()):
         value = value_on_targets(b, targets)
-        for job in sorted(res.glob(f"retrains/ranked_{seed}/d_trak_top_r*"), key=lambda p: int(p.name.rsplit("_r", 1)[1])):
+        for job in sorted(res.glob(f"retrains/ranked_{seed}/d_trak_top_r*"), key=lambda p: int(p.name.rsplit("_r")[1])):
             r = int(job.name.rsplit("_r", 1)[1])
             top = set(b["v1"][np.argsort(-value, kind="stable")[:r]].tolist())
             dtrak = np.load(job / "split.npz")["dropped"]
@@ -148,6 +181,9 @@ def main(argv: list[str]) -> int:
         return 0
     write(by_class(a.res, bases), a.res / "by_class.csv", show=False)
     write(dtrak_scope(a.res, bases, a.targets), a.res / "dtrak_scope.csv", show=True)
+    targets = target_removals(a.res, bases)
+    if targets:
+        write(targets, a.res / "target_removals.csv", show=False)
     scope = scope_comparison(a.res, a.targets)
     if scope:
         write(scope, a.res / "scope_comparison.csv", show=True)

@@ -83,3 +83,18 @@ def test_scope_rankings_and_comparison_against_hand_computed_values(tmp_path):
     assert float(row["gmvaluator_minus_dtrak"]) == pytest.approx(0.75)
     assert float(row["gmvaluator_vs_random"]) == pytest.approx(1.25) and float(row["dtrak_vs_random"]) == 0.5
     assert float(row["wilcoxon_p"]) == pytest.approx(0.25)  # two positive differences: exact one-sided p = 1/4
+
+
+def test_target_removals_count_the_images_the_target_actually_credits(tmp_path):
+    res, base0 = tmp_path / "cf", tmp_path / "base0"
+    _base(base0)
+    _job(res / "retrains/random_0/random_r2", [11, 13], [1.0] * 4)
+    _job(res / "retrains/ranked_0/d_trak_top_r2", [10, 11], [1.0] * 4)
+    # target 0 credits pool points 0 (X_v1 image 10) and 4 (X_v2): of a top-2 removal, image 11 is a tie at zero
+    _job(res / "retrains/target_0/value_t0", [10, 11], [1.0] * 4)
+    _job(res / "retrains/target_0/value_t1", [10, 11], [1.0] * 4)  # target 1 credits 10 and 11: the same removal
+    assert _script().main(["--res", str(res), "--base0", str(base0)]) == 0
+    rows = list(csv.DictReader(open(res / "target_removals.csv")))
+    assert [(r["job"], r["dropped"], r["dropped_classes"], r["dropped_scored_above_zero"], r["same_removal_jobs"])
+            for r in rows] == [("target_0/value_t0", "10 11", "0 0", "1", "2"),
+                               ("target_0/value_t1", "10 11", "0 0", "2", "2")]
