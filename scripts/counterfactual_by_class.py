@@ -80,7 +80,8 @@ def target_scores(b: dict, column: str, t: int) -> np.ndarray:
 def target_removals(res: Path, bases: dict) -> list[dict]:
     """The per-target retrains (retrains/target_S/<column>_t<t>): the images each removed, their classes, how many
     of them the target's attributions score above zero (the rest were ties at zero, taken in X_v1's order), and how
-    many retrains of the same column removed the very same images (their models are one model, trained once)."""
+    many retrains of the same column removed the very same images (their models are one model, trained once); with
+    the report's counterfactual.csv beside them, the target's shift percentile it measured."""
     def column_target(job: Path) -> tuple[str, int]:
         column, t = job.name.rsplit("_t", 1)
         return column, int(t)
@@ -94,8 +95,14 @@ def target_removals(res: Path, bases: dict) -> list[dict]:
                      "target_class": int(b["gen_label"][t]), "dropped": " ".join(map(str, dropped)),
                      "dropped_classes": " ".join(map(str, b["label"][removed])),
                      "dropped_scored_above_zero": int((target_scores(b, column, t)[removed] > 0).sum())})
+    report = res / "counterfactual.csv"  # the report's reading of each retrain, where it has been written
+    percentile = {}
+    if report.is_file():
+        with open(report, newline="") as f:
+            percentile = {r["job"]: r.get("target_percentile", "") for r in csv.DictReader(f)}
     for row in rows:
         row["same_removal_jobs"] = sum(o["column"] == row["column"] and o["dropped"] == row["dropped"] for o in rows)
+        row["target_percentile"] = percentile.get(row["job"], "")
     return rows
 
 

@@ -93,8 +93,10 @@ def test_target_removals_count_the_images_the_target_actually_credits(tmp_path):
     # target 0 credits pool points 0 (X_v1 image 10) and 4 (X_v2): of a top-2 removal, image 11 is a tie at zero
     _job(res / "retrains/target_0/value_t0", [10, 11], [1.0] * 4)
     _job(res / "retrains/target_0/value_t1", [10, 11], [1.0] * 4)  # target 1 credits 10 and 11: the same removal
+    (res / "counterfactual.csv").write_text("job,target_percentile\ntarget_0/value_t0,0.75\n")
     assert _script().main(["--res", str(res), "--base0", str(base0)]) == 0
     rows = list(csv.DictReader(open(res / "target_removals.csv")))
+    assert [r["target_percentile"] for r in rows] == ["0.75", ""]
     assert [(r["job"], r["dropped"], r["dropped_classes"], r["dropped_scored_above_zero"], r["same_removal_jobs"])
             for r in rows] == [("target_0/value_t0", "10 11", "0 0", "1", "2"),
                                ("target_0/value_t1", "10 11", "0 0", "2", "2")]
