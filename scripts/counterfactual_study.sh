@@ -78,7 +78,7 @@ collect() {  # the finished runs under WORK/retrains and WORK/scope, read and ke
   bases=$(base_of 0)
   for s in 1 2; do kept "base_$s" && bases="$bases,$(base_of "$s")"; done
   for dir in retrains scope; do
-    [ -d "$work/$dir" ] || continue
+    compgen -G "$work/$dir/*/*/metrics.json" >/dev/null || continue  # nothing finished there yet
     WANDB_MODE=disabled "$root/.venv/bin/gmv-report" "$work/$dir" --base "$bases" --out "$work/report_$dir" >/dev/null
     for job in $(cd "$work" && ls -d "$dir"/*/*/); do
       job=${job%/}
