@@ -23,9 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
+from gmv.valuation.run_attributions import scored_attributions
 from gmv.valuation.value import values_from_credit
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def seed_and_number(job: Path, sep: str) -> tuple[int, int]:
+    """retrains/<kind>_S/<name><sep>N → (S, N): the seed of its folder, and r (sep "_r") or the target (sep "_t")."""
+    return int(job.parent.name.split("_")[1]), int(job.name.rsplit(sep, 1)[1])
+
+
+def credit_over_x_v1(tables, rows: slice, n1: int) -> np.ndarray:
+    """Eq. 6 over the generated images `rows` of a base's match tables: each X_v1 image's credit from them (the pool
+    is X_v1 then X_v2)."""
+    value, _ = values_from_credit(tables["indices"][rows], tables["credit"][rows], 2 * n1)
+    return value[:n1]
 
 
 def base_of(res: Path, seed: int, base0: Path) -> Path:
@@ -34,16 +47,17 @@ def base_of(res: Path, seed: int, base0: Path) -> Path:
 
 
 def load_base(base: Path) -> dict:
-    """The base's X_v1 (dataset indices, labels, value column), X̂'s labels and its match tables."""
+    """The base's X_v1 (dataset indices, labels, value column), X̂'s labels, its match tables and the attributions
+    it saved (D-TRAK's; read as data.subset reads them, run_attributions.scored_attributions with no method to
+    recompute)."""
     with open(base / "values.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "v1"]
     v1 = np.load(base / "split.npz")["v1"]
     tables = np.load(base / "match_tables.npz")
-    value, _ = values_from_credit(tables["indices"], tables["credit"], 2 * len(v1))
-    if not np.allclose(value[:len(v1)], [float(r["value"]) for r in rows], atol=1e-5):
+    if not np.allclose(credit_over_x_v1(tables, slice(None), len(v1)), [float(r["value"]) for r in rows], atol=1e-5):
         raise SystemExit(f"{base}: Eq. 6 on match_tables.npz does not give values.csv's value column; pool order?")
-    return {"dir": base, "v1": v1, "label": np.array([int(r["label"]) for r in rows]), "tables": tables,
-            "gen_label": np.load(base / "samples.npz")["labels"]}
+    return {"v1": v1, "label": np.array([int(r["label"]) for r in rows]), "tables": tables,
+            "gen_label": np.load(base / "samples.npz")["labels"], "saved": scored_attributions(base, None, [], len(v1))}
 
 
 def shifts(job: Path) -> np.ndarray:
@@ -53,7 +67,7 @@ def shifts(job: Path) -> np.ndarray:
 def by_class(res: Path, bases: dict) -> list[dict]:
     out = []
     for job in sorted(res.glob("retrains/ranked_*/*")):
-        seed, r = int(job.parent.name.split("_")[1]), int(job.name.rsplit("_r", 1)[1])
+        seed, r = seed_and_number(job, "_r")
         b = bases[seed]
         dropped = np.load(job / "split.npz")["dropped"]
         classes = int(max(b["label"].max(), b["gen_label"].max())) + 1
@@ -71,10 +85,8 @@ def target_scores(b: dict, column: str, t: int) -> np.ndarray:
     """Generated image t's attributions over X_v1 by `column`: GMValuator's Eq. 5 credits (zero outside its K
     matches, and for matches in X_v2), or D-TRAK's saved scores."""
     if column == "value":
-        tables, n = b["tables"], len(b["v1"])
-        scores, _ = values_from_credit(tables["indices"][t:t + 1], tables["credit"][t:t + 1], 2 * n)
-        return scores[:n]
-    return np.load(b["dir"] / f"attributions_{column}.npz")["attributions"][t, :len(b["v1"])]
+        return credit_over_x_v1(b["tables"], slice(t, t + 1), len(b["v1"]))
+    return b["saved"][column][t]
 
 
 def target_removals(res: Path, bases: dict) -> list[dict]:
@@ -82,19 +94,18 @@ def target_removals(res: Path, bases: dict) -> list[dict]:
     of them the target's attributions score above zero (the rest were ties at zero, taken in X_v1's order), and how
     many retrains of the same column removed the very same images (their models are one model, trained once); with
     the report's counterfactual.csv beside them, the target's shift percentile it measured."""
-    def column_target(job: Path) -> tuple[str, int]:
-        column, t = job.name.rsplit("_t", 1)
-        return column, int(t)
+    def column(job: Path) -> str:
+        return job.name.rsplit("_t", 1)[0]
 
     rows = []
-    for job in sorted(res.glob("retrains/target_*/*"), key=column_target):
-        b = bases[int(job.parent.name.split("_")[1])]
-        (column, t), dropped = column_target(job), np.sort(np.load(job / "split.npz")["dropped"])
+    for job in sorted(res.glob("retrains/target_*/*"), key=lambda p: (column(p), *seed_and_number(p, "_t"))):
+        (seed, t), column_name = seed_and_number(job, "_t"), column(job)
+        b, dropped = bases[seed], np.sort(np.load(job / "split.npz")["dropped"])
         removed = np.isin(b["v1"], dropped)
-        rows.append({"job": f"{job.parent.name}/{job.name}", "column": column, "target": t,
+        rows.append({"job": f"{job.parent.name}/{job.name}", "column": column_name, "target": t,
                      "target_class": int(b["gen_label"][t]), "dropped": " ".join(map(str, dropped)),
                      "dropped_classes": " ".join(map(str, b["label"][removed])),
-                     "dropped_scored_above_zero": int((target_scores(b, column, t)[removed] > 0).sum())})
+                     "dropped_scored_above_zero": int((target_scores(b, column_name, t)[removed] > 0).sum())})
     report = res / "counterfactual.csv"  # the report's reading of each retrain, where it has been written
     percentile = {}
     if report.is_file():
@@ -108,9 +119,7 @@ def target_removals(res: Path, bases: dict) -> list[dict]:
 
 def value_on_targets(b: dict, targets: int) -> np.ndarray:
     """GMValuator's value of each X_v1 image from the first `targets` generated images only (Eq. 6 on those rows)."""
-    t = b["tables"]
-    value, _ = values_from_credit(t["indices"][:targets], t["credit"][:targets], 2 * len(b["v1"]))
-    return value[:len(b["v1"])]
+    return credit_over_x_v1(b["tables"], slice(0, targets), len(b["v1"]))
 
 
 def write_rankings(res: Path, bases: dict, targets: int) -> None:
@@ -127,8 +136,8 @@ def dtrak_scope(res: Path, bases: dict, targets: int) -> list[dict]:
     out = []
     for seed, b in sorted(bases.items()):
         value = value_on_targets(b, targets)
-        for job in sorted(res.glob(f"retrains/ranked_{seed}/d_trak_top_r*"), key=lambda p: int(p.name.rsplit("_r")[1])):
-            r = int(job.name.rsplit("_r", 1)[1])
+        for job in sorted(res.glob(f"retrains/ranked_{seed}/d_trak_top_r*"), key=lambda p: seed_and_number(p, "_r")):
+            r = seed_and_number(job, "_r")[1]
             top = set(b["v1"][np.argsort(-value, kind="stable")[:r]].tolist())
             dtrak = np.load(job / "split.npz")["dropped"]
             out.append({"seed": seed, "r": r, "targets": targets, "gen_classes_of_targets":
@@ -148,7 +157,7 @@ def scope_comparison(res: Path, targets: int) -> list[dict]:
 
     by_r: dict[int, list] = {}
     for job in sorted(res.glob(f"scope/scope_*/value_targets{targets}_top_r*")):
-        seed, r = int(job.parent.name.split("_")[1]), int(job.name.rsplit("_r", 1)[1])
+        seed, r = seed_and_number(job, "_r")
         dtrak, rand = (shifts(res / f"retrains/{k}") for k in (f"ranked_{seed}/d_trak_top_r{r}",
                                                                 f"random_{seed}/random_r{r}"))
         by_r.setdefault(r, []).append((shifts(job)[:targets], dtrak[:targets], rand[:targets]))

@@ -91,7 +91,14 @@ collect() {  # the finished runs under WORK/retrains and WORK/scope, read and ke
       n=$((n + 1))
     done
   done
-  echo "kept $n runs in $res ($(find "$res/retrains" -name metrics.json | wc -l) of 121 retrains in all)"
+  echo "kept $n runs in $res ($(find "$res/retrains" -name metrics.json | wc -l) of $(jobs | grep -c '^retrains/')" \
+    "retrains in all)"
+}
+
+prepare() {  # the environment; WORK without an earlier run's claims (its unfinished jobs resume from checkpoints)
+  bash "$root/scripts/setup.sh"
+  mkdir -p "$work/logs"
+  rm -rf "$work/claims"
 }
 
 case "${1:-}" in
@@ -100,14 +107,10 @@ case "${1:-}" in
       if kept "$folder"; then printf 'kept\t%s\t%s\n' "$folder" "$overrides"; else printf 'todo\t%s\t%s\n' "$folder" "$overrides"; fi
     done ;;
   run)
-    bash "$root/scripts/setup.sh"
-    mkdir -p "$work/logs"
-    rm -rf "$work/claims"  # claims of an earlier run on this machine: its unfinished jobs resume from their checkpoints
+    prepare
     stream jobs & stream jobs & wait ;;
   scope)
-    bash "$root/scripts/setup.sh"
-    mkdir -p "$work/logs"
-    rm -rf "$work/claims"
+    prepare
     "$root/.venv/bin/python" "$root/scripts/counterfactual_by_class.py" --rankings
     stream scope_jobs & stream scope_jobs & wait
     collect ;;
