@@ -5,6 +5,7 @@ import csv
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -228,9 +229,18 @@ def test_subset_by_a_ranking_drops_its_top_or_bottom(tmp_path):
     top = subset_rows(parse_subset({"rule": "top", "r": 2, "ranking": str(tmp_path / "values.csv")}), split, v1)
     bottom = subset_rows(parse_subset({"rule": "bottom", "r": 2, "ranking": str(tmp_path / "values.csv")}), split, v1)
     assert list(top) == list(range(2, len(v1))) and list(bottom) == list(range(len(v1) - 2))
-    by_count = subset_rows(parse_subset({"rule": "top", "r": 1, "ranking": str(tmp_path / "values.csv"),
-                                         "column": "knn_count"}), split, v1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cut the ranking decides: no warning
+        subset_rows(parse_subset({"rule": "top", "r": 2, "ranking": str(tmp_path / "values.csv")}), split, v1)
+    n_twos = sum(i % 3 == 2 for i in range(len(v1)))
+    with pytest.warns(UserWarning, match=f"only 0 X_v1 image.s. score above 2 .* 1 are taken in X_v1's order from "
+                                         f"{n_twos} tied"):
+        by_count = subset_rows(parse_subset({"rule": "top", "r": 1, "ranking": str(tmp_path / "values.csv"),
+                                             "column": "knn_count"}), split, v1)
     assert 2 not in by_count and len(by_count) == len(v1) - 1  # the first row with count 2 (ties: X_v1 order)
+    with pytest.warns(UserWarning, match=f"only {n_twos} X_v1 image.s. score above 1 "):
+        subset_rows(parse_subset({"rule": "top", "r": n_twos + 1, "ranking": str(tmp_path / "values.csv"),
+                                  "column": "knn_count"}), split, v1)
     (tmp_path / "short.csv").write_text("\n".join(lines[:-3]) + "\n")
     with pytest.raises(GmvError, match="not this study's"):
         subset_rows(parse_subset({"rule": "top", "r": 1, "ranking": str(tmp_path / "short.csv")}), split, v1)

@@ -139,6 +139,7 @@ def test_the_counterfactual_report_of_a_sweep_of_retrains(tmp_path):
     assert rows["3"]["target"] == "3" and 0 <= float(rows["3"]["target_percentile"]) <= 1
     md = (tmp_path / "sweep" / "report" / "counterfactual.md").read_text()
     assert "vs random" in md and "Per target" in md and (tmp_path / "sweep" / "report" / "counterfactual.png").is_file()
+    assert not list((tmp_path / "sweep" / "report").glob("sweep_*.png"))  # no generic per-parameter figures of retrains
 
     # --lds joins an LDS report (its lds.csv) to this one: each method's LDS beside its removal effect and cost
     lds_dir = tmp_path / "lds"
@@ -252,3 +253,22 @@ def test_pooled_affected_auroc_reads_each_retrain_on_its_own_scale():
     # and with no signal (the affected targets in the middle of each retrain) it is 0.5
     mid = np.array([False, False, True, True, False, False])
     assert pooled_affected([small, large], [mid, mid])["affected_auroc"] == pytest.approx(0.5)
+
+
+def test_pooled_rows_compare_with_random_on_the_same_seed_by_hand():
+    from gmv.analysis.counterfactual_report import pooled_rows
+
+    def row(rule, seed, method="gmvaluator"):
+        return {"method": method, "rule": rule, "r": 2, "seed": seed, "target": None, "shift_mean": 0.0,
+                "near_copies_before": 1, "near_copies_after": 0, "removed_nn_before": 1.0, "removed_nn_after": 2.0}
+
+    rows = [row("top", 0), row("random", 0, "random"), row("top", 1), row("random", 1, "random")]
+    shifts = [np.array([3.0, 5.0]), np.array([1.0, 2.0]), np.array([4.0, 4.0]), np.array([3.0, 1.0])]
+    top, random = pooled_rows(rows, shifts)
+    d = np.array([2.0, 3.0, 1.0, 3.0])  # each top shift minus the random one of its own seed
+    assert top["vs_random_diff"] == pytest.approx(2.25)
+    assert top["vs_random_dz"] == pytest.approx(2.25 / np.std(d, ddof=1))  # 2.25 / 0.9574
+    assert top["vs_random_ci_low"] <= 2.25 <= top["vs_random_ci_high"]
+    assert top["vs_random_p"] == pytest.approx(0.0625)  # Wilcoxon, all four positive: 1 / 2^4
+    assert top["near_copies_before"] == 2 and top["removed_nn_after"] == 2.0
+    assert random["method"] == "random" and "vs_random_dz" not in random

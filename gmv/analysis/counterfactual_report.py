@@ -9,7 +9,8 @@ so x̂_j and x̂'_j are paired. Every job is read in the base run's embedding (g
     vs random        the per-target shift minus that of the random removal of the same r on the same seed: does
                      removing what a method ranks highest move the outputs more than removing as many at random?
                      Pooled over seeds: mean difference with a 95% bootstrap CI (scipy.stats.bootstrap), one-sided
-                     p (Wilcoxon signed-rank, greater), Holm-adjusted over every (method, rule, r)
+                     p (Wilcoxon signed-rank, greater), Holm-adjusted over every (method, rule, r); Cohen's d_z
+                     (mean paired difference over its standard deviation) as the standardised effect
     affected         targets whose top-1 attributed image (by the removal's own method; random: the main method)
                      was removed against the rest: AUROC of their shifts and the difference's CI per retrain;
                      pooled over seeds on each retrain's within-retrain shift percentiles, AUROC with a bootstrap CI
@@ -88,7 +89,9 @@ def pooled_rows(rows: list[dict], shifts: list[np.ndarray], affected: list[np.nd
             d = np.concatenate(paired)
             mean, lo, hi = bootstrap_mean_ci(d)
             p = float(wilcoxon(d, alternative="greater").pvalue) if np.any(d != 0) else 1.0
-            row.update({"vs_random_diff": mean, "vs_random_ci_low": lo, "vs_random_ci_high": hi, "vs_random_p": p})
+            sd = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
+            row.update({"vs_random_diff": mean, "vs_random_ci_low": lo, "vs_random_ci_high": hi, "vs_random_p": p,
+                        "vs_random_dz": mean / sd if sd > 0 else float("nan")})
         out.append(row)
     tested = [i for i, r in enumerate(out) if "vs_random_p" in r]
     for i, q in zip(tested, holm([out[i]["vs_random_p"] for i in tested]) if tested else []):
@@ -213,18 +216,18 @@ def _markdown(by_seed: dict, n_rows: int, pooled: list[dict], targets: list[dict
              f"Bases: {', '.join(f'seed {s}: `{os.path.relpath(b.dir, out)}`' for s, b in sorted(by_seed.items()))}; "
              f"{n_rows} retrains. "
              "Shift = distance between x̂_j and its paired x̂'_j in the base embedding; vs random = per-target shift "
-             "minus that of the random removal of the same r and seed (pooled over seeds, bootstrap CI, one-sided "
-             "Wilcoxon p, Holm over rows); near-copies of the removed images in X̂ → X̂'.", ""]
+             "minus that of the random removal of the same r and seed (pooled over seeds, bootstrap CI, Cohen's d_z, "
+             "one-sided Wilcoxon p, Holm over rows); near-copies of the removed images in X̂ → X̂'.", ""]
     lines.append(markdown_table(
-        ["method", "rule", "r", "seeds", "mean shift", "vs random [95% CI]", "p (Holm)", "affected AUROC [95% CI]",
+        ["method", "rule", "r", "seeds", "mean shift", "vs random [95% CI]", "d_z", "p (Holm)", "affected AUROC [95% CI]",
          "removed NN X̂ → X̂'", "near-copies X̂ → X̂'", "scores' seconds (own + shared)"],
         [[p["method"], p["rule"], str(p["r"]), str(p["seeds"]), _f(p["shift_mean"]),
-          ci_cell(p, "vs_random_diff", "vs_random_ci_low", "vs_random_ci_high"),
+          ci_cell(p, "vs_random_diff", "vs_random_ci_low", "vs_random_ci_high"), _f(p.get("vs_random_dz"), ".2f"),
           f"{_f(p.get('vs_random_p'), '.2g')} ({_f(p.get('vs_random_p_holm'), '.2g')})", ci_cell(p, "affected_auroc"),
           f"{_f(p['removed_nn_before'])} → {_f(p['removed_nn_after'])}",
           f"{p['near_copies_before']} → {p['near_copies_after']}", cost_cells(costs, p["method"])[0]]
          for p in pooled],
-        [False, False, True, True, True, True, True, True, True, True, True]))
+        [False, False, True, True, True, True, True, True, True, True, True, True]))
     if targets:
         lines += ["", "## Per target (remove the top r images attributed to one generated image)", "",
                   markdown_table(["method", "r", "targets", "target's shift percentile [95% CI]", "in top 10%"],

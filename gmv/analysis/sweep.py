@@ -60,6 +60,19 @@ def _generator_files(finished: list[Job], params: list[str], out: Path) -> dict[
     return written
 
 
+def _is_retrain(job) -> bool:
+    return bool(job.metrics.get("n_removed")) or job.metrics.get("control") == "model_output"
+
+
+def _parameter_figures(finished: list, params: list[str], out: Path) -> list[Path]:
+    """One figure per swept parameter — not for a sweep of retrains, whose own reports (LDS, counterfactual) draw
+    what they measure: there each subset or ranking is its own setting and the generic figures say little."""
+    if finished and all(_is_retrain(j) for j in finished):
+        return []
+    return [sweep_figure(finished, param, params, out / figure_name(param)) for param in params
+            if len({j.overrides.get(param) for j in finished}) > 1]  # a parameter only failed jobs vary says nothing
+
+
 def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
                        metrics: list[str] | None = None, base: str | Path | None = None,
                        lds: str | Path | None = None) -> dict[str, Path]:
@@ -86,8 +99,7 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     jobs = sort_jobs(jobs, params)
     finished = [j for j in jobs if not j.failed]
 
-    figures = [sweep_figure(finished, param, params, out / figure_name(param)) for param in params
-               if len({j.overrides.get(param) for j in finished}) > 1]  # a parameter only failed jobs vary says nothing
+    figures = _parameter_figures(finished, params, out)
     seed_files, sections = _seed_tables(jobs, params, metrics, out)
     csv_path, md_path = write_report_tables(jobs, params, columns, sweep_dir, out, figures,
                                             notes=[seeds.holm_sentence(*holm_counts)], sections=sections)
@@ -106,7 +118,7 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         from gmv.analysis.lds_report import write_lds_report
 
         written.update(write_lds_report(retrains, base, out))
-    removals = [j for j in finished if j.metrics.get("n_removed") and j.metrics.get("control") != "model_output"]
+    removals = [j for j in finished if _is_retrain(j) and j.metrics.get("control") != "model_output"]
     if removals:
         if base is None:
             raise GmvError("these jobs are retrains without some X_v1 images: give the base run(s) they were "

@@ -5,6 +5,7 @@ ranking values.csv column, or of one generated image's attributions in a finishe
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -109,6 +110,20 @@ def _target_scores(subset: Subset, split: Split) -> np.ndarray:
     return a[subset.target]
 
 
+def _warn_on_tie_at_cut(ranked: np.ndarray, subset: Subset) -> None:
+    """Warn when the r-th score ties the (r+1)-th: which of the tied images go is then X_v1's order, not the ranking."""
+    cut = ranked[subset.r - 1]
+    if ranked[subset.r] != cut:
+        return
+    beyond = int(np.sum(ranked > cut) if subset.rule == "top" else np.sum(ranked < cut))
+    tied = int(np.sum(ranked == cut))
+    what = f"generated image {subset.target}'s attributions" if subset.target is not None else "the ranking"
+    warnings.warn(f"data.subset {subset.rule} {subset.r}: only {beyond} X_v1 image(s) score "
+                  f"{'above' if subset.rule == 'top' else 'below'} {cut:.4g} in {what} ({subset.column}); "
+                  f"the other {subset.r - beyond} are taken in X_v1's order from {tied} tied at that score"
+                  + (f"; r ≤ {beyond} gives a cut the ranking decides" if beyond else ""), stacklevel=3)
+
+
 def subset_rows(subset: Subset, split: Split, v1: ImageSet) -> np.ndarray:
     """Positions in X_v1 (as the split made it) that the subset keeps, in order."""
     n = len(split.v1)
@@ -130,6 +145,7 @@ def subset_rows(subset: Subset, split: Split, v1: ImageSet) -> np.ndarray:
                       else _ranking_scores(subset.ranking, subset.column, split, v1))
             order = np.argsort(-scores if subset.rule == "top" else scores, kind="stable")
             dropped = order[:subset.r]
+            _warn_on_tie_at_cut(scores[order], subset)
         keep = np.ones(n, bool)
         keep[dropped] = False
     if not keep.any():
