@@ -9,7 +9,9 @@ distribution are). Read from what results/ already holds:
 * every probe of the committed explorations (results/exploration/*/exploration.csv) and every committed
   training trajectory (results/**/trajectory.csv);
 * every committed study whose metrics.json has both FDs (results/**/metrics.json), one row per distinct
-  generator state (a sweep that values one generator many ways counts once, with its first run).
+  generator state (a sweep that values one generator many ways counts once, with its first run); the
+  counterfactual retrains (trained without some X_v1 images: `n_removed` in metrics.json) are left out — 121
+  near-copies of one digits study would outweigh every protocol.
 
 Writes relation.csv (every point, with its source), relation.md / relation.json (the points binned by
 FD / floor: how many, median and largest AUROC, share with p < 0.01) and relation.png (AUROC against
@@ -28,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from gmv.pipeline.summary import FD_FLOOR_BINS
+from gmv.pipeline.summary import FD_FLOOR_BINS, MIN_FAMILY_POINTS
 
 FAMILIES = ("cfg_diffusion", "stylegan2", "biggan")
 
@@ -71,8 +73,8 @@ def study_rows(results: Path) -> list[dict]:
     for path in sorted(results.glob("**/metrics.json")):
         m = json.loads(path.read_text())
         fd, floor = m.get("fd_embedding"), m.get("fd_embedding_v2_vs_v1")
-        if not fd or not floor or m.get("auroc") is None:
-            continue
+        if not fd or not floor or m.get("auroc") is None or m.get("n_removed"):
+            continue  # a retrain without some X_v1 images (counterfactual studies) is not a study of a protocol
         key = (round(fd, 9), round(floor, 9))  # one generator state (its samples) counts once
         if key in seen:
             continue
@@ -130,6 +132,20 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def bin_rows(bins: list[dict]) -> list[str]:
+    """One markdown row per bin."""
+    lines = []
+    for b in bins:
+        hi = "∞" if b["fd_floor_high"] == float("inf") else f"{b['fd_floor_high']:g}"
+        if not b["n"]:
+            lines.append(f"| {b['fd_floor_low']:g} – {hi} | 0 | 0 | | | | | |")
+            continue
+        lines.append(f"| {b['fd_floor_low']:g} – {hi} | {b['n']} | {b['n_studies']} | {b['median_auroc']:.3f} | "
+                     f"{b['max_auroc']:.3f} | {b['share_p_below_0_01']:.0%} | {b['share_auroc_at_least_0_8']:.0%} | "
+                     f"{', '.join(b['families'])} |")
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "results" / "fd_floor")
@@ -142,8 +158,11 @@ def main(argv=None) -> int:
         w.writeheader()
         w.writerows(rows)
     bins = binned(rows)
+    by_family = {f: binned([r for r in rows if r["family"] == f]) for f in FAMILIES
+                 if any(r["family"] == f for r in rows)}
     (a.out / "relation.json").write_text(json.dumps({"command": "python scripts/fd_floor_relation.py",
-                                                     "n_points": len(rows), "bins": bins}, indent=2) + "\n")
+                                                     "n_points": len(rows), "bins": bins, "by_family": by_family},
+                                                    indent=2) + "\n")
     lines = ["# FD / floor and the membership signal, across every committed run", "",
              f"`python scripts/fd_floor_relation.py` — {len(rows)} points: "
              f"{sum(r['kind'] == 'probe' for r in rows)} training-trajectory and exploration probes, "
@@ -153,14 +172,13 @@ def main(argv=None) -> int:
              "measured, not a calibrated law.", "",
              "| FD / floor | points | of them studies | median AUROC | largest AUROC | share p < 0.01 | share AUROC ≥ 0.8 | generators |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for b in bins:
-        hi = "∞" if b["fd_floor_high"] == float("inf") else f"{b['fd_floor_high']:g}"
-        if not b["n"]:
-            lines.append(f"| {b['fd_floor_low']:g} – {hi} | 0 | 0 | | | | | |")
-            continue
-        lines.append(f"| {b['fd_floor_low']:g} – {hi} | {b['n']} | {b['n_studies']} | {b['median_auroc']:.3f} | "
-                     f"{b['max_auroc']:.3f} | {b['share_p_below_0_01']:.0%} | {b['share_auroc_at_least_0_8']:.0%} | "
-                     f"{', '.join(b['families'])} |")
+    lines += bin_rows(bins)
+    lines += ["", "Per generator family (the console quotes a family's own row where it has at least "
+              f"{MIN_FAMILY_POINTS} points in the bin, the pooled row otherwise):", "",
+              "| family | FD / floor | points | of them studies | median AUROC | largest AUROC | share p < 0.01 | "
+              "share AUROC ≥ 0.8 | generators |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for family, fam_bins in by_family.items():
+        lines += [f"| {family} {row}" for row in bin_rows(fam_bins)]
     (a.out / "relation.md").write_text("\n".join(lines) + "\n")
     plot(rows, a.out / "relation.png")
     print("\n".join(lines))

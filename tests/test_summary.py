@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gmv.analysis.report import summary
-from gmv.pipeline.summary import FD_FLOOR_BINS, FD_FLOOR_READING, fd_floor_line
+from gmv.pipeline.summary import (FD_FLOOR_BINS, FD_FLOOR_READING, FD_FLOOR_READING_BY_FAMILY, MIN_FAMILY_POINTS,
+                                  fd_floor_line)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -21,6 +22,35 @@ def test_the_reading_quotes_the_committed_relation():
         assert b["n"] == n
         assert b["share_p_below_0_01"] == pytest.approx(share, abs=0.005)
         assert b["median_auroc"] == pytest.approx(median, abs=0.0005)
+
+
+def test_the_family_readings_quote_the_committed_relation():
+    by_family = json.loads((RESULTS / "fd_floor" / "relation.json").read_text())["by_family"]
+    assert sorted(FD_FLOOR_READING_BY_FAMILY) == sorted(by_family)
+    for family, bins in by_family.items():
+        for b, reading in zip(bins, FD_FLOOR_READING_BY_FAMILY[family], strict=True):
+            if not b["n"]:
+                assert reading is None
+                continue
+            n, share, median = reading
+            assert b["n"] == n
+            assert b["share_p_below_0_01"] == pytest.approx(share, abs=0.005)
+            assert b["median_auroc"] == pytest.approx(median, abs=0.0005)
+
+
+def test_a_family_with_enough_points_is_read_against_its_own_runs():
+    ratio_of_bin = [1.0, 2.0, 3.0, 9.0]
+    checked = 0
+    for family, readings in FD_FLOOR_READING_BY_FAMILY.items():
+        for i, reading in enumerate(readings):
+            line = fd_floor_line(q(ratio_of_bin[i]), family)
+            if reading is not None and reading[0] >= MIN_FAMILY_POINTS:
+                assert f"of {reading[0]} committed {family} runs and probes" in line
+                checked += 1
+            else:  # too few of the family's own points here: the pooled reading
+                assert f"of {FD_FLOOR_READING[i][0]} committed runs and probes" in line
+    assert checked >= 2  # at least two (family, bin) cells are read on their own
+    assert fd_floor_line(q(1.0), "no_such_family") == fd_floor_line(q(1.0))
 
 
 def q(fd, floor=1.0):

@@ -12,26 +12,42 @@ RULE = "─" * 100
 FD_FLOOR_BINS = (1.5, 2.5, 4.0)
 #: what that file measured in each bin, every committed probe and study: (points, share with p < 0.01,
 #: median AUROC). tests/test_summary.py checks these against results/fd_floor/relation.json.
-FD_FLOOR_READING = ((72, 0.94, 0.838), (31, 0.61, 0.632), (23, 0.04, 0.507), (49, 0.0, 0.496))
+FD_FLOOR_READING = ((89, 0.82, 0.811), (32, 0.59, 0.631), (24, 0.04, 0.506), (49, 0.0, 0.496))
+#: the same per generator family (relation.json's by_family; None: no point in that bin). A family's own row is
+#: quoted where it has at least MIN_FAMILY_POINTS points in the bin, the pooled row otherwise.
+FD_FLOOR_READING_BY_FAMILY: dict[str, tuple] = {
+    "cfg_diffusion": ((52, 0.96, 0.87), (5, 0.4, 0.683), (3, 0.0, 0.619), (5, 0.0, 0.547)),
+    "stylegan2": (None, (6, 0.83, 0.63), (3, 0.0, 0.402), (13, 0.0, 0.508)),
+    "biggan": ((37, 0.62, 0.656), (21, 0.57, 0.626), (18, 0.06, 0.506), (31, 0.0, 0.486)),
+}
+MIN_FAMILY_POINTS = 10
 
 
-def fd_floor_line(q: dict[str, Any]) -> str | None:
+def _reading(i: int, family: str | None) -> tuple[tuple[int, float, float], str]:
+    own = FD_FLOOR_READING_BY_FAMILY.get(family or "")
+    if own and own[i] and own[i][0] >= MIN_FAMILY_POINTS:
+        return own[i], f"{family} "
+    return FD_FLOOR_READING[i], ""
+
+
+def fd_floor_line(q: dict[str, Any], family: str | None = None) -> str | None:
     """FD / floor of a study's samples and one sentence on how to read it beside RA2, from the relation
-    measured across every committed run (results/fd_floor/relation.md). None without a floor."""
+    measured across every committed run (results/fd_floor/relation.md) — of the study's generator `family`
+    (metrics.json's "generator") where that family has enough points at this FD / floor. None without a floor."""
     floor = q.get("fd_embedding_v2_vs_v1")
     if not floor or q.get("fd_embedding") is None:
         return None
     ratio = q["fd_embedding"] / floor
     i = bisect.bisect_right(FD_FLOOR_BINS, ratio)
-    n, share, median = FD_FLOOR_READING[i]
+    (n, share, median), whose = _reading(i, family)
     where = (f"below {FD_FLOOR_BINS[0]:g}" if i == 0 else f"above {FD_FLOOR_BINS[-1]:g}" if i == len(FD_FLOOR_BINS)
              else f"{FD_FLOOR_BINS[i - 1]:g}–{FD_FLOOR_BINS[i]:g}")
     line = (f"FD / floor {ratio:.2f} (X̂'s FD to X_v1 over held-out X_v2's; 1 = as close as fresh images): of {n} "
-            f"committed runs and probes at FD / floor {where}, {f'{share:.0%}' if share else 'none'} reached p < 0.01 "
-            f"(median AUROC {median:.2f})")
-    if i == 0:
+            f"committed {whose}runs and probes at FD / floor {where}, {f'{share:.0%}' if share else 'none'} reached "
+            f"p < 0.01 (median AUROC {median:.2f})")
+    if share >= 0.8:
         return line + "; at this level a missing signal is the exception, not the rule"
-    if share < 0.1:
+    if share < 0.1 and i >= 2:
         return line + ("; the samples are far from the training images, so no signal says more about the "
                        "generator than about the valuation")
     return line
@@ -60,7 +76,8 @@ def closing_summary(study, clock) -> str:
 
     lines = ["", RULE, study.label]
     if study.quality is not None:
-        lines.append(summary(study.metrics, study.label, after_ra2=fd_floor_line(study.quality)))
+        lines.append(summary(study.metrics, study.label,
+                             after_ra2=fd_floor_line(study.quality, study.metrics.get("generator"))))
         lines.append(quality_line(study.quality))
     elif study.cfg.get("control"):
         from gmv.pipeline.controls import REPORTS
