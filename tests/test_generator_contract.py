@@ -122,6 +122,19 @@ def test_resume_is_bit_identical(trained, tmp_path):
     assert same_state(resumed.state_dict(), module.state_dict())
 
 
+def test_a_longer_run_continues_a_finished_shorter_one(trained, tmp_path):
+    """No schedule may depend on the training length: a run stopped at 2 iterations, continued to 4 from its
+    last checkpoint, ends where a 4-iteration run ends (what the train stage's continuation relies on)."""
+    spec, module, _, _ = trained
+    fit(build(spec), tmp_path / "short", iterations=2)
+    (tmp_path / "long" / "checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "short" / "checkpoints" / "last.ckpt", tmp_path / "long" / "checkpoints" / "last.ckpt")
+    longer = build(spec, seed=123)
+    result, _ = fit(longer, tmp_path / "long")
+    assert result["start_iteration"] == 2 and longer.iteration == ITERS
+    assert same_state(longer.state_dict(), module.state_dict())
+
+
 def test_unconditional(tmp_path):
     for spec in SPECS:
         module = build(spec, n_classes=1)

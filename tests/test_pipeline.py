@@ -97,6 +97,29 @@ def test_changed_split_retrains(tmp_path):
     assert len(list((cache / "train").iterdir())) == 2
 
 
+def test_a_longer_run_continues_the_finished_shorter_one(tmp_path, capfd):
+    """Only train.max_iterations changed: the longer run trains just the iterations it adds, from the shorter
+    entry's last checkpoint, and ends where a cold run of that length ends; a shorter run trains from the start."""
+    cache = tmp_path / "cache"
+
+    def train_info(run):
+        key = json.loads((tmp_path / run / "stages.json").read_text())["train"]["key"]
+        return key, json.loads((cache / "train" / key / "done.json").read_text())["info"]
+
+    run_study(cfg_of(*TINY, "train.max_iterations=2", f"cache_dir={cache}"), tmp_path / "short")
+    run_study(cfg_of(*TINY, f"cache_dir={cache}"), tmp_path / "long")  # 3 iterations
+    assert "continuing train" in capfd.readouterr().err
+    short_key, short = train_info("short")
+    _, long = train_info("long")
+    assert long["continued_from"] == {"key": short_key, "iterations": 2} and long["iterations"] == 3
+    assert short["continued_from"] is None and long["lineage"] == short["lineage"]
+    run_study(cfg_of(*TINY, f"cache_dir={tmp_path / 'cold'}"), tmp_path / "cold")
+    samples = [np.load(tmp_path / run / "samples.npz")["images"] for run in ("long", "cold")]
+    assert np.array_equal(*samples)  # bit-identical to training 3 iterations from the start
+    run_study(cfg_of(*TINY, "train.max_iterations=1", f"cache_dir={cache}"), tmp_path / "shorter")
+    assert train_info("shorter")[1]["continued_from"] is None
+
+
 def test_sampling_only_settings_do_not_retrain(tmp_path):
     cache = tmp_path / "cache"
     tiny = [*TINY, "generator=cfg_diffusion", "generator.sampling_steps=2", f"cache_dir={cache}"]

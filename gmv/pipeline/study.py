@@ -150,7 +150,8 @@ def _prepare(s: Study, _) -> None:
 def _train(s: Study, entry: CacheEntry) -> dict:
     with train_stage.trajectory(s.cfg, s.module, s.datamodule, s.v1, s.v2, s.embedder, s.run_dir):
         s.trained = train_stage.train(s.module, s.datamodule, s.cfg.train, stages.plain(s.cfg.trainer), entry,
-                                   seed=int(s.cfg.seed), logger=_lightning_loggers(s.tracker, entry.folder))
+                                   seed=int(s.cfg.seed), logger=_lightning_loggers(s.tracker, entry.folder),
+                                   lineage=train_stage.lineage_key(s.v1, s.module, s.cfg.train, s.cfg.seed))
     return {k: s.trained[k] for k in train_stage.RECORDED}
 
 

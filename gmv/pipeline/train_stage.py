@@ -6,6 +6,12 @@ checksum of every checkpoint). The key digests X_v1's pixels and labels, the gen
 its *effective* training settings (the preset with the overrides applied, so editing a preset retrains),
 the training length and the seed. Sampling-only settings, which each generator declares, are left out.
 
+Continuing. No generator schedules on the training length (the generator contract; tested per generator), so
+a fresh entry whose settings match a finished, intact entry's in everything but `train.max_iterations` (same
+*lineage*, recorded in done.json) and which trains longer starts from that entry's last checkpoint: running
+the same study with more iterations trains only the iterations it adds, and ends bit-identical to a run
+trained that long from the start.
+
 Healing. A killed run left an unfinished entry: the harness resumes from `last.ckpt` (bit-identical to
 an uninterrupted run). A damaged entry — a finished one whose checkpoint fails its checksum, or an
 unfinished one whose `last.ckpt` cannot be read — is reported in one line and resumed from the newest
@@ -23,7 +29,7 @@ from gmv.code_fingerprint import code_digest
 from gmv.data.imageset import ImageSet
 from gmv.io import link_or_copy
 
-RECORDED = ("iterations", "train_seconds", "images_per_s", "world_size")
+RECORDED = ("iterations", "train_seconds", "images_per_s", "world_size", "lineage", "continued_from")
 
 
 def train_key(v1: ImageSet, module, train_cfg: Mapping[str, Any], seed: int) -> str:
@@ -34,6 +40,32 @@ def train_key(v1: ImageSet, module, train_cfg: Mapping[str, Any], seed: int) -> 
     code = code_digest(type(module).__module__, "gmv.training.train", "gmv.training.datamodule")
     return key_of("train", array_digest(v1.images, v1.labels), target, shape, settings,
                   {k: train_cfg[k] for k in ("max_iterations", "conditional", "hflip")}, int(seed), code)
+
+
+def lineage_key(v1: ImageSet, module, train_cfg: Mapping[str, Any], seed: int) -> str:
+    """train_key without the training length: runs that differ only in train.max_iterations share it."""
+    return train_key(v1, module, {**train_cfg, "max_iterations": None}, seed)
+
+
+def continue_shorter_run(entry: CacheEntry, lineage: str, max_iterations: int) -> dict[str, Any] | None:
+    """Give a fresh entry the last checkpoint of the longest finished, intact entry of the same lineage that
+    trained fewer than `max_iterations`; {"key", "iterations"} of that entry, or None (nothing to continue)."""
+    folder = entry.folder / "checkpoints"
+    if folder.is_dir() and any(folder.glob("*.ckpt")):
+        return None  # an unfinished run of its own: resume that
+    shorter = []
+    for done in entry.folder.parent.glob("*/done.json"):
+        other = CacheEntry(entry.root, entry.stage, done.parent.name)
+        info = other.info()
+        if other.key != entry.key and info.get("lineage") == lineage and info.get("iterations", 0) < max_iterations:
+            shorter.append((int(info["iterations"]), other))
+    for iterations, other in sorted(shorter, key=lambda t: -t[0]):
+        if other.check() is None:
+            link_or_copy(other.folder / "checkpoints" / "last.ckpt", folder / "last.ckpt")
+            say(f"{entry.name}: continuing {other.name}'s {iterations} iterations (same settings, a shorter run) "
+                f"to {max_iterations}")
+            return {"key": other.key, "iterations": iterations}
+    return None
 
 
 def _readable(path: Path) -> bool:
@@ -69,16 +101,18 @@ def prepare_resume(entry: CacheEntry) -> None:
 
 
 def train(module, datamodule, train_cfg: Mapping[str, Any], trainer_cfg: Mapping[str, Any] | None,
-          entry: CacheEntry, seed: int, logger=None) -> dict[str, Any]:
-    """Train (or resume) into the entry; returns the harness's result plus `train_seconds` (this run's)."""
+          entry: CacheEntry, seed: int, logger=None, lineage: str | None = None) -> dict[str, Any]:
+    """Train (or resume, or continue a shorter run of the same `lineage`) into the entry; returns the harness's
+    result plus `train_seconds` (this run's), `lineage` and `continued_from`."""
     from gmv.training.train import train_generator
 
+    continued = continue_shorter_run(entry, lineage, int(train_cfg["max_iterations"])) if lineage else None
     prepare_resume(entry)
     result = train_generator(module, datamodule, int(train_cfg["max_iterations"]), entry.folder,
                              trainer_cfg=trainer_cfg, logger=logger,
                              checkpoint_every=int(train_cfg["checkpoint_every"]),
                              sample_every=int(train_cfg["sample_every"]), seed=seed)
-    result["train_seconds"] = round(result["wall_time_s"], 3)
+    result.update(train_seconds=round(result["wall_time_s"], 3), lineage=lineage, continued_from=continued)
     return result
 
 
