@@ -38,12 +38,16 @@ def configuration(run: Path) -> str:
     return " ".join(o for o in overrides if not o.startswith(IGNORED))
 
 
-def rows_of(run: Path) -> list[dict]:
+def rows_of(run: Path, continued_from: int = 0) -> list[dict]:
     """A run stopped before it finished has no metrics.json: its rows carry no training time, and n_v1
-    comes from its split.npz."""
+    comes from its split.npz. A run that continued a shorter run's first iterations (metrics.json's
+    train_continued_from, or `continued_from`) timed only the rest: its rows start after them, their time counted
+    from there (the shorter run's probes are that run's rows)."""
+    start = 0
     if (run / "metrics.json").is_file():
         metrics = json.loads((run / "metrics.json").read_text())
-        per_iteration = float(metrics["train_seconds"]) / float(metrics["train_iterations"])
+        start = int(metrics.get("train_continued_from") or continued_from)
+        per_iteration = float(metrics["train_seconds"]) / (float(metrics["train_iterations"]) - start)
     else:
         import numpy as np
 
@@ -52,9 +56,10 @@ def rows_of(run: Path) -> list[dict]:
     probed = read_trajectory(run / "trajectory.csv")  # gmv's own reader (numbers parsed, the file checked)
     name = configuration(run)
     return [{"configuration": name, "n_v1": metrics["n_v1"], "iteration": r["iteration"],
-             "train_seconds_to_here": None if per_iteration is None else round(per_iteration * r["iteration"]),
+             "train_seconds_to_here": (None if per_iteration is None
+                                       else round(per_iteration * (r["iteration"] - start))),
              **{k: float(r[k]) for k in ("t_statistic", "p_value", "auroc", "cohens_d", "fd_ratio", "tau_used")},
-             "m": int(r["m"]), "k": int(r["k"])} for r in probed]
+             "m": int(r["m"]), "k": int(r["k"])} for r in probed if r["iteration"] > start]
 
 
 def kept_rows(path: Path) -> list[dict]:
@@ -75,15 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, help="an earlier exploration.csv whose rows come first")
     p.add_argument("--title", default="Exploration")
     p.add_argument("--note", default="", help="a paragraph placed under the title (what was explored and why)")
+    p.add_argument("--continued-from", type=int, default=0,
+                   help="the runs continued a shorter run's first N iterations (for runs whose metrics.json predates "
+                        "train_continued_from)")
     a = p.parse_args(argv)
-    rows = (kept_rows(a.keep) if a.keep else []) + [r for run in a.runs for r in rows_of(run)]
+    rows = (kept_rows(a.keep) if a.keep else []) + [r for run in a.runs for r in rows_of(run, a.continued_from)]
     a.out.mkdir(parents=True, exist_ok=True)
     for run in a.runs:
         for src, suffix in ((run / "trajectory.png", ".png"), (run / "config.yaml", ".yaml")):
             if src.is_file():
                 shutil.copyfile(src, a.out / f"{run.name}{suffix}")
     write_csv(a.out / "exploration.csv", COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
-    header = ["configuration", "n_v1", "iteration", "≈ train s (run total × iteration / total)", "t", "p", "AUROC", "Cohen's d", "FD / floor"]
+    header = ["configuration", "n_v1", "iteration",
+              "≈ train s (run total × iteration / total; a continued run's from where it continued)", "t", "p", "AUROC",
+              "Cohen's d", "FD / floor"]
     body = [[f"`{r['configuration']}`", str(r["n_v1"]), str(r["iteration"]),
              "–" if r["train_seconds_to_here"] is None else str(r["train_seconds_to_here"]),
              f"{r['t_statistic']:.2f}", f"{r['p_value']:.2g}", f"{r['auroc']:.3f}", f"{r['cohens_d']:.2f}",

@@ -62,3 +62,20 @@ def test_kept_rows_come_first_unchanged(tmp_path):
     before = (first / "exploration.csv").read_text().splitlines()
     after = (out / "exploration.csv").read_text().splitlines()
     assert after[:3] == before and len(after) == 4 and after[3].startswith("seed=100 train.max_iterations=6000,100,6000,")
+
+
+def test_a_continued_run_lists_its_own_probes_timed_from_where_it_continued(tmp_path):
+    """A run that continued a shorter run's first 1,000 iterations timed only the 2,000 it added (300 s): its probe
+    at 1,000 is the shorter run's and is left out; 2,000 and 3,000 are at 150 s and 300 s."""
+    run = fake_run(tmp_path / "long", ["seed=100"], [(1000, 1.0, 0.1), (2000, 2.0, 0.01), (3000, 3.0, 1e-3)])
+    script = [sys.executable, str(ROOT / "scripts" / "exploration_table.py")]
+    for extra, folder in (([], "from_metrics"), (["--continued-from", "1000"], "from_the_option")):
+        metrics = {"train_seconds": 300.0, "train_iterations": 3000, "n_v1": 100}
+        if not extra:
+            metrics["train_continued_from"] = 1000
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        r = subprocess.run([*script, str(run), "--out", str(tmp_path / folder), *extra], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        lines = (tmp_path / folder / "exploration.csv").read_text().splitlines()[1:]
+        assert [line.split(",")[2:4] for line in lines] == [["2000", "150"], ["3000", "300"]]

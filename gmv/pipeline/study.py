@@ -241,6 +241,7 @@ def _study_facts(s: Study) -> dict[str, Any]:
             "generator_preset": settings.get("preset"),
             "generator_parameters": int(s.module.parameter_counts()["total"]),  # trainable, without EMA copies
             "train_iterations": t["iterations"], "train_seconds": t["train_seconds"],
+            "train_continued_from": (t.get("continued_from") or {}).get("iterations"),
             "train_images_per_s": t.get("images_per_s"), **s.quality, **training_set.edit_counts(s)}
 
 

@@ -122,7 +122,8 @@ def reuse(module, datamodule, train_cfg: Mapping[str, Any], entry: CacheEntry, s
 
     result = train_generator(module, datamodule, int(train_cfg["max_iterations"]), entry.folder, seed=seed)
     info = entry.info()
-    result.update(train_seconds=info.get("train_seconds"), images_per_s=info.get("images_per_s"))
+    result.update(train_seconds=info.get("train_seconds"), images_per_s=info.get("images_per_s"),
+                  continued_from=info.get("continued_from"))
     return result
 
 
