@@ -118,7 +118,7 @@ def write_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         from gmv.analysis.lds_report import write_lds_report
 
         written.update(write_lds_report(retrains, base, out))
-    removals = [j for j in finished if _is_retrain(j) and j.metrics.get("control") != "model_output"]
+    removals = [j for j in finished if j.metrics.get("n_removed") and j.metrics.get("control") != "model_output"]
     if removals:
         if base is None:
             raise GmvError("these jobs are retrains without some X_v1 images: give the base run(s) they were "

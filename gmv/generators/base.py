@@ -33,8 +33,9 @@ The base provides
 - `iteration`: *generator* iterations (one G update, or one denoiser update), saved in checkpoints; what
   `max_iterations` in the training harness refers to. Do not use `trainer.global_step` for schedules:
   with manual optimisation it counts every optimiser step. No schedule may depend on the training length
-  either: a longer run continues a finished shorter one from its checkpoint (gmv/pipeline/train_stage.py). Finish each iteration's state changes (EMA,
-  counter) inside `training_step`/`optimizer_step`: the harness checkpoints right after them.
+  either: a longer run continues a finished shorter one from its checkpoint (gmv/pipeline/train_stage.py).
+  Finish each iteration's state changes (EMA, counter) inside `training_step`/`optimizer_step`: the harness
+  checkpoints right after them.
 - `hydra_schema`: the typed Hydra structured config of the class (built from its settings dataclass;
   `gmv.generators.register_configs` stores it as a `generator=<name>` option).
 
