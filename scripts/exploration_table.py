@@ -43,7 +43,7 @@ def rows_of(run: Path, continued_from: int = 0) -> list[dict]:
     comes from its split.npz. A run that continued a shorter run's first iterations (metrics.json's
     train_continued_from, or `continued_from`) timed only the rest: its rows start after them, their time counted
     from there (the shorter run's probes are that run's rows)."""
-    start = 0
+    start = continued_from
     if (run / "metrics.json").is_file():
         metrics = json.loads((run / "metrics.json").read_text())
         start = int(metrics.get("train_continued_from") or continued_from)

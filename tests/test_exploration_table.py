@@ -79,3 +79,13 @@ def test_a_continued_run_lists_its_own_probes_timed_from_where_it_continued(tmp_
         assert r.returncode == 0, r.stderr
         lines = (tmp_path / folder / "exploration.csv").read_text().splitlines()[1:]
         assert [line.split(",")[2:4] for line in lines] == [["2000", "150"], ["3000", "300"]]
+    # stopped before it finished (no metrics.json, no time): still only its own probes
+    (run / "metrics.json").unlink()
+    import numpy as np
+
+    np.savez(run / "split.npz", v1=np.arange(16), v2=np.arange(16, 32))
+    r = subprocess.run([*script, str(run), "--out", str(tmp_path / "stopped"), "--continued-from", "1000"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "stopped" / "exploration.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[2:4] for line in lines] == [["2000", ""], ["3000", ""]]
