@@ -393,6 +393,10 @@ def test_concat():
     assert c.attributes.shape == (5, 2) and c.attr_names == ["p", "q"]
     c2 = concat([a, ImageSet(rng_images(1, 4, 4, 3), None)], name="x")
     assert c2.attributes is None and c2.attr_names is None
+    # per-image extras (CelebA's identity) follow their images when every part has them
+    a.extras, b.extras = {"identity": np.array([7, 8]), "x": np.zeros(2)}, {"identity": np.array([9, 9, 5])}
+    np.testing.assert_array_equal(concat([a, b], name="ab").extras["identity"], [7, 8, 9, 9, 5])
+    assert set(concat([a, b], name="ab").extras) == {"identity"}
 
     with pytest.raises(GmvError, match="different shapes"):
         concat([a, ImageSet(rng_images(2, 5, 4, 3), None)], name="bad")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gmv.analysis.ra3_attributes import attribute_agreement
+from gmv.analysis.ra3_attributes import attribute_agreement, identity_agreement
 from gmv.errors import GmvError
 
 
@@ -37,3 +37,50 @@ def test_attribute_shape_is_checked():
     values, attrs, pool, gen = planted()
     with pytest.raises(GmvError, match="attributes"):
         attribute_agreement(values, attrs[:10], pool, gen)
+
+
+def persons(seed=0):
+    """40 people × 5 photos in 8-d: a person is a centre, a photo the centre plus small noise. The generated
+    set holds a near-copy of every photo of people 0–9 (their photos get all the value); people 10–39
+    were never generated."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, 8)) * 3.0
+    ids = np.repeat(np.arange(40), 5)
+    pool = centres[ids] + rng.normal(scale=0.3, size=(200, 8))
+    gen = pool[:50] + rng.normal(scale=0.01, size=(50, 8))
+    values = np.zeros(200)
+    values[:50] = 1.0 + rng.random(50)
+    return values, ids, pool, gen
+
+
+def test_identity_agreement_finds_the_generated_persons_and_never_credits_the_face_itself():
+    values, ids, pool, gen = persons()
+    out = identity_agreement(values, ids, pool, gen, n=20, top=3)
+    # well-separated people: each face's nearest other photo is the same person; chance is 4 of 199 others
+    assert out["id_nn_accuracy"] == 1.0
+    assert out["id_nn_chance"] == pytest.approx(4 / 199)
+    # a high-value face's matches are near-copies of its person's photos (its own copy first): excluding the
+    # face itself, each match's nearest other pool photo is still that person
+    assert out["id_agreement_high"] == 1.0
+    # low-value faces (people never generated) are matched to other people
+    assert out["id_agreement_low"] == 0.0
+    assert out["id_agreement_random"] < 0.2
+    assert out["id_n"] == 20
+
+
+def test_identity_agreement_does_not_count_the_face_as_its_own_person():
+    """With one photo per person, the only pool face of the matched person is the face itself: excluded, so
+    no agreement — a near-copy of a face alone is not evidence that the generator drew that person."""
+    rng = np.random.default_rng(1)
+    pool = rng.normal(size=(30, 4)) * 5.0
+    ids = np.arange(30)
+    values = np.r_[np.ones(10), np.zeros(20)]
+    out = identity_agreement(values, ids, pool, pool[:10] + 0.01, n=5, top=1)
+    assert out["id_agreement_high"] == 0.0
+    assert out["id_nn_accuracy"] == 0.0 and out["id_nn_chance"] == 0.0
+
+
+def test_identity_length_is_checked():
+    values, ids, pool, gen = persons()
+    with pytest.raises(GmvError, match="identities"):
+        identity_agreement(values, ids[:10], pool, gen)

@@ -1,11 +1,12 @@
-"""RA3 with attributes (CelebA's 40): do high-value faces share more attributes with their matched
-generated faces than low-value faces do? (:func:`attribute_agreement`)"""
+"""RA3 with CelebA's labels: do high-value faces share more attributes (:func:`attribute_agreement`) and more
+often the person (:func:`identity_agreement`) with their matched generated faces than low-value faces do?"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from gmv.analysis.ra2 import welch_one_sided
+from gmv.analysis.ra1 import exact_knn
 from gmv.analysis.ra3 import extremes, nearest_generated
 from gmv.errors import GmvError
 
@@ -64,4 +65,57 @@ def attribute_agreement(values, attributes, pool_emb, gen_emb, n: int = 32, top:
         "attr_probe_accuracy": accuracy,
         "attr_probe_majority": majority,
         "attr_n": int(len(hi)),
+    }
+
+
+def identity_agreement(values, identities, pool_emb, gen_emb, n: int = 32, top: int = 6, seed: int = 0) -> dict:
+    """RA3 by identity: are the generated faces matched to high-value faces more often *the same person* than
+    those matched to low-value faces?
+
+    A generated face has no identity, so it gets the identity of its nearest pool face — but never of the face
+    being asked about (its own match is that face by construction): for pool face i and a matched generated
+    face g, g's identity is that of g's nearest pool face other than i. So agreement means the generated face
+    lies nearest to *another photo of i's person*. How well nearest-neighbour identity works in this embedding
+    is measured on the pool itself (`id_nn_accuracy`: each face's nearest other face shares its identity;
+    `id_nn_chance`: the share of same-identity faces among the others, averaged). For each of the `n` highest-
+    and `n` lowest-value faces the agreement is averaged over its `top` nearest generated faces; `random`
+    pairs faces with random generated faces. One-sided Welch test high > low.
+    """
+    ids = np.asarray(identities).ravel()
+    x, g = np.asarray(pool_emb, np.float64), np.asarray(gen_emb, np.float64)
+    if len(ids) != len(values) or len(x) != len(values):
+        raise GmvError(f"identities ({len(ids)}) and pool embeddings ({len(x)}) must describe the "
+                       f"{len(values)} valued pool images")
+    if len(x) < 3:
+        raise GmvError("identity agreement needs at least 3 pool images")
+    _, pool_nn = exact_knn(x, x, 2)  # column 0 is (nearly always) the face itself
+    other = np.where(pool_nn[:, 0] == np.arange(len(x)), pool_nn[:, 1], pool_nn[:, 0])
+    same = ids[:, None] == ids[None, :]
+    chance = (same.sum(1) - 1) / (len(ids) - 1)
+    _, gen_nn = exact_knn(g, x, 2)  # each generated face's two nearest pool faces
+    hi, lo = extremes(values, n)
+    top = min(top, len(g))
+    rng = np.random.default_rng(seed)
+
+    def agreement(rows: np.ndarray, random_pairs: bool = False) -> np.ndarray:
+        if random_pairs:
+            matched = rng.integers(0, len(g), size=(len(rows), top))
+        else:
+            _, matched = nearest_generated(x[rows], g, top)
+        first, second = gen_nn[matched, 0], gen_nn[matched, 1]
+        nearest_other = np.where(first == rows[:, None], second, first)
+        return (ids[nearest_other] == ids[rows][:, None]).mean(axis=1)
+
+    ag_hi, ag_lo = agreement(hi), agreement(lo)
+    ag_rand = agreement(np.concatenate([hi, lo]), random_pairs=True)
+    t_stat, p_value = welch_one_sided(ag_hi, ag_lo)
+    return {
+        "id_agreement_high": float(ag_hi.mean()),
+        "id_agreement_low": float(ag_lo.mean()),
+        "id_agreement_random": float(ag_rand.mean()),
+        "id_agreement_t": float(t_stat),
+        "id_agreement_p_value": float(p_value),
+        "id_nn_accuracy": float((ids[other] == ids).mean()),
+        "id_nn_chance": float(chance.mean()),
+        "id_n": int(len(hi)),
     }

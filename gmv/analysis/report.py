@@ -77,12 +77,17 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
 
 
 def attribute_metrics(val: Valuation, n: int, seed: int = 0) -> dict[str, Any]:
-    """RA3 with attributes (:func:`gmv.analysis.ra3_attributes.attribute_agreement`) when the pool has attributes, else {}."""
-    if val.pool.attributes is None:
-        return {}
-    from gmv.analysis.ra3_attributes import attribute_agreement
+    """RA3 with CelebA's labels (:mod:`gmv.analysis.ra3_attributes`): attribute agreement when the pool has
+    attributes, identity agreement when it has identities (`extras["identity"]`), else {}."""
+    from gmv.analysis.ra3_attributes import attribute_agreement, identity_agreement
 
-    return attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb, n=n, seed=seed)
+    out: dict[str, Any] = {}
+    if val.pool.attributes is not None:
+        out.update(attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb, n=n, seed=seed))
+    identities = getattr(val.pool, "extras", {}).get("identity")
+    if identities is not None and len(np.unique(identities)) > 1:
+        out.update(identity_agreement(val.values, identities, val.pool_emb, val.gen_emb, n=n, seed=seed))
+    return out
 
 
 def _check_report_class(report_class) -> int | None:
@@ -250,6 +255,11 @@ def _class_lines(metrics: dict) -> list[str]:
         lines.append(f"attribute agreement with the top matches: high-value {metrics['attr_agreement_high']:.3f} vs "
                      f"low-value {metrics['attr_agreement_low']:.3f} (random pairs "
                      f"{metrics['attr_agreement_random']:.3f}; p = {metrics['attr_agreement_p_value']:.2g})")
+    if "id_agreement_high" in metrics:
+        lines.append(f"same person as the top matches' nearest other photo: high-value {metrics['id_agreement_high']:.3f}"
+                     f" vs low-value {metrics['id_agreement_low']:.3f} (random pairs {metrics['id_agreement_random']:.3f};"
+                     f" p = {metrics['id_agreement_p_value']:.2g}; 1-NN identity in this embedding "
+                     f"{metrics['id_nn_accuracy']:.3f}, chance {metrics['id_nn_chance']:.3f})")
     return lines
 
 

@@ -103,7 +103,7 @@ class ImageSet(PixelAccess):
 
 
 def concat(sets: list[ImageSet], name: str) -> ImageSet:
-    """Stack image sets of one shape into one (attributes kept only when all have them)."""
+    """Stack image sets of one shape into one (attributes and extras kept only when all have them)."""
     shapes = {s.shape for s in sets}
     if len(shapes) != 1:
         raise GmvError(
@@ -113,6 +113,7 @@ def concat(sets: list[ImageSet], name: str) -> ImageSet:
     attrs = None
     if all(s.attributes is not None for s in sets):
         attrs = np.concatenate([s.attributes for s in sets])
+    shared = set.intersection(*(set(s.extras) for s in sets))
     return ImageSet(
         np.concatenate([s.images for s in sets]),
         np.concatenate([s.labels for s in sets]),
@@ -120,4 +121,5 @@ def concat(sets: list[ImageSet], name: str) -> ImageSet:
         attributes=attrs,
         attr_names=sets[0].attr_names if attrs is not None else None,
         name=name,
+        extras={k: np.concatenate([s.extras[k] for s in sets]) for k in sorted(shared)},
     )
