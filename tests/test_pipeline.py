@@ -233,15 +233,26 @@ def test_slurm_launcher_config_composes():
     assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.gpus_per_node == 1
 
 
-@pytest.mark.parametrize("name, generator", [
+EXPERIMENTS = [
     ("paper/cifar10_biggan", "BigGAN"), ("paper/cifar10_biggan_cpu", "BigGAN"),
     ("paper/cifar10_cfg_diffusion", "CFGDiffusion"), ("paper/cifar10_cfg_diffusion_cpu", "CFGDiffusion"),
     ("paper/celeba_stylegan2", "StyleGAN2"), ("paper/celeba_stylegan2_cpu", "StyleGAN2"),
     ("paper/mnist_biggan", "BigGAN"), ("paper/mnist_biggan_cpu", "BigGAN"), ("compare/cifar10_cpu", "BigGAN"),
-    ("smoke", "BigGAN"), ("gan/digits_biggan", "BigGAN"), ("gan/digits_biggan_long", "BigGAN"), ("control/dose_response", "CFGDiffusion"), ("control/dose_response_cifar10", "CFGDiffusion"),
+    ("default", "CFGDiffusion"), ("smoke", "BigGAN"), ("gan/digits_biggan", "BigGAN"), ("gan/digits_biggan_long", "BigGAN"),
+    ("gan/cifar10_biggan16", "BigGAN"), ("counterfactual/digits", "CFGDiffusion"),
+    ("control/dose_response", "CFGDiffusion"), ("control/dose_response_cifar10", "CFGDiffusion"),
     ("control/quality", "CFGDiffusion"), ("addition/digits", "CFGDiffusion"), ("addition/cifar10", "CFGDiffusion"),
     ("lds/digits", "CFGDiffusion"), ("lds/digits_base", "CFGDiffusion"),
-])
+]
+
+
+def test_every_experiment_file_is_in_the_compose_test():
+    root = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+    files = {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
+    assert files == {name for name, _ in EXPERIMENTS}
+
+
+@pytest.mark.parametrize("name, generator", EXPERIMENTS)
 def test_every_experiment_composes_with_its_generator(name, generator):
     cfg = cfg_of(f"experiment={name}")
     assert cfg.study == name
