@@ -256,10 +256,11 @@ def _class_lines(metrics: dict) -> list[str]:
                      f"low-value {metrics['attr_agreement_low']:.3f} (random pairs "
                      f"{metrics['attr_agreement_random']:.3f}; p = {metrics['attr_agreement_p_value']:.2g})")
     if "id_agreement_high" in metrics:
-        lines.append(f"same person as the top matches' nearest other photo: high-value {metrics['id_agreement_high']:.3f}"
-                     f" vs low-value {metrics['id_agreement_low']:.3f} (random pairs {metrics['id_agreement_random']:.3f};"
-                     f" p = {metrics['id_agreement_p_value']:.2g}; 1-NN identity in this embedding "
-                     f"{metrics['id_nn_accuracy']:.3f}, chance {metrics['id_nn_chance']:.3f})")
+        m = metrics
+        lines.append(f"same person as the top matches' nearest other photo: high-value {m['id_agreement_high']:.3f} "
+                     f"vs low-value {m['id_agreement_low']:.3f} (random pairs {m['id_agreement_random']:.3f}; "
+                     f"p = {m['id_agreement_p_value']:.2g}; 1-NN identity in this embedding "
+                     f"{m['id_nn_accuracy']:.3f}, chance {m['id_nn_chance']:.3f})")
     return lines
 
 
