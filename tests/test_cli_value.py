@@ -72,7 +72,8 @@ def test_planted_members_get_the_value(planted, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def two_classes(planted, tmp_path_factory):
     """The planted case cut to digits 0 and 1, named "zero" and "one", with two attributes per training
-    image: "is a one" (what the pixels show) and a coin flip (what they cannot show)."""
+    image: "is a one" (what the pixels show) and a coin flip (what they cannot show), and the digit as its
+    identity."""
     d = tmp_path_factory.mktemp("two_classes")
     rng = np.random.default_rng(1)
     z = {name: np.load(planted / f"{name}.npz") for name in ("v1", "v2", "gen")}
@@ -80,7 +81,8 @@ def two_classes(planted, tmp_path_factory):
         keep = np.isin(z[name]["labels"], [0, 1])
         images, labels = z[name]["images"][keep], z[name]["labels"][keep]
         attrs = None if name == "gen" else np.stack([labels == 1, rng.random(len(labels)) < 0.5], 1).astype(np.uint8)
-        ImageSet(images, labels, class_names=["zero", "one"], attributes=attrs).save_npz(d / f"{name}.npz")
+        extras = {} if name == "gen" else {"identity": 100 + labels}  # a "person" per digit, as CelebA's identities
+        ImageSet(images, labels, class_names=["zero", "one"], attributes=attrs, extras=extras).save_npz(d / f"{name}.npz")
     return d
 
 
@@ -107,9 +109,13 @@ def test_two_classes_get_per_class_rows_and_attribute_agreement(two_classes, tmp
     # "is a one" is read off the pixels (the coin flip is not): the probe beats the majority guess
     assert m["attr_probe_accuracy"] > m["attr_probe_majority"] + 0.15
     assert m["attr_agreement_high"] > m["attr_agreement_random"] + 0.1  # matches share "is a one"
+    # identities present → RA3 by identity: a digit's nearest other digit is (almost always) the same "person",
+    # against a chance of about one half with two persons
+    assert m["id_n"] == 16 and m["id_nn_accuracy"] > 0.9 and 0.4 < m["id_nn_chance"] < 0.6
+    assert m["id_agreement_high"] > 0.9
     printed = capsys.readouterr().out
     assert "RA2 per class (ra2_per_class.md)" in printed and "class 1: t " in printed
-    assert "attribute agreement" in printed
+    assert "attribute agreement" in printed and "same person as the top matches' nearest other photo" in printed
 
 
 def test_paper_setting_and_a_reference_set(planted, tmp_path):

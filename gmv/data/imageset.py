@@ -113,7 +113,6 @@ def concat(sets: list[ImageSet], name: str) -> ImageSet:
     attrs = None
     if all(s.attributes is not None for s in sets):
         attrs = np.concatenate([s.attributes for s in sets])
-    shared = set.intersection(*(set(s.extras) for s in sets))
     return ImageSet(
         np.concatenate([s.images for s in sets]),
         np.concatenate([s.labels for s in sets]),
@@ -121,5 +120,11 @@ def concat(sets: list[ImageSet], name: str) -> ImageSet:
         attributes=attrs,
         attr_names=sets[0].attr_names if attrs is not None else None,
         name=name,
-        extras={k: np.concatenate([s.extras[k] for s in sets]) for k in sorted(shared)},
+        extras=concat_extras(sets),
     )
+
+
+def concat_extras(sets) -> dict[str, np.ndarray]:
+    """The per-image extras (identity, …) that every set has, stacked in the sets' order."""
+    shared = set.intersection(*(set(s.extras) for s in sets))
+    return {k: np.concatenate([s.extras[k] for s in sets]) for k in sorted(shared)}

@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from gmv.data.imageset import ImageSet, PixelAccess, checked_labels, concat
+from gmv.data.imageset import ImageSet, PixelAccess, checked_labels, concat, concat_extras
 from gmv.data.pixels import ConcatPixels, FolderPixels, PixelSource, SubsetPixels, as_pixels
 from gmv.errors import GmvError
 
@@ -77,7 +77,7 @@ def concat_sets(sets: Sequence, name: str):
         ids = np.concatenate([np.asarray(set_ids(s) if set_ids(s) is not None else np.arange(len(s))).astype(str)
                               for s in sets])
     return LazyImageSet(pixels, np.concatenate([s.labels for s in sets]), sets[0].class_names, attrs,
-                        sets[0].attr_names if attrs is not None else None, name, ids=ids)
+                        sets[0].attr_names if attrs is not None else None, name, concat_extras(sets), ids=ids)
 
 
 # --- folders -------------------------------------------------------------------------------------
