@@ -42,22 +42,28 @@ def rows_of(run: Path, continued_from: int = 0) -> list[dict]:
     """A run stopped before it finished has no metrics.json: its rows carry no training time, and n_v1
     comes from its split.npz. A run that continued a shorter run's first iterations (metrics.json's
     train_continued_from, or `continued_from`) timed only the rest: its rows start after them, their time counted
-    from there (the shorter run's probes are that run's rows)."""
+    from there (the shorter run's probes are that run's rows). Training time covers iterations from
+    `train_seconds_from_iteration` on (older metrics: from the continued iteration); a row before it — a run
+    resumed from a checkpoint of a part whose time was not recorded — has none."""
     start = continued_from
     if (run / "metrics.json").is_file():
         metrics = json.loads((run / "metrics.json").read_text())
         start = int(metrics.get("train_continued_from") or continued_from)
-        per_iteration = float(metrics["train_seconds"]) / (float(metrics["train_iterations"]) - start)
+        timed_from = metrics.get("train_seconds_from_iteration")
+        timed_from = start if timed_from is None else int(timed_from)  # older metrics: timed from `start`
+        per_iteration = float(metrics["train_seconds"]) / (float(metrics["train_iterations"]) - timed_from)
     else:
         import numpy as np
 
         metrics = {"n_v1": int(len(np.load(run / "split.npz")["v1"]))}
         per_iteration = None
+        timed_from = None
     probed = read_trajectory(run / "trajectory.csv")  # gmv's own reader (numbers parsed, the file checked)
     name = configuration(run)
     return [{"configuration": name, "n_v1": metrics["n_v1"], "iteration": r["iteration"],
-             "train_seconds_to_here": (None if per_iteration is None
-                                       else round(per_iteration * (r["iteration"] - start))),
+             "train_seconds_to_here": (
+                 None if per_iteration is None or (timed_from > 0 and r["iteration"] <= timed_from)
+                 else round(per_iteration * (r["iteration"] - timed_from))),
              **{k: float(r[k]) for k in ("t_statistic", "p_value", "auroc", "cohens_d", "fd_ratio", "tau_used")},
              "m": int(r["m"]), "k": int(r["k"])} for r in probed if r["iteration"] > start]
 

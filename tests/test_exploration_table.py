@@ -89,3 +89,22 @@ def test_a_continued_run_lists_its_own_probes_timed_from_where_it_continued(tmp_
     assert r.returncode == 0, r.stderr
     lines = (tmp_path / "stopped" / "exploration.csv").read_text().splitlines()[1:]
     assert [line.split(",")[2:4] for line in lines] == [["2000", ""], ["3000", ""]]
+
+
+def test_time_counts_from_train_seconds_from_iteration(tmp_path):
+    """metrics.json's train_seconds_from_iteration says where the recorded time starts: 0 for a run timed whole
+    across its parts (300 s for 3,000 iterations: 100 s per 1,000), 1,000 for one resumed from a checkpoint whose
+    earlier part went unrecorded (its probe at 1,000 has no time, the others count from there)."""
+    run = fake_run(tmp_path / "run", ["seed=100"], [(1000, 1.0, 0.1), (2000, 2.0, 0.01), (3000, 3.0, 1e-3)])
+    script = [sys.executable, str(ROOT / "scripts" / "exploration_table.py")]
+    expected = {0: [["1000", "100"], ["2000", "200"], ["3000", "300"]],
+                1000: [["1000", ""], ["2000", "150"], ["3000", "300"]]}
+    for since, rows in expected.items():
+        metrics = {"train_seconds": 300.0, "train_iterations": 3000, "n_v1": 100, "train_continued_from": None,
+                   "train_seconds_from_iteration": since}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        r = subprocess.run([*script, str(run), "--out", str(tmp_path / f"t{since}")], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        lines = (tmp_path / f"t{since}" / "exploration.csv").read_text().splitlines()[1:]
+        assert [line.split(",")[2:4] for line in lines] == rows

@@ -108,11 +108,15 @@ def test_a_longer_run_continues_the_finished_shorter_one(tmp_path, capfd):
 
     run_study(cfg_of(*TINY, "train.max_iterations=2", f"cache_dir={cache}"), tmp_path / "short")
     run_study(cfg_of(*TINY, f"cache_dir={cache}"), tmp_path / "long")  # 3 iterations
-    assert "continuing train" in capfd.readouterr().err
+    printed = capfd.readouterr()
+    assert "continuing train" in printed.err
     short_key, short = train_info("short")
     _, long = train_info("long")
     assert long["continued_from"] == {"key": short_key, "iterations": 2} and long["iterations"] == 3
     assert short["continued_from"] is None and long["lineage"] == short["lineage"]
+    # its time covers the iteration it added (the summary says so), the shorter run's all of its own
+    assert (long["train_seconds_from_iteration"], short["train_seconds_from_iteration"]) == (2, 0)
+    assert "trained in" in printed.out and "(iterations 2–3: the first 2 were a shorter run's)" in printed.out
     run_study(cfg_of(*TINY, f"cache_dir={tmp_path / 'cold'}"), tmp_path / "cold")
     samples = [np.load(tmp_path / run / "samples.npz")["images"] for run in ("long", "cold")]
     assert np.array_equal(*samples)  # bit-identical to training 3 iterations from the start

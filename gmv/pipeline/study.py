@@ -242,6 +242,7 @@ def _study_facts(s: Study) -> dict[str, Any]:
             "generator_parameters": int(s.module.parameter_counts()["total"]),  # trainable, without EMA copies
             "train_iterations": t["iterations"], "train_seconds": t["train_seconds"],
             "train_continued_from": (t.get("continued_from") or {}).get("iterations"),
+            "train_seconds_from_iteration": t.get("train_seconds_from_iteration"),
             "train_images_per_s": t.get("images_per_s"), **s.quality, **training_set.edit_counts(s)}
 
 

@@ -12,6 +12,11 @@ a fresh entry whose settings match a finished, intact entry's in everything but 
 the same study with more iterations trains only the iterations it adds, and ends bit-identical to a run
 trained that long from the start.
 
+Time across parts. A run killed and resumed (or a continuation) trains in parts; `progress.json` in the entry
+records when each part started and from which iteration, and when a part resumes the previous one it counts the
+previous part's time up to its newest checkpoint (that checkpoint's modification time): `train_seconds` is the
+time of every part, from `train_seconds_from_iteration` (0, or the iterations a continuation took over) on.
+
 Healing. A killed run left an unfinished entry: the harness resumes from `last.ckpt` (bit-identical to
 an uninterrupted run). A damaged entry — a finished one whose checkpoint fails its checksum, or an
 unfinished one whose `last.ckpt` cannot be read — is reported in one line and resumed from the newest
@@ -21,6 +26,9 @@ checkpoint that is still intact, or retrained from scratch when none is.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,7 +37,9 @@ from gmv.code_fingerprint import code_digest
 from gmv.data.imageset import ImageSet
 from gmv.io import link_or_copy
 
-RECORDED = ("iterations", "train_seconds", "images_per_s", "world_size", "lineage", "continued_from")
+RECORDED = ("iterations", "train_seconds", "train_seconds_from_iteration", "images_per_s", "world_size", "lineage",
+            "continued_from")
+PROGRESS = "progress.json"
 
 
 def train_key(v1: ImageSet, module, train_cfg: Mapping[str, Any], seed: int) -> str:
@@ -100,19 +110,51 @@ def prepare_resume(entry: CacheEntry) -> None:
     say(f"{entry.name}: no intact checkpoint — training from the start")
 
 
+def start_part(entry: CacheEntry, continued: dict[str, Any] | None) -> dict[str, Any]:
+    """Record in the entry's progress.json that a training part starts now, from the iteration of `last.ckpt`
+    (0 without one). The previous part, if this one resumes it, is closed with the seconds it trained up to
+    that checkpoint; a fresh entry (or a continuation, given `continued`) starts a new record."""
+    from gmv.training.train import checkpoint_iteration
+
+    import torch
+
+    path, last = entry.folder / PROGRESS, entry.folder / "checkpoints" / "last.ckpt"
+    resumed = last.exists()
+    start = checkpoint_iteration(torch.load(last, map_location="cpu", mmap=True, weights_only=False)) if resumed else 0
+    progress = json.loads(path.read_text()) if path.is_file() and resumed and continued is None else None
+    if progress is None:
+        progress = {"continued_from": continued, "parts": []}
+    parts = progress["parts"]
+    if parts and "seconds" not in parts[-1]:  # the part that was killed: its time up to the checkpoint resumed
+        trained = start > parts[-1]["from_iteration"]  # else it was killed before its first checkpoint
+        parts[-1].update(seconds=max(0.0, last.stat().st_mtime - parts[-1]["started"]) if trained else 0.0,
+                         to_iteration=start)
+    parts.append({"started": time.time(), "from_iteration": start})
+    entry.folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{PROGRESS}.tmp")
+    tmp.write_text(json.dumps(progress, indent=1))
+    os.replace(tmp, path)
+    return progress
+
+
 def train(module, datamodule, train_cfg: Mapping[str, Any], trainer_cfg: Mapping[str, Any] | None,
           entry: CacheEntry, seed: int, logger=None, lineage: str | None = None) -> dict[str, Any]:
     """Train (or resume, or continue a shorter run of the same `lineage`) into the entry; returns the harness's
-    result plus `train_seconds` (this run's), `lineage` and `continued_from`."""
+    result plus `train_seconds` (every part's, from `train_seconds_from_iteration` on), `lineage` and
+    `continued_from`."""
     from gmv.training.train import train_generator
 
     continued = continue_shorter_run(entry, lineage, int(train_cfg["max_iterations"])) if lineage else None
     prepare_resume(entry)
+    progress = start_part(entry, continued)
     result = train_generator(module, datamodule, int(train_cfg["max_iterations"]), entry.folder,
                              trainer_cfg=trainer_cfg, logger=logger,
                              checkpoint_every=int(train_cfg["checkpoint_every"]),
                              sample_every=int(train_cfg["sample_every"]), seed=seed)
-    result.update(train_seconds=round(result["wall_time_s"], 3), lineage=lineage, continued_from=continued)
+    earlier = sum(part["seconds"] for part in progress["parts"][:-1])
+    result.update(train_seconds=round(earlier + result["wall_time_s"], 3), lineage=lineage,
+                  train_seconds_from_iteration=progress["parts"][0]["from_iteration"],
+                  continued_from=progress["continued_from"])
     return result
 
 
@@ -123,6 +165,7 @@ def reuse(module, datamodule, train_cfg: Mapping[str, Any], entry: CacheEntry, s
     result = train_generator(module, datamodule, int(train_cfg["max_iterations"]), entry.folder, seed=seed)
     info = entry.info()
     result.update(train_seconds=info.get("train_seconds"), images_per_s=info.get("images_per_s"),
+                  train_seconds_from_iteration=info.get("train_seconds_from_iteration"),
                   continued_from=info.get("continued_from"))
     return result
 
