@@ -38,7 +38,7 @@ def configuration(run: Path) -> str:
     return " ".join(o for o in overrides if not o.startswith(IGNORED))
 
 
-def rows_of(run: Path, continued_from: int = 0) -> list[dict]:
+def rows_of(run: Path, continued_from: int = 0, timed_from: int | None = None) -> list[dict]:
     """A run stopped before it finished has no metrics.json: its rows carry no training time, and n_v1
     comes from its split.npz. A run that continued a shorter run's first iterations (metrics.json's
     train_continued_from, or `continued_from`) timed only the rest: its rows start after them, their time counted
@@ -49,7 +49,7 @@ def rows_of(run: Path, continued_from: int = 0) -> list[dict]:
     if (run / "metrics.json").is_file():
         metrics = json.loads((run / "metrics.json").read_text())
         start = int(metrics.get("train_continued_from") or continued_from)
-        timed_from = metrics.get("train_seconds_from_iteration")
+        timed_from = metrics.get("train_seconds_from_iteration", timed_from)
         timed_from = start if timed_from is None else int(timed_from)  # older metrics: timed from `start`
         per_iteration = float(metrics["train_seconds"]) / (float(metrics["train_iterations"]) - timed_from)
     else:
@@ -89,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--continued-from", type=int, default=0,
                    help="the runs continued a shorter run's first N iterations (for runs whose metrics.json predates "
                         "train_continued_from)")
+    p.add_argument("--timed-from", type=int, default=None,
+                   help="the runs' training time covers iterations from N on (for runs resumed from a checkpoint "
+                        "whose metrics.json predates train_seconds_from_iteration)")
     a = p.parse_args(argv)
-    rows = (kept_rows(a.keep) if a.keep else []) + [r for run in a.runs for r in rows_of(run, a.continued_from)]
+    rows = (kept_rows(a.keep) if a.keep else []) + [r for run in a.runs
+                                                     for r in rows_of(run, a.continued_from, a.timed_from)]
     a.out.mkdir(parents=True, exist_ok=True)
     for run in a.runs:
         for src, suffix in ((run / "trajectory.png", ".png"), (run / "config.yaml", ".yaml")):

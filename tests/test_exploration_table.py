@@ -100,11 +100,14 @@ def test_time_counts_from_train_seconds_from_iteration(tmp_path):
     expected = {0: [["1000", "100"], ["2000", "200"], ["3000", "300"]],
                 1000: [["1000", ""], ["2000", "150"], ["3000", "300"]]}
     for since, rows in expected.items():
-        metrics = {"train_seconds": 300.0, "train_iterations": 3000, "n_v1": 100, "train_continued_from": None,
-                   "train_seconds_from_iteration": since}
-        (run / "metrics.json").write_text(json.dumps(metrics))
-        r = subprocess.run([*script, str(run), "--out", str(tmp_path / f"t{since}")], capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        lines = (tmp_path / f"t{since}" / "exploration.csv").read_text().splitlines()[1:]
-        assert [line.split(",")[2:4] for line in lines] == rows
+        for in_metrics in (True, False):  # older metrics lack the key: --timed-from says it
+            metrics = {"train_seconds": 300.0, "train_iterations": 3000, "n_v1": 100, "train_continued_from": None}
+            metrics.update({"train_seconds_from_iteration": since} if in_metrics else {})
+            (run / "metrics.json").write_text(json.dumps(metrics))
+            out = tmp_path / f"t{since}{in_metrics}"
+            extra = [] if in_metrics else ["--timed-from", str(since)]
+            r = subprocess.run([*script, str(run), "--out", str(out), *extra], capture_output=True, text=True,
+                               timeout=120)
+            assert r.returncode == 0, r.stderr
+            lines = (out / "exploration.csv").read_text().splitlines()[1:]
+            assert [line.split(",")[2:4] for line in lines] == rows
