@@ -116,7 +116,7 @@ def test_a_longer_run_continues_the_finished_shorter_one(tmp_path, capfd):
     assert short["continued_from"] is None and long["lineage"] == short["lineage"]
     # its time covers the iteration it added (the summary says so), the shorter run's all of its own
     assert (long["train_seconds_from_iteration"], short["train_seconds_from_iteration"]) == (2, 0)
-    assert "trained in" in printed.out and "(iterations 2–3: the first 2 were a shorter run's)" in printed.out
+    assert "trained in" in printed.out and "(the time of iterations 2–3)" in printed.out
     run_study(cfg_of(*TINY, f"cache_dir={tmp_path / 'cold'}"), tmp_path / "cold")
     samples = [np.load(tmp_path / run / "samples.npz")["images"] for run in ("long", "cold")]
     assert np.array_equal(*samples)  # bit-identical to training 3 iterations from the start

@@ -88,7 +88,7 @@ def closing_summary(study, clock) -> str:
     t = study.trained or {}
     if t.get("train_seconds") is not None:
         since = t.get("train_seconds_from_iteration") or 0
-        span = f" (iterations {since}–{t['iterations']}: the first {since} were a shorter run's)" if since else ""
+        span = f" (the time of iterations {since}–{t['iterations']})" if since else ""
         lines.append(f"generator: {t['iterations']} iterations, trained in {float(t['train_seconds']):.0f} s{span}")
     lines.append(stage_line(clock))
     lines.append(f"results in {study.run_dir}/")

@@ -114,9 +114,9 @@ def start_part(entry: CacheEntry, continued: dict[str, Any] | None) -> dict[str,
     """Record in the entry's progress.json that a training part starts now, from the iteration of `last.ckpt`
     (0 without one). The previous part, if this one resumes it, is closed with the seconds it trained up to
     that checkpoint; a fresh entry (or a continuation, given `continued`) starts a new record."""
-    from gmv.training.train import checkpoint_iteration
-
     import torch
+
+    from gmv.training.train import checkpoint_iteration
 
     path, last = entry.folder / PROGRESS, entry.folder / "checkpoints" / "last.ckpt"
     resumed = last.exists()
