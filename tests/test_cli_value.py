@@ -258,3 +258,17 @@ def test_quality_weighting_from_a_file_is_named_and_recorded(planted, tmp_path, 
     assert q[: m_gen // 2] == pytest.approx(1.0) and q[m_gen // 2:] == pytest.approx(0.25)
     assert m["sum_values"] == pytest.approx(q.sum()) and m["quality_weighting"] == "file"
     assert "quality-weighted credit (file)" in capsys.readouterr().out
+
+
+def test_unlabelled_generated_images_get_no_c1(two_classes, tmp_path):
+    """An unconditional generator's samples carry no class (label −1): C1 (do matches share the sample's class?)
+    has nothing to compare and is left out, not reported as 0."""
+    z = np.load(two_classes / "gen.npz")
+    ImageSet(z["images"], np.full(len(z["images"]), -1)).save_npz(tmp_path / "gen.npz")
+    out = tmp_path / "run"
+    assert main(["--train", str(two_classes / "v1.npz"), "--held-out", str(two_classes / "v2.npz"),
+                 "--generated", str(tmp_path / "gen.npz"), "--out", str(out), "--wandb", "disabled",
+                 "--cache-dir", str(tmp_path / "cache"), "--k", "5"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "c1_at_1" not in m and not (out / "c1_per_class.csv").exists()
+    assert "auroc" in m  # the rest of the report is there

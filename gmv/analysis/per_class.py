@@ -74,6 +74,8 @@ def class_agreement_metrics(val: Valuation, out: Path, ks=(1, 5, 10)) -> dict[st
     gen_labels, pool_labels = val.generated.labels, val.pool.labels
     if gen_labels is None or pool_labels is None or len(np.unique(pool_labels)) < 2:
         return {}
+    if np.all(np.asarray(gen_labels) < 0):  # an unconditional generator's samples carry no class (−1)
+        return {}
     from gmv.analysis.report import searches_again
 
     k = min(max(ks), len(val.pool_emb))
