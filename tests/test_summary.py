@@ -64,7 +64,10 @@ def test_fd_floor_line_names_the_ratio_its_bin_and_how_to_read_it():
     n0, share0, _ = FD_FLOOR_READING[0]
     close = fd_floor_line(q(0.5, 0.5))
     assert close.startswith("FD / floor 1.00 ") and f"of {n0} committed" in close and "below 1.5" in close
-    assert f"{share0:.0%} reached p < 0.01" in close and "the exception, not the rule" in close
+    assert f"{share0:.0%} reached p < 0.01" in close
+    assert ("the exception, not the rule" in close) == (share0 >= 0.8)  # said only where the data say it
+    _, share_diffusion, _ = FD_FLOOR_READING_BY_FAMILY["cfg_diffusion"][0]
+    assert share_diffusion >= 0.8 and "the exception, not the rule" in fd_floor_line(q(0.5, 0.5), "cfg_diffusion")
     middle = fd_floor_line(q(2.0))
     assert "FD / floor 2.00" in middle and "at FD / floor 1.5–2.5" in middle and "generator" not in middle
     far = fd_floor_line(q(9.0, 2.0))
