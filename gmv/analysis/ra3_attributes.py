@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gmv.analysis.ra2 import welch_one_sided
 from gmv.analysis.ra1 import exact_knn
+from gmv.analysis.ra2 import welch_one_sided
 from gmv.analysis.ra3 import extremes, nearest_generated
 from gmv.errors import GmvError
 
@@ -42,30 +42,30 @@ def attribute_agreement(values, attributes, pool_emb, gen_emb, n: int = 32, top:
     probe = Ridge(alpha=float(z.shape[1])).fit(z, y)
     gen_attr = (probe.predict(zg) > 0).astype(np.int8)
 
+    def agreement(rows: np.ndarray, matched: np.ndarray) -> np.ndarray:
+        return (a[rows][:, None, :] == gen_attr[matched]).mean(axis=(1, 2))
+
+    return {**high_low_agreement("attr", agreement, values, x, gen_emb, n, top, seed),
+            "attr_probe_accuracy": accuracy, "attr_probe_majority": majority}
+
+
+def high_low_agreement(prefix: str, agreement, values, pool_emb, gen_emb, n: int, top: int, seed: int) -> dict:
+    """The RA3 comparison both agreements share: `agreement(rows, matched)` (one number per row, `matched` the
+    rows' R×top generated indices) for the `n` highest- and `n` lowest-value pool images with their `top` nearest
+    generated images, and for random pairs; a one-sided Welch test high > low. Keys `<prefix>_agreement_high`,
+    `_low`, `_random`, `_t`, `_p_value` and `<prefix>_n` (the size of each group)."""
     hi, lo = extremes(values, n)
     top = min(top, len(gen_emb))
     rng = np.random.default_rng(seed)
-
-    def agreement(rows: np.ndarray, random_pairs: bool = False) -> np.ndarray:
-        if random_pairs:
-            nn = rng.integers(0, len(gen_emb), size=(len(rows), top))
-        else:
-            _, nn = nearest_generated(x[rows], np.asarray(gen_emb), top)
-        return (a[rows][:, None, :] == gen_attr[nn]).mean(axis=(1, 2))
-
-    ag_hi, ag_lo = agreement(hi), agreement(lo)
-    ag_rand = agreement(np.concatenate([hi, lo]), random_pairs=True)
+    ag_hi, ag_lo = (agreement(rows, nearest_generated(pool_emb[rows], np.asarray(gen_emb), top)[1])
+                    for rows in (hi, lo))
+    both = np.concatenate([hi, lo])
+    ag_rand = agreement(both, rng.integers(0, len(gen_emb), size=(len(both), top)))
     t_stat, p_value = welch_one_sided(ag_hi, ag_lo)
-    return {
-        "attr_agreement_high": float(ag_hi.mean()),
-        "attr_agreement_low": float(ag_lo.mean()),
-        "attr_agreement_random": float(ag_rand.mean()),
-        "attr_agreement_t": float(t_stat),
-        "attr_agreement_p_value": float(p_value),
-        "attr_probe_accuracy": accuracy,
-        "attr_probe_majority": majority,
-        "attr_n": int(len(hi)),
-    }
+    name = f"{prefix}_agreement"
+    return {f"{name}_high": float(ag_hi.mean()), f"{name}_low": float(ag_lo.mean()),
+            f"{name}_random": float(ag_rand.mean()), f"{name}_t": float(t_stat), f"{name}_p_value": float(p_value),
+            f"{prefix}_n": int(len(hi))}
 
 
 def identity_agreement(values, identities, pool_emb, gen_emb, n: int = 32, top: int = 6, seed: int = 0) -> dict:
@@ -93,29 +93,11 @@ def identity_agreement(values, identities, pool_emb, gen_emb, n: int = 32, top: 
     same = ids[:, None] == ids[None, :]
     chance = (same.sum(1) - 1) / (len(ids) - 1)
     _, gen_nn = exact_knn(g, x, 2)  # each generated face's two nearest pool faces
-    hi, lo = extremes(values, n)
-    top = min(top, len(g))
-    rng = np.random.default_rng(seed)
 
-    def agreement(rows: np.ndarray, random_pairs: bool = False) -> np.ndarray:
-        if random_pairs:
-            matched = rng.integers(0, len(g), size=(len(rows), top))
-        else:
-            _, matched = nearest_generated(x[rows], g, top)
+    def agreement(rows: np.ndarray, matched: np.ndarray) -> np.ndarray:
         first, second = gen_nn[matched, 0], gen_nn[matched, 1]
         nearest_other = np.where(first == rows[:, None], second, first)
         return (ids[nearest_other] == ids[rows][:, None]).mean(axis=1)
 
-    ag_hi, ag_lo = agreement(hi), agreement(lo)
-    ag_rand = agreement(np.concatenate([hi, lo]), random_pairs=True)
-    t_stat, p_value = welch_one_sided(ag_hi, ag_lo)
-    return {
-        "id_agreement_high": float(ag_hi.mean()),
-        "id_agreement_low": float(ag_lo.mean()),
-        "id_agreement_random": float(ag_rand.mean()),
-        "id_agreement_t": float(t_stat),
-        "id_agreement_p_value": float(p_value),
-        "id_nn_accuracy": float((ids[other] == ids).mean()),
-        "id_nn_chance": float(chance.mean()),
-        "id_n": int(len(hi)),
-    }
+    return {**high_low_agreement("id", agreement, values, x, g, n, top, seed),
+            "id_nn_accuracy": float((ids[other] == ids).mean()), "id_nn_chance": float(chance.mean())}
