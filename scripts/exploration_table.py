@@ -57,7 +57,6 @@ def rows_of(run: Path, continued_from: int = 0, timed_from: int | None = None) -
 
         metrics = {"n_v1": int(len(np.load(run / "split.npz")["v1"]))}
         per_iteration = None
-        timed_from = None
     probed = read_trajectory(run / "trajectory.csv")  # gmv's own reader (numbers parsed, the file checked)
     name = configuration(run)
     return [{"configuration": name, "n_v1": metrics["n_v1"], "iteration": r["iteration"],

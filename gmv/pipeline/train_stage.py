@@ -78,16 +78,16 @@ def continue_shorter_run(entry: CacheEntry, lineage: str, max_iterations: int) -
     return None
 
 
-def _readable(path: Path) -> bool:
+def _iteration_of(path: Path) -> int | None:
+    """The iteration a harness checkpoint was taken at, or None when it cannot be read."""
     import torch
 
     from gmv.training.train import checkpoint_iteration
 
     try:
-        checkpoint_iteration(torch.load(path, map_location="cpu", mmap=True, weights_only=False))
-        return True
+        return checkpoint_iteration(torch.load(path, map_location="cpu", mmap=True, weights_only=False))
     except Exception:  # noqa: BLE001 - any failure to read means: do not resume from it
-        return False
+        return None
 
 
 def prepare_resume(entry: CacheEntry) -> None:
@@ -95,14 +95,14 @@ def prepare_resume(entry: CacheEntry) -> None:
     is unreadable or was cleared as damaged — or no checkpoint at all (train from the start)."""
     folder = entry.folder / "checkpoints"
     last = folder / "last.ckpt"
-    if last.exists() and _readable(last):
+    if last.exists() and _iteration_of(last) is not None:
         return
     periodic = sorted(folder.glob("iter_*.ckpt"), reverse=True) if folder.is_dir() else []
     if not last.exists() and not periodic:
         return  # a fresh entry
     last.unlink(missing_ok=True)
     for candidate in periodic:
-        if _readable(candidate):
+        if _iteration_of(candidate) is not None:
             say(f"{entry.name}: resuming from {candidate.name}, the newest intact checkpoint")
             link_or_copy(candidate, last)
             return
@@ -114,13 +114,9 @@ def start_part(entry: CacheEntry, continued: dict[str, Any] | None) -> dict[str,
     """Record in the entry's progress.json that a training part starts now, from the iteration of `last.ckpt`
     (0 without one). The previous part, if this one resumes it, is closed with the seconds it trained up to
     that checkpoint; a fresh entry (or a continuation, given `continued`) starts a new record."""
-    import torch
-
-    from gmv.training.train import checkpoint_iteration
-
     path, last = entry.folder / PROGRESS, entry.folder / "checkpoints" / "last.ckpt"
-    resumed = last.exists()
-    start = checkpoint_iteration(torch.load(last, map_location="cpu", mmap=True, weights_only=False)) if resumed else 0
+    resumed = last.exists()  # prepare_resume left it readable, or removed it
+    start = _iteration_of(last) if resumed else 0
     progress = json.loads(path.read_text()) if path.is_file() and resumed and continued is None else None
     if progress is None:
         progress = {"continued_from": continued, "parts": []}
