@@ -344,6 +344,35 @@ def test_ra3_report_on_planted_matches(tmp_path):
         ra3_report(values[:-1], train_emb, gen_emb, _toy_images(n_train, 3, 2), _toy_images(n_gen, 3, 3), tmp_path)
 
 
+def test_ra3_ranks_only_the_training_half_when_told(tmp_path, monkeypatch):
+    """A held-out image with the highest value is not a "highest-value training image": with `among` the
+    galleries rank the given rows only, indices stay the pool's, and the titles say X_v1."""
+    rng = np.random.default_rng(14)
+    n_pool, n_gen = 20, 9
+    pool_emb, gen_emb = rng.normal(size=(n_pool, 5)), rng.normal(size=(n_gen, 5))
+    values = np.arange(n_pool, dtype=float)  # the highest values sit in the held-out rows 10–19
+    training = np.arange(10)
+    titles = {}
+    real_gallery = ra3.gallery
+
+    def recording_gallery(*args, title=None, **kwargs):
+        titles[Path(args[6]).name] = title
+        return real_gallery(*args, title=title, **kwargs)
+
+    monkeypatch.setattr(ra3, "gallery", recording_gallery)
+    images = _toy_images(n_pool, 1, 4), _toy_images(n_gen, 1, 5)
+    out = ra3_report(values, pool_emb, gen_emb, *images, tmp_path, n=3, k=2, among=training)
+    assert out["ra3_high_idx"] == [9, 8, 7] and out["ra3_low_idx"] == [0, 1, 2] and out["ra3_n_ranked"] == 10
+    assert "training images (X_v1)" in titles["ra3_high.png"]
+    top, bottom = extremes(values, 3, among=[15, 3, 11])
+    assert top.tolist() == [15, 11, 3] and bottom.tolist() == [3, 11, 15]
+    values[[2, 5, 6, 12, 13]] = -1.0  # three training images tie at the lowest value (two held-out ones too)
+    idx, n_tied = lowest(values, 2, seed=0, among=training)
+    assert n_tied == 3 and set(idx.tolist()) <= {2, 5, 6}
+    with pytest.raises(GmvError, match="distinct indices"):
+        extremes(values, 3, among=[0, 25])
+
+
 def test_lowest_draws_at_random_among_more_ties_than_shown():
     values = np.array([0.5, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # ten zeros
     zeros = set(np.flatnonzero(values == 0).tolist())

@@ -47,6 +47,7 @@ def test_planted_members_get_the_value(planted, tmp_path, capsys):
                 "ra3_mean_dist_high", "ra3_mean_dist_low"]:
         assert key in m
     assert m["nn_dist_gen_to_v1"] < m["nn_dist_gen_to_v2"]  # RA1 in numbers
+    assert m["ra3_n_ranked"] == m["n_v1"]  # RA3 ranks the training images, as the paper's does
     rows = (out / "values.csv").read_text().splitlines()
     no_reference = default_baselines(has_reference=False)  # the registered default baselines
     assert rows[0] == "index,split,label,value,n_matches,p_value,bh_flag," + ",".join(no_reference)

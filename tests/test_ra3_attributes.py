@@ -84,3 +84,22 @@ def test_identity_length_is_checked():
     values, ids, pool, gen = persons()
     with pytest.raises(GmvError, match="identities"):
         identity_agreement(values, ids[:10], pool, gen)
+
+
+def test_agreements_rank_only_the_training_faces_when_told():
+    """`among` = the training half: a held-out face, however high its value, is never in the high group, and the
+    low group is the lowest *training* faces. Here the 50 copied faces are held out (they carry the highest
+    values); among the other 150 the top 20 by value are people never generated → agreement 0."""
+    values, ids, pool, gen = persons()
+    training = np.arange(50, 200)
+    values = values.copy()
+    values[50:70] = 0.5  # the highest-value training faces: people 10–13, never generated
+    out = identity_agreement(values, ids, pool, gen, n=20, top=3, among=training)
+    assert out["id_agreement_high"] == 0.0 and out["id_n"] == 20
+    everyone = identity_agreement(values, ids, pool, gen, n=20, top=3)
+    assert everyone["id_agreement_high"] == 1.0  # over the whole pool the copied faces lead
+    vals_a, attrs, pool_a, gen_a = planted()
+    out = attribute_agreement(vals_a, attrs, pool_a, gen_a, n=40, top=1, among=np.arange(100, 400))
+    assert out["attr_agreement_high"] < 0.9  # no copied face among those ranked
+    with pytest.raises(GmvError, match="distinct indices"):
+        identity_agreement(values, ids, pool, gen, among=[0, 0, 1])

@@ -28,14 +28,20 @@ from gmv.errors import GmvError
 from gmv.io import save_figure
 
 
-def extremes(values, n: int) -> tuple[np.ndarray, np.ndarray]:
+def extremes(values, n: int, among=None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the `n` highest and the `n` lowest values: ``(top_idx, bottom_idx)``.
 
     ``top_idx`` runs from the highest value down, ``bottom_idx`` from the lowest up;
     equal values are ordered by index (lower index first) in both, so the result is
     deterministic. `n` is clipped to the number of values (the two lists then overlap).
+    `among` (indices) ranks only those images — the training half of a pool with a held-out half, as
+    the paper's RA3 ranks training images — and the result still indexes `values`.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
+    if among is not None:
+        rows = _among(among, v.size)
+        top, bottom = extremes(v[rows], n)
+        return rows[top], rows[bottom]
     if v.size == 0:
         raise GmvError("no values to rank")
     if not np.all(np.isfinite(v)):
@@ -47,6 +53,14 @@ def extremes(values, n: int) -> tuple[np.ndarray, np.ndarray]:
     top = np.lexsort((index, -v))[:n]
     bottom = np.lexsort((index, v))[:n]
     return top.astype(np.int64), bottom.astype(np.int64)
+
+
+def _among(among, size: int) -> np.ndarray:
+    rows = np.asarray(among, dtype=np.int64).ravel()
+    if rows.size == 0 or rows.min() < 0 or rows.max() >= size or len(np.unique(rows)) != rows.size:
+        raise GmvError(f"`among` must be distinct indices into the {size} values, got {rows.size} of them "
+                       f"(range {rows.min() if rows.size else '-'}…{rows.max() if rows.size else '-'})")
+    return np.sort(rows)
 
 
 def nearest_generated(train_emb_rows, gen_emb, k: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -85,18 +99,19 @@ def _show(ax, img: np.ndarray) -> None:
         spine.set_color("0.6")
 
 
-def lowest(values, n: int, seed: int = 0) -> tuple[np.ndarray, int]:
+def lowest(values, n: int, seed: int = 0, among=None) -> tuple[np.ndarray, int]:
     """The `n` lowest values for the low gallery: ``(indices, n_tied)``, `n_tied` the number of images
     that share the lowest value.
 
     When more than `n` images tie at the lowest value (typically 0: no generated image credited them),
     ranking by index would show the first `n` of them, which says nothing about the rest; then the `n`
     are drawn at random among the tied ones (seeded), in index order. Otherwise the result is
-    :func:`extremes`' bottom list (lowest first, ties by index).
+    :func:`extremes`' bottom list (lowest first, ties by index). `among` as in :func:`extremes`.
     """
-    _, bottom = extremes(values, n)
+    _, bottom = extremes(values, n, among)
     v = np.asarray(values, dtype=np.float64).ravel()
-    tied = np.flatnonzero(v == v.min())
+    rows = np.arange(v.size) if among is None else _among(among, v.size)
+    tied = rows[v[rows] == v[rows].min()]
     if len(tied) <= len(bottom):
         return bottom, int(len(tied))
     drawn = np.random.default_rng(seed).choice(tied, len(bottom), replace=False)
@@ -228,17 +243,17 @@ def ra3_report(
     n: int = 8,
     k: int = 6,
     seed: int = 0,
+    among=None,
 ) -> dict:
     """RA3 for one setting: galleries of the n highest- and n lowest-valued training images.
 
     Writes ``ra3_high.png`` and ``ra3_low.png`` in `out_dir` (each row: a training
     image and its k nearest generated images by embedding distance). When more than n images
     tie at the lowest value, the low gallery shows n of them drawn at random with `seed`
-    (:func:`lowest`) and says so in its title. Returns:
+    (:func:`lowest`) and says so in its title; `among` ranks only those rows (:func:`extremes`). Returns:
 
-    * ``ra3_mean_dist_high`` / ``ra3_mean_dist_low`` — mean L2 embedding distance
-      from a group's training images to their k matches (over all n·k pairs);
-      RA3 expects high < low;
+    * ``ra3_mean_dist_high`` / ``ra3_mean_dist_low`` — mean L2 embedding distance from a group's
+      training images to their k matches (over all n·k pairs); RA3 expects high < low;
     * ``ra3_t_statistic``, ``ra3_p_value`` — one-sided Welch test, H1: the low group's
       per-image mean match distances exceed the high group's (one number per image,
       so n samples a side; NaN when n < 2);
@@ -247,18 +262,18 @@ def ra3_report(
     * ``ra3_high_values``, ``ra3_low_values`` — their values;
     * ``ra3_high_match_idx``, ``ra3_low_match_idx`` — n×k generated indices (lists);
     * ``ra3_high_png``, ``ra3_low_png`` — the gallery paths (str), ``ra3_low_caption`` — the line
-      under the low gallery's title saying how its rows were drawn ("" when ranked).
+      under the low gallery's title saying how its rows were drawn ("" when ranked);
+    * ``ra3_n_ranked`` — how many were ranked: all, or the `among` ones (titles then say "(X_v1)").
     """
     vals, t_emb, g_emb, t_img, g_img = _check_ra3_inputs(values, train_emb, gen_emb, train_images, gen_images)
-    top, _ = extremes(vals, n)
-    bottom, n_tied = lowest(vals, n, seed=seed)
-    caption = tie_caption(len(bottom), n_tied, float(vals.min()), seed) if n_tied > len(bottom) else ""
-    out = Path(out_dir)
-    result: dict = {"ra3_low_caption": caption}
-    row_means = {}
+    top, _ = extremes(vals, n, among)
+    bottom, n_tied = lowest(vals, n, seed=seed, among=among)
+    caption = tie_caption(len(bottom), n_tied, float(vals[bottom].min()), seed) if n_tied > len(bottom) else ""
+    out, result, row_means = Path(out_dir), {"ra3_low_caption": caption}, {}
+    which = "training images" + ("" if among is None else " (X_v1)")
     for group, rows, word in (("high", top, "Highest"), ("low", bottom, "Lowest")):
         dist, idx = nearest_generated(t_emb[rows], g_emb, k)
-        title = f"{word}-value training images and their {idx.shape[1]} nearest generated images"
+        title = f"{word}-value {which} and their {idx.shape[1]} nearest generated images"
         png = gallery(t_img, g_img, rows, idx, dist, vals, out / f"ra3_{group}.png",
                       title=title + (f"\n{caption}" if group == "low" and caption else ""))
         row_means[group] = dist.mean(axis=1)
@@ -274,5 +289,6 @@ def ra3_report(
         "ra3_t_statistic": t,
         "ra3_p_value": p,
         "ra3_low_n_tied": n_tied,
+        "ra3_n_ranked": len(vals) if among is None else len(_among(among, len(vals))),
     }
     return {**scalars, **result}

@@ -11,7 +11,8 @@ from gmv.analysis.ra3 import extremes, nearest_generated
 from gmv.errors import GmvError
 
 
-def attribute_agreement(values, attributes, pool_emb, gen_emb, n: int = 32, top: int = 6, seed: int = 0) -> dict:
+def attribute_agreement(values, attributes, pool_emb, gen_emb, n: int = 32, top: int = 6, seed: int = 0,
+                        among=None) -> dict:
     """RA3 with attributes (CelebA's 40): do high-value faces share more attributes with their top-6
     matched generated faces than low-value faces do?
 
@@ -22,7 +23,8 @@ def attribute_agreement(values, attributes, pool_emb, gen_emb, n: int = 32, top:
     For each of the `n` highest- and `n` lowest-value pool faces, the agreement is the share of the
     40 attributes on which the face's true value equals the predicted value of a matched generated
     face, averaged over its `top` nearest generated faces; `random` pairs each face with random
-    generated faces instead. A one-sided Welch test asks whether high > low.
+    generated faces instead. A one-sided Welch test asks whether high > low. `among` (pool indices) ranks
+    only those faces (the training half), as :func:`gmv.analysis.ra3.extremes` does; the probe uses the pool.
     """
     from sklearn.linear_model import Ridge
 
@@ -45,16 +47,18 @@ def attribute_agreement(values, attributes, pool_emb, gen_emb, n: int = 32, top:
     def agreement(rows: np.ndarray, matched: np.ndarray) -> np.ndarray:
         return (a[rows][:, None, :] == gen_attr[matched]).mean(axis=(1, 2))
 
-    return {**high_low_agreement("attr", agreement, values, x, gen_emb, n, top, seed),
+    return {**high_low_agreement("attr", agreement, values, x, gen_emb, n, top, seed, among),
             "attr_probe_accuracy": accuracy, "attr_probe_majority": majority}
 
 
-def high_low_agreement(prefix: str, agreement, values, pool_emb, gen_emb, n: int, top: int, seed: int) -> dict:
+def high_low_agreement(prefix: str, agreement, values, pool_emb, gen_emb, n: int, top: int, seed: int,
+                       among=None) -> dict:
     """The RA3 comparison both agreements share: `agreement(rows, matched)` (one number per row, `matched` the
     rows' R×top generated indices) for the `n` highest- and `n` lowest-value pool images with their `top` nearest
-    generated images, and for random pairs; a one-sided Welch test high > low. Keys `<prefix>_agreement_high`,
+    generated images (ranked `among` those pool indices, default all), and for random pairs; a one-sided Welch
+    test high > low. Keys `<prefix>_agreement_high`,
     `_low`, `_random`, `_t`, `_p_value` and `<prefix>_n` (the size of each group)."""
-    hi, lo = extremes(values, n)
+    hi, lo = extremes(values, n, among)
     top = min(top, len(gen_emb))
     rng = np.random.default_rng(seed)
     ag_hi, ag_lo = (agreement(rows, nearest_generated(pool_emb[rows], np.asarray(gen_emb), top)[1])
@@ -68,7 +72,8 @@ def high_low_agreement(prefix: str, agreement, values, pool_emb, gen_emb, n: int
             f"{prefix}_n": int(len(hi))}
 
 
-def identity_agreement(values, identities, pool_emb, gen_emb, n: int = 32, top: int = 6, seed: int = 0) -> dict:
+def identity_agreement(values, identities, pool_emb, gen_emb, n: int = 32, top: int = 6, seed: int = 0,
+                       among=None) -> dict:
     """RA3 by identity: are the generated faces matched to high-value faces more often *the same person* than
     those matched to low-value faces?
 
@@ -79,7 +84,8 @@ def identity_agreement(values, identities, pool_emb, gen_emb, n: int = 32, top: 
     is measured on the pool itself (`id_nn_accuracy`: each face's nearest other face shares its identity;
     `id_nn_chance`: the share of same-identity faces among the others, averaged). For each of the `n` highest-
     and `n` lowest-value faces the agreement is averaged over its `top` nearest generated faces; `random`
-    pairs faces with random generated faces. One-sided Welch test high > low.
+    pairs faces with random generated faces. One-sided Welch test high > low. `among` ranks only those pool
+    faces (the training half); identities of generated faces still come from the whole pool.
     """
     ids = np.asarray(identities).ravel()
     x, g = np.asarray(pool_emb, np.float64), np.asarray(gen_emb, np.float64)
@@ -99,5 +105,5 @@ def identity_agreement(values, identities, pool_emb, gen_emb, n: int = 32, top: 
         nearest_other = np.where(first == rows[:, None], second, first)
         return (ids[nearest_other] == ids[rows][:, None]).mean(axis=1)
 
-    return {**high_low_agreement("id", agreement, values, x, g, n, top, seed),
+    return {**high_low_agreement("id", agreement, values, x, g, n, top, seed, among),
             "id_nn_accuracy": float((ids[other] == ids).mean()), "id_nn_chance": float(chance.mean())}

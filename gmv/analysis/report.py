@@ -78,16 +78,27 @@ def valuation_metrics(val: Valuation) -> dict[str, Any]:
 
 def attribute_metrics(val: Valuation, n: int, seed: int = 0) -> dict[str, Any]:
     """RA3 with CelebA's labels (:mod:`gmv.analysis.ra3_attributes`): attribute agreement when the pool has
-    attributes, identity agreement when it has identities (`extras["identity"]`), else {}."""
+    attributes, identity agreement when it has identities (`extras["identity"]`), else {}; the faces compared are
+    ranked among :func:`ra3_rows`, at most half of them a side."""
     from gmv.analysis.ra3_attributes import attribute_agreement, identity_agreement
 
     out: dict[str, Any] = {}
+    among = ra3_rows(val)
+    n = min(n, (len(val.values) if among is None else len(among)) // 2 or 1)  # the high and low groups never overlap
     if val.pool.attributes is not None:
-        out.update(attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb, n=n, seed=seed))
+        out.update(attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb, n=n, seed=seed,
+                                       among=among))
     identities = getattr(val.pool, "extras", {}).get("identity")
     if identities is not None and len(np.unique(identities)) > 1:
-        out.update(identity_agreement(val.values, identities, val.pool_emb, val.gen_emb, n=n, seed=seed))
+        out.update(identity_agreement(val.values, identities, val.pool_emb, val.gen_emb, n=n, seed=seed,
+                                      among=among))
     return out
+
+
+def ra3_rows(val: Valuation) -> np.ndarray | None:
+    """The pool images RA3 ranks: the training half X_v1 where a held-out half is valued beside it (the paper's
+    RA3 ranks training images; held-out ones are RA2's control), else None (every pool image is training)."""
+    return val.side("v1") if len(val.side("v2")) else None
 
 
 def _check_report_class(report_class) -> int | None:
@@ -226,8 +237,10 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
     if not val.has_pixels:
         note("[gmv] RA3 galleries skipped: only embeddings were given, no pixels to show")
     else:
+        among = ra3_rows(val)
+        n_ranked = len(val.values) if among is None else len(among)
         r3 = ra3.ra3_report(val.values, val.pool_emb, val.gen_emb, val.pool.images, val.generated.images, out,
-                            n=min(ra3_n, len(val.values) // 2 or 1), seed=seed)
+                            n=min(ra3_n, n_ranked // 2 or 1), seed=seed, among=among)
         metrics.update({k: v for k, v in r3.items() if np.isscalar(v) and not isinstance(v, str)})
         figures["ra3_high"], figures["ra3_low"] = Path(r3["ra3_high_png"]), Path(r3["ra3_low_png"])
         metrics.update(attribute_metrics(val, int(attribute_n) if attribute_n is not None else 4 * ra3_n, seed=seed))
