@@ -124,6 +124,16 @@ def test_a_longer_run_continues_the_finished_shorter_one(tmp_path, capfd):
     assert train_info("shorter")[1]["continued_from"] is None
 
 
+def test_the_header_says_whether_the_generator_is_conditional(tmp_path, capfd):
+    """An unconditional generator trained on a labelled split (CelebA's identities) is not "1 class(es)"."""
+    run_study(cfg_of(*TINY, "train.max_iterations=1", f"cache_dir={tmp_path / 'c'}"), tmp_path / "cond")
+    assert "generator BigGAN, 10 class(es)" in capfd.readouterr().out
+    run_study(cfg_of(*TINY, "train.max_iterations=1", "train.conditional=false", f"cache_dir={tmp_path / 'c'}"),
+              tmp_path / "uncond")
+    header = next(line for line in capfd.readouterr().out.splitlines() if "→ X_v1" in line)
+    assert "generator BigGAN, unconditional (" in header and "class(es)" not in header
+
+
 def test_sampling_only_settings_do_not_retrain(tmp_path):
     cache = tmp_path / "cache"
     tiny = [*TINY, "generator=cfg_diffusion", "generator.sampling_steps=2", f"cache_dir={cache}"]

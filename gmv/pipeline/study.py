@@ -140,11 +140,10 @@ def _prepare(s: Study, _) -> None:
     s.reference = stages.reference_set(s.data, s.split, int(cfg.valuation.reference_size), seed=int(cfg.seed),
                                        exclude=None if s.edit is None else s.edit.outside)
     sample_stage.sample_class_ids(s.datamodule, cfg.generate, int(cfg.generate.m), training_set.class_mix(s))
-    n_params = s.module.parameter_counts()["total"]
-    added = training_set.describe(s.edit)
-    note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)}{added} / X_v2 {len(s.v2)}, "
-          f"{s.datamodule.n_classes} class(es); generator {type(s.module).__name__} ({n_params / 1e6:.2f}M "
-          f"parameters)")
+    n_params, added = s.module.parameter_counts()["total"], training_set.describe(s.edit)
+    classes = f"{s.datamodule.n_classes} class(es)" if s.datamodule.conditional else "unconditional"
+    note(f"[gmv] {cfg.study}: {len(s.data)} images {s.data.shape} → X_v1 {len(s.v1)}{added} / X_v2 {len(s.v2)}; "
+         f"generator {type(s.module).__name__}, {classes} ({n_params / 1e6:.2f}M parameters)")
 
 
 def _train(s: Study, entry: CacheEntry) -> dict:
