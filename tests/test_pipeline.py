@@ -253,7 +253,7 @@ EXPERIMENTS = [
     ("paper/celeba_stylegan2", "StyleGAN2"), ("paper/celeba_stylegan2_cpu", "StyleGAN2"),
     ("paper/mnist_biggan", "BigGAN"), ("paper/mnist_biggan_cpu", "BigGAN"), ("compare/cifar10_cpu", "BigGAN"),
     ("default", "CFGDiffusion"), ("smoke", "BigGAN"), ("gan/digits_biggan", "BigGAN"), ("gan/digits_biggan_long", "BigGAN"),
-    ("gan/cifar10_biggan16", "BigGAN"), ("counterfactual/digits", "CFGDiffusion"),
+    ("gan/cifar10_biggan16", "BigGAN"), ("gan/cifar10_stylegan2_16", "StyleGAN2"), ("counterfactual/digits", "CFGDiffusion"),
     ("control/dose_response", "CFGDiffusion"), ("control/dose_response_cifar10", "CFGDiffusion"),
     ("control/quality", "CFGDiffusion"), ("addition/digits", "CFGDiffusion"), ("addition/cifar10", "CFGDiffusion"),
     ("lds/digits", "CFGDiffusion"), ("lds/digits_base", "CFGDiffusion"),
@@ -272,11 +272,12 @@ def test_every_experiment_composes_with_its_generator(name, generator):
     assert cfg.study == name
     assert cfg.generator._target_.endswith(generator)
     own = [k for k, v in cfg.generator.items() if k not in ("_target_", "preset") and v is not None]
+    other, other_class = ("biggan", "BigGAN") if generator == "StyleGAN2" else ("stylegan2", "StyleGAN2")
     if not own:  # a generator chosen on the command line wins over the experiment's
-        assert cfg_of(f"experiment={name}", "generator=stylegan2").generator._target_.endswith("StyleGAN2")
+        assert cfg_of(f"experiment={name}", f"generator={other}").generator._target_.endswith(other_class)
     else:  # an experiment that sets its generator's own settings names them when another generator lacks them
-        with pytest.raises(Exception, match=f"Key '{own[0]}' not in 'StyleGAN2Config'"):
-            cfg_of(f"experiment={name}", "generator=stylegan2")
+        with pytest.raises(Exception, match=f"Key '{own[0]}' not in '{other_class}Config'"):
+            cfg_of(f"experiment={name}", f"generator={other}")
 
 
 def test_a_study_is_reproducible_from_its_config(tmp_path):
