@@ -12,12 +12,12 @@ RULE = "─" * 100
 FD_FLOOR_BINS = (1.5, 2.5, 4.0)
 #: what that file measured in each bin, every committed probe and study: (points, share with p < 0.01,
 #: median AUROC). tests/test_summary.py checks these against results/fd_floor/relation.json.
-FD_FLOOR_READING = ((122, 0.73, 0.7077), (51, 0.49, 0.6042), (42, 0.31, 0.5274), (55, 0.0, 0.4983))
+FD_FLOOR_READING = ((164, 0.64, 0.6714), (51, 0.49, 0.6042), (42, 0.31, 0.5274), (55, 0.0, 0.4983))
 #: the same per generator family (relation.json's by_family; None: no point in that bin). A family's own row is
 #: quoted where it has at least MIN_FAMILY_POINTS points in the bin, the pooled row otherwise.
 FD_FLOOR_READING_BY_FAMILY: dict[str, tuple] = {
     "cfg_diffusion": ((52, 0.962, 0.8698), (5, 0.4, 0.6825), (3, 0.0, 0.6191), (5, 0.0, 0.5469)),
-    "stylegan2": ((16, 0.125, 0.5542), (18, 0.444, 0.5986), (6, 0.0, 0.5023), (15, 0.0, 0.5083)),
+    "stylegan2": ((58, 0.31, 0.5981), (18, 0.444, 0.5986), (6, 0.0, 0.5023), (15, 0.0, 0.5083)),
     "biggan": ((54, 0.685, 0.6519), (28, 0.536, 0.5715), (33, 0.394, 0.5323), (35, 0.0, 0.4915)),
 }
 MIN_FAMILY_POINTS = 10
