@@ -344,14 +344,9 @@ def test_ra3_report_on_planted_matches(tmp_path):
         ra3_report(values[:-1], train_emb, gen_emb, _toy_images(n_train, 3, 2), _toy_images(n_gen, 3, 3), tmp_path)
 
 
-def test_ra3_ranks_only_the_training_half_when_told(tmp_path, monkeypatch):
-    """A held-out image with the highest value is not a "highest-value training image": with `among` the
-    galleries rank the given rows only, indices stay the pool's, and the titles say X_v1."""
-    rng = np.random.default_rng(14)
-    n_pool, n_gen = 20, 9
-    pool_emb, gen_emb = rng.normal(size=(n_pool, 5)), rng.normal(size=(n_gen, 5))
-    values = np.arange(n_pool, dtype=float)  # the highest values sit in the held-out rows 10–19
-    training = np.arange(10)
+@pytest.fixture
+def gallery_titles(monkeypatch) -> dict:
+    """The title each RA3 gallery was drawn with, by file name (ra3.gallery still draws)."""
     titles = {}
     real_gallery = ra3.gallery
 
@@ -360,10 +355,21 @@ def test_ra3_ranks_only_the_training_half_when_told(tmp_path, monkeypatch):
         return real_gallery(*args, title=title, **kwargs)
 
     monkeypatch.setattr(ra3, "gallery", recording_gallery)
+    return titles
+
+
+def test_ra3_ranks_only_the_training_half_when_told(tmp_path, gallery_titles):
+    """A held-out image with the highest value is not a "highest-value training image": with `among` the
+    galleries rank the given rows only, indices stay the pool's, and the titles say X_v1."""
+    rng = np.random.default_rng(14)
+    n_pool, n_gen = 20, 9
+    pool_emb, gen_emb = rng.normal(size=(n_pool, 5)), rng.normal(size=(n_gen, 5))
+    values = np.arange(n_pool, dtype=float)  # the highest values sit in the held-out rows 10–19
+    training = np.arange(10)
     images = _toy_images(n_pool, 1, 4), _toy_images(n_gen, 1, 5)
     out = ra3_report(values, pool_emb, gen_emb, *images, tmp_path, n=3, k=2, among=training)
     assert out["ra3_high_idx"] == [9, 8, 7] and out["ra3_low_idx"] == [0, 1, 2] and out["ra3_n_ranked"] == 10
-    assert "training images (X_v1)" in titles["ra3_high.png"]
+    assert "training images (X_v1)" in gallery_titles["ra3_high.png"]
     top, bottom = extremes(values, 3, among=[15, 3, 11])
     assert top.tolist() == [15, 11, 3] and bottom.tolist() == [3, 11, 15]
     values[[2, 5, 6, 12, 13]] = -1.0  # three training images tie at the lowest value (two held-out ones too)
@@ -392,26 +398,18 @@ def test_lowest_draws_at_random_among_more_ties_than_shown():
     assert (n_tied, idx.tolist()) == (2, [1, 2, 3])
 
 
-def test_ra3_low_gallery_says_when_it_draws_among_unmatched_images(tmp_path, monkeypatch):
+def test_ra3_low_gallery_says_when_it_draws_among_unmatched_images(tmp_path, gallery_titles):
     rng = np.random.default_rng(12)
     n_train, n_gen = 30, 12
     train_emb, gen_emb = rng.normal(size=(n_train, 6)), rng.normal(size=(n_gen, 6))
     values = np.zeros(n_train)
     values[:5] = [4.0, 3.0, 2.0, 2.0, 1.0]  # 25 images never credited
-    titles = {}
-    real_gallery = ra3.gallery
-
-    def recording_gallery(*args, title=None, **kwargs):
-        titles[Path(args[6]).name] = title
-        return real_gallery(*args, title=title, **kwargs)
-
-    monkeypatch.setattr(ra3, "gallery", recording_gallery)
     images = _toy_images(n_train, 1, 4), _toy_images(n_gen, 1, 5)
     out = ra3_report(values, train_emb, gen_emb, *images, tmp_path, n=4, k=3, seed=7)
     caption = "4 of 25 images valued 0 (credited by no generated image), drawn at random, seed 7"
     assert out["ra3_low_caption"] == caption and out["ra3_low_n_tied"] == 25
-    assert titles["ra3_low.png"].endswith("\n" + caption)  # the line under the low gallery's title
-    assert "drawn at random" not in titles["ra3_high.png"]
+    assert gallery_titles["ra3_low.png"].endswith("\n" + caption)  # the line under the low gallery's title
+    assert "drawn at random" not in gallery_titles["ra3_high.png"]
     assert out["ra3_low_idx"] == lowest(values, 4, seed=7)[0].tolist()
     assert set(out["ra3_low_idx"]) <= set(range(5, 30)) and out["ra3_low_values"] == [0.0] * 4
     assert out["ra3_high_idx"] == [0, 1, 2, 3]
