@@ -56,8 +56,8 @@ def high_low_agreement(prefix: str, agreement, values, pool_emb, gen_emb, n: int
     """The RA3 comparison both agreements share: `agreement(rows, matched)` (one number per row, `matched` the
     rows' R×top generated indices) for the `n` highest- and `n` lowest-value pool images with their `top` nearest
     generated images (ranked `among` those pool indices, default all), and for random pairs; a one-sided Welch
-    test high > low. Keys `<prefix>_agreement_high`,
-    `_low`, `_random`, `_t`, `_p_value` and `<prefix>_n` (the size of each group)."""
+    test high > low. Keys `<prefix>_agreement_high`, `_low`, `_random`, `_t`, `_p_value` and `<prefix>_n` (the
+    size of each group)."""
     hi, lo = extremes(values, n, among)
     top = min(top, len(gen_emb))
     rng = np.random.default_rng(seed)
