@@ -266,6 +266,7 @@ def ra3_report(
     * ``ra3_n_ranked`` — how many were ranked: all, or the `among` ones (titles then say "(X_v1)").
     """
     vals, t_emb, g_emb, t_img, g_img = _check_ra3_inputs(values, train_emb, gen_emb, train_images, gen_images)
+    among = None if among is None else _among(among, len(vals))
     top, _ = extremes(vals, n, among)
     bottom, n_tied = lowest(vals, n, seed=seed, among=among)
     caption = tie_caption(len(bottom), n_tied, float(vals[bottom].min()), seed) if n_tied > len(bottom) else ""
@@ -289,6 +290,6 @@ def ra3_report(
         "ra3_t_statistic": t,
         "ra3_p_value": p,
         "ra3_low_n_tied": n_tied,
-        "ra3_n_ranked": len(vals) if among is None else len(_among(among, len(vals))),
+        "ra3_n_ranked": len(vals if among is None else among),
     }
     return {**scalars, **result}

@@ -83,8 +83,7 @@ def attribute_metrics(val: Valuation, n: int, seed: int = 0) -> dict[str, Any]:
     from gmv.analysis.ra3_attributes import attribute_agreement, identity_agreement
 
     out: dict[str, Any] = {}
-    among = ra3_rows(val)
-    n = min(n, (len(val.values) if among is None else len(among)) // 2 or 1)  # the high and low groups never overlap
+    among, n = ra3_rows(val), ra3_group_size(val, n)
     if val.pool.attributes is not None:
         out.update(attribute_agreement(val.values, val.pool.attributes, val.pool_emb, val.gen_emb, n=n, seed=seed,
                                        among=among))
@@ -99,6 +98,12 @@ def ra3_rows(val: Valuation) -> np.ndarray | None:
     """The pool images RA3 ranks: the training half X_v1 where a held-out half is valued beside it (the paper's
     RA3 ranks training images; held-out ones are RA2's control), else None (every pool image is training)."""
     return val.side("v1") if len(val.side("v2")) else None
+
+
+def ra3_group_size(val: Valuation, n: int) -> int:
+    """`n`, but at most half the images RA3 ranks (:func:`ra3_rows`): the high and low groups never overlap."""
+    among = ra3_rows(val)
+    return min(n, len(val.values if among is None else among) // 2 or 1)
 
 
 def _check_report_class(report_class) -> int | None:
@@ -237,10 +242,8 @@ def write_report(val: Valuation, out_dir: str | Path, label: str = "valuation", 
     if not val.has_pixels:
         note("[gmv] RA3 galleries skipped: only embeddings were given, no pixels to show")
     else:
-        among = ra3_rows(val)
-        n_ranked = len(val.values) if among is None else len(among)
         r3 = ra3.ra3_report(val.values, val.pool_emb, val.gen_emb, val.pool.images, val.generated.images, out,
-                            n=min(ra3_n, n_ranked // 2 or 1), seed=seed, among=among)
+                            n=ra3_group_size(val, ra3_n), seed=seed, among=ra3_rows(val))
         metrics.update({k: v for k, v in r3.items() if np.isscalar(v) and not isinstance(v, str)})
         figures["ra3_high"], figures["ra3_low"] = Path(r3["ra3_high_png"]), Path(r3["ra3_low_png"])
         metrics.update(attribute_metrics(val, int(attribute_n) if attribute_n is not None else 4 * ra3_n, seed=seed))
