@@ -108,9 +108,10 @@ def lowest(values, n: int, seed: int = 0, among=None) -> tuple[np.ndarray, int]:
     are drawn at random among the tied ones (seeded), in index order. Otherwise the result is
     :func:`extremes`' bottom list (lowest first, ties by index). `among` as in :func:`extremes`.
     """
-    _, bottom = extremes(values, n, among)
     v = np.asarray(values, dtype=np.float64).ravel()
     rows = np.arange(v.size) if among is None else _among(among, v.size)
+    _, bottom = extremes(v[rows], n)
+    bottom = rows[bottom]
     tied = rows[v[rows] == v[rows].min()]
     if len(tied) <= len(bottom):
         return bottom, int(len(tied))
@@ -266,8 +267,7 @@ def ra3_report(
     * ``ra3_n_ranked`` — how many were ranked: all, or the `among` ones (titles then say "(X_v1)").
     """
     vals, t_emb, g_emb, t_img, g_img = _check_ra3_inputs(values, train_emb, gen_emb, train_images, gen_images)
-    among = None if among is None else _among(among, len(vals))
-    top, _ = extremes(vals, n, among)
+    top, _ = extremes(vals, n, among)  # checks `among`
     bottom, n_tied = lowest(vals, n, seed=seed, among=among)
     caption = tie_caption(len(bottom), n_tied, float(vals[bottom].min()), seed) if n_tied > len(bottom) else ""
     out, result, row_means = Path(out_dir), {"ra3_low_caption": caption}, {}
@@ -290,6 +290,6 @@ def ra3_report(
         "ra3_t_statistic": t,
         "ra3_p_value": p,
         "ra3_low_n_tied": n_tied,
-        "ra3_n_ranked": len(vals if among is None else among),
+        "ra3_n_ranked": len(vals) if among is None else int(np.size(among)),
     }
     return {**scalars, **result}
