@@ -256,6 +256,7 @@ EXPERIMENTS = [
     ("gan/cifar10_biggan16", "BigGAN"), ("gan/cifar10_stylegan2_16", "StyleGAN2"),
     ("gan/celeba_stylegan2_16", "StyleGAN2"), ("counterfactual/digits", "CFGDiffusion"),
     ("control/dose_response", "CFGDiffusion"), ("control/dose_response_cifar10", "CFGDiffusion"),
+    ("control/dose_response_cifar10_biggan16", "BigGAN"),
     ("control/quality", "CFGDiffusion"), ("addition/digits", "CFGDiffusion"), ("addition/cifar10", "CFGDiffusion"),
     ("lds/digits", "CFGDiffusion"), ("lds/digits_base", "CFGDiffusion"),
 ]
