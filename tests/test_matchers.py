@@ -78,12 +78,17 @@ def test_explicit_settings_kept():
 
 
 def test_small_pools_get_one_note_instead_of_faiss_warnings_and_opq_is_refused(capfd):
+    from gmv.valuation.index_search import say_small_pool
+
     rng = np.random.default_rng(0)
     pool, queries = rng.normal(size=(200, 32)).astype(np.float32), rng.normal(size=(20, 32)).astype(np.float32)
+    say_small_pool.cache_clear()  # another test may have matched a pool of this size already
     result = match(pool, queries, 5, MatcherConfig(kind="pq"))
     err = capfd.readouterr().err
     assert "WARNING clustering" not in err and err.count("[gmv] PQ:") == 1
     assert 0 < result.recall_at_k <= 1
+    match(pool, queries[:10], 5, MatcherConfig(kind="pq"))  # the same pool again (a control's next planted set)
+    assert "[gmv] PQ:" not in capfd.readouterr().err
     with pytest.raises(GmvError, match="opq needs a pool of ≥ 256"):
         match(pool, queries, 5, MatcherConfig(kind="opq"))
 
