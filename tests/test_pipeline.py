@@ -50,7 +50,7 @@ def test_default_study_config_is_the_documented_one():
     assert cfg.valuation.held_out and cfg.study == "default" and cfg.logger.mode == "offline"
 
 
-def test_changed_k_reuses_training_samples_and_embeddings(tmp_path, monkeypatch):
+def test_changed_k_reuses_training_samples_and_embeddings(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     first = run_study(cfg_of(*TINY, f"cache_dir={cache}"), tmp_path / "run1")
     stages1 = json.loads((tmp_path / "run1" / "stages.json").read_text())
@@ -85,6 +85,8 @@ def test_changed_k_reuses_training_samples_and_embeddings(tmp_path, monkeypatch)
         assert (tmp_path / "run2" / name).is_file(), name
     manifest = json.loads((tmp_path / "run2" / "manifest.json").read_text())
     assert manifest["packages"]["torch"] and manifest["seeds"]["seed"] == 0
+    kept = (tmp_path / "run2" / "summary.txt").read_text(encoding="utf-8")  # the closing block, as printed
+    assert "RA2" in kept and f"results in {tmp_path / 'run2'}/" in kept and kept.strip() in capsys.readouterr().out
 
 
 def test_changed_split_retrains(tmp_path):

@@ -343,7 +343,7 @@ def run_study(cfg, run_dir: str | Path, group: str | None = None, generator_name
         if s.quality is not None:
             s.tracker.log_metrics({k: v for k, v in s.metrics.items() if k.startswith("seconds_") or k in s.quality})
             s.tracker.log_image("samples", s.run_dir / "samples.png")
-    from gmv.pipeline.summary import closing_summary
+    from gmv.pipeline.summary import show_closing_summary
 
-    print(closing_summary(s, clock))
+    show_closing_summary(s, clock)  # printed, and kept in the run folder as summary.txt
     return s.metrics

@@ -94,3 +94,14 @@ def closing_summary(study, clock) -> str:
     lines.append(f"results in {study.run_dir}/")
     lines.append(RULE)
     return "\n".join(lines)
+
+
+def show_closing_summary(study, clock) -> None:
+    """Print the closing block and keep it as the run folder's summary.txt (the console's reading of the
+    run, beside metrics.json's numbers; Hydra's main.log stays empty, as gmv prints rather than logs)."""
+    from gmv.io import write_text
+
+    text = closing_summary(study, clock)
+    write_text(study.run_dir / "summary.txt", text.strip("\n") + "\n")
+    print(text)
+
