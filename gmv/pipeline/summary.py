@@ -104,4 +104,3 @@ def show_closing_summary(study, clock) -> None:
     text = closing_summary(study, clock)
     write_text(study.run_dir / "summary.txt", text.strip("\n") + "\n")
     print(text)
-
