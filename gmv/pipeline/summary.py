@@ -12,12 +12,12 @@ RULE = "─" * 100
 FD_FLOOR_BINS = (1.5, 2.5, 4.0)
 #: what that file measured in each bin, every committed probe and study: (points, share with p < 0.01,
 #: median AUROC). tests/test_summary.py checks these against results/fd_floor/relation.json.
-FD_FLOOR_READING = ((241, 0.639, 0.6563), (55, 0.455, 0.5715), (43, 0.302, 0.5323), (57, 0.0, 0.4983))
+FD_FLOOR_READING = ((256, 0.66, 0.6587), (56, 0.464, 0.5771), (44, 0.318, 0.5371), (57, 0.0, 0.4983))
 #: the same per generator family (relation.json's by_family; None: no point in that bin). A family's own row is
 #: quoted where it has at least MIN_FAMILY_POINTS points in the bin, the pooled row otherwise.
 FD_FLOOR_READING_BY_FAMILY: dict[str, tuple] = {
     "cfg_diffusion": ((52, 0.962, 0.8698), (5, 0.4, 0.6825), (3, 0.0, 0.6191), (5, 0.0, 0.5469)),
-    "stylegan2": ((86, 0.326, 0.5924), (20, 0.4, 0.5733), (7, 0.0, 0.5077), (17, 0.0, 0.5083)),
+    "stylegan2": ((101, 0.426, 0.602), (21, 0.429, 0.5827), (8, 0.125, 0.5273), (17, 0.0, 0.5083)),
     "biggan": ((103, 0.738, 0.6563), (30, 0.5, 0.5603), (33, 0.394, 0.5323), (35, 0.0, 0.4915)),
 }
 MIN_FAMILY_POINTS = 10
