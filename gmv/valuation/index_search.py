@@ -208,15 +208,14 @@ def small_pool_note(index, n: int, nbits: int | None) -> None:
     pq = getattr(inner, "pq", None)
     if pq is not None:
         pq.cp.min_points_per_centroid = 1
-        say_small_pool(n, nbits)
+        say_small_pool(n, 2 ** nbits, wanted)
 
 
 @functools.cache
-def say_small_pool(n: int, nbits: int) -> None:
+def say_small_pool(n: int, centroids: int, wanted: int) -> None:
     """The note of small_pool_note, once per process for each pool size and code width: a control that values
     21 planted sets of one study against the same pool says it once, not 21 times."""
-    centroids = 2 ** nbits
-    print(f"[gmv] PQ: {n} pool points for {centroids} centroids per sub-quantiser (FAISS suggests ≥ {39 * centroids}); "
+    print(f"[gmv] PQ: {n} pool points for {centroids} centroids per sub-quantiser (FAISS suggests ≥ {wanted}); "
           "codes are coarse — recall@K against exact search is reported", file=sys.stderr)
 
 
